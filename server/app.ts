@@ -1,0 +1,121 @@
+import fastify, { LogController, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { HtpasswdAuthenticator } from './auth/index.ts';
+import { isLoopback, type Config } from './config/index.ts';
+import { HookCatalog } from './hooks/index.ts';
+import {
+  registerAuth,
+  registerCatalogRoutes,
+  registerErrorHandlers,
+  registerHealthRoutes,
+  registerJobRoutes,
+  registerRequestLog,
+  registerRunRoutes,
+  type Authenticator,
+} from './http/index.ts';
+import { JobManager, JobStore } from './jobs/index.ts';
+import { httpsServerOptions, loadTlsMaterial } from './tls/index.ts';
+
+/** Start-up refused: the message says what to change. */
+export class StartupError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StartupError';
+  }
+}
+
+export interface AppOptions {
+  log: Logger;
+  /** Replaces the htpasswd authenticator (tests of other auth paths). */
+  authenticator?: Authenticator;
+}
+
+export interface Armhook {
+  app: FastifyInstance;
+  jobs: JobManager;
+  catalog: HookCatalog;
+  /** Listens on the configured address; returns the URL it listens on. */
+  listen(): Promise<string>;
+  /** Drains jobs (up to the drain timeout) and closes the server. */
+  close(): Promise<void>;
+}
+
+/**
+ * Builds the whole server from a config object. Nothing is shared between two instances, so tests
+ * start as many as they need. Refuses to build when the config would be unsafe.
+ */
+export async function buildApp(config: Config, options: AppOptions): Promise<Armhook> {
+  const log = options.log;
+  let authenticator = options.authenticator;
+  if (!authenticator && config.htpasswd) authenticator = await HtpasswdAuthenticator.open({ file: config.htpasswd, log: log.child({ component: 'auth' }) });
+  if (!authenticator && !isLoopback(config.listen.host)) {
+    throw new StartupError(
+      `refusing to listen on ${config.listen.host}:${config.listen.port} without authentication. ` +
+        'Add a user with `armhook passwd /etc/armhook/htpasswd <user>` and set ARMHOOK_HTPASSWD=/etc/armhook/htpasswd, or listen on 127.0.0.1.',
+    );
+  }
+
+  const catalog = new HookCatalog({ scriptsDir: config.scriptsDir, log: log.child({ component: 'hooks' }) });
+  const problems = await catalog.startupProblems();
+  if (problems.length > 0) throw new StartupError(problems.join('; '));
+
+  const tls = await loadTlsMaterial({ certFile: config.tlsCert, keyFile: config.tlsKey, devDir: config.tlsDir, log: log.child({ component: 'tls' }) });
+
+  const store = new JobStore({ dataDir: config.dataDir, log });
+  const jobs = new JobManager({ store, log: log.child({ component: 'jobs' }), workers: config.workers, queue: config.queue });
+  const interrupted = await jobs.open();
+  if (interrupted.length > 0) log.warn({ jobs: interrupted.map((r) => r.id) }, 'jobs left running by a previous process were marked interrupted');
+
+  // Routes don't care that the server is HTTPS; one plain instance type keeps their signatures simple.
+  const app = fastify({
+    loggerInstance: log,
+    // One line per request comes from registerRequestLog (path only, never the query string).
+    logController: new LogController({ disableRequestLogging: true }),
+    https: httpsServerOptions(tls),
+    bodyLimit: config.bodyLimit,
+    exposeHeadRoutes: true,
+    return503OnClosing: true,
+  }) as unknown as FastifyInstance;
+
+  // The raw body is the script's stdin, so every body is read as bytes (up to bodyLimit, refused
+  // early when Content-Length says it is larger) and parameters are parsed from it afterwards.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+
+  registerErrorHandlers(app, { bodyLimit: config.bodyLimit });
+  registerRequestLog(app);
+  await registerAuth(app, authenticator);
+  registerHealthRoutes(app, { scriptsDir: config.scriptsDir, azure: undefined, accepting: () => true });
+  registerCatalogRoutes(app, { catalog, extra: () => [] });
+  registerJobRoutes(app, { jobs, keepAliveMs: config.keepAlive * 1000 });
+  registerRunRoutes(app, {
+    catalog,
+    jobs,
+    timeout: config.timeout,
+    killGraceMs: config.killGrace * 1000,
+    keepAliveMs: config.keepAlive * 1000,
+    outputLimit: config.outputLimit,
+    azureEnv: () => ({}),
+  });
+
+  // Jobs drain before the server stops: their streams end when they do.
+  app.addHook('preClose', async () => {
+    await jobs.shutdown(config.drainTimeout * 1000);
+  });
+
+  return {
+    app,
+    jobs,
+    catalog,
+    async listen() {
+      await app.listen({ host: config.listen.host, port: config.listen.port });
+      const address = app.server.address();
+      const port = typeof address === 'object' && address ? address.port : config.listen.port;
+      const host = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host;
+      return `https://${host}:${port}`;
+    },
+    async close() {
+      await app.close();
+    },
+  };
+}

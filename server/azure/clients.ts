@@ -1,0 +1,77 @@
+/**
+ * The ARM clients, built once per service with the one credential. The SDK packages are loaded on
+ * first use (`await import`), not at start-up: together they are several MB of JavaScript that a
+ * runner which only runs scripts never needs.
+ */
+import { rootCertificates } from 'node:tls';
+import type { TokenCredential } from '@azure/identity';
+import type { ResourceManagementClient } from '@azure/arm-resources';
+import type { ComputeManagementClient } from '@azure/arm-compute';
+import type { DeploymentsClient } from '@azure/arm-resourcesdeployments';
+import type { IdentityInfo } from './identity.ts';
+import type { InstanceMetadata } from './metadata.ts';
+
+export interface RetryOptions {
+  /** Retries of throttled (429), unavailable (5xx) and failed-to-send requests. SDK default 3. */
+  maxRetries?: number;
+  /** First back-off delay; doubles per retry. SDK default 1000. */
+  retryDelayInMs?: number;
+  /** Upper bound of one back-off delay. SDK default 64000. */
+  maxRetryDelayInMs?: number;
+}
+
+/** What every handler gets as `ctx.clients`. */
+export interface AzureClients {
+  resources: ResourceManagementClient;
+  compute: ComputeManagementClient;
+  deployments: DeploymentsClient;
+  /** The VM's instance metadata: default subscription, resource group and location. */
+  metadata: InstanceMetadata;
+  subscriptionId: string;
+  armEndpoint: string;
+  /** Interval between LRO polls (ARM's Retry-After, when sent, wins). */
+  pollIntervalMs: number;
+  /** The identity in use, from the latest token's claims (no token). */
+  identity(): IdentityInfo | undefined;
+  /** Fetches (normally: reads from the cache) a token and returns its claims, never the token. */
+  currentIdentity(signal?: AbortSignal): Promise<IdentityInfo>;
+  /** Retry settings the clients were built with (error messages say how often ARM was retried). */
+  maxRetries: number;
+}
+
+export interface ClientSettings {
+  credential: TokenCredential;
+  armEndpoint: string;
+  subscriptionId: string;
+  /** Extra CA (PEM) trusted for ARM in addition to the public roots. */
+  armCaCert?: string;
+  retry?: RetryOptions;
+}
+
+export function armScope(armEndpoint: string): string {
+  return `${armEndpoint.replace(/\/+$/, '')}/.default`;
+}
+
+export async function buildArmClients(
+  settings: ClientSettings,
+): Promise<Pick<AzureClients, 'resources' | 'compute' | 'deployments'>> {
+  const [{ ResourceManagementClient }, { ComputeManagementClient }, { DeploymentsClient }] = await Promise.all([
+    import('@azure/arm-resources'),
+    import('@azure/arm-compute'),
+    import('@azure/arm-resourcesdeployments'),
+  ]);
+  const endpoint = settings.armEndpoint.replace(/\/+$/, '');
+  const options = {
+    endpoint,
+    credentials: { scopes: [armScope(endpoint)] },
+    // One object shared by the three clients: the HTTP client caches its TLS agent by this identity.
+    ...(settings.armCaCert ? { tlsOptions: { ca: [...rootCertificates, settings.armCaCert] } } : {}),
+    ...(settings.retry ? { retryOptions: settings.retry } : {}),
+    userAgentOptions: { userAgentPrefix: 'armhook' },
+  };
+  return {
+    resources: new ResourceManagementClient(settings.credential, settings.subscriptionId, options),
+    compute: new ComputeManagementClient(settings.credential, settings.subscriptionId, options),
+    deployments: new DeploymentsClient(settings.credential, settings.subscriptionId, options),
+  };
+}

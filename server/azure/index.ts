@@ -1,0 +1,406 @@
+/**
+ * armhook's Azure side: the VM's instance metadata, its managed identity, the ARM clients and the
+ * typed handlers under /azure/. Public surface of server/azure/.
+ *
+ * Readiness is armhook's own state, filled in by a background loop (metadata, then one token),
+ * never by waiting on a token: once its IMDS host is overridden the identity library retries for
+ * a long time off Azure, and /readyz and /azure/* must answer at once.
+ */
+import type { Logger } from 'pino';
+import type { TokenCredential } from '@azure/identity';
+import { armScope, buildArmClients, type AzureClients, type RetryOptions } from './clients.ts';
+import { HandlerError, type HandlerContext, type TypedHandler } from './handler.ts';
+import { azureHandlers } from './handlers/index.ts';
+import { createCredential, describeCredentialError, type IdentityInfo } from './identity.ts';
+import { MetadataError, readInstanceMetadata, type InstanceMetadata } from './metadata.ts';
+import { toHandlerError } from './errors.ts';
+
+export { HandlerError } from './handler.ts';
+export type { HandlerContext, HandlerSink, TypedHandler } from './handler.ts';
+export type { AzureClients, RetryOptions } from './clients.ts';
+export type { IdentityInfo } from './identity.ts';
+export type { InstanceMetadata } from './metadata.ts';
+
+export interface AzureOptions {
+  /** IMDS base URL (instance metadata and, through the identity library, tokens). */
+  imdsEndpoint: string;
+  /** Resource Manager base URL; the token scope is `${armEndpoint}/.default`. */
+  armEndpoint: string;
+  /** User-assigned identity's client id; absent = system-assigned. */
+  managedIdentityClientId?: string;
+  /** Extra CA (PEM) to trust for ARM (Azure Stack Hub, tests). */
+  armCaCert?: string;
+  /** Interval between LRO polls; default 5000 (ARM's Retry-After wins when it sends one). */
+  pollIntervalMs?: number;
+  /** Retries of 429/5xx by the SDK; defaults are the SDK's (3 retries, 1 s doubling). */
+  retry?: RetryOptions;
+  /** Start-up retry back-off: first delay (default 1000) and upper bound (default 60000). */
+  startupRetry?: { initialDelayMs?: number; maxDelayMs?: number };
+  /** Timeout of one instance-metadata request; default 2000. */
+  metadataTimeoutMs?: number;
+  log: Logger;
+}
+
+export interface Readiness {
+  ready: boolean;
+  reasons: string[];
+}
+
+export interface AzureService {
+  /** Starts reading instance metadata and fetching a token in the background (idempotent). */
+  start(): void;
+  /** From armhook's own state; never waits. */
+  readiness(): Readiness;
+  metadata(): InstanceMetadata | undefined;
+  /** AZURE_SUBSCRIPTION_ID, AZURE_RESOURCE_GROUP, AZURE_LOCATION for scripts; {} when unknown. */
+  scriptEnv(): Record<string, string>;
+  /** The identity from the latest token's claims, when a token has been obtained. */
+  identity(): IdentityInfo | undefined;
+  /**
+   * The typed handlers, bound to this service: `run` checks readiness (503 HandlerError when not
+   * ready) and supplies the ARM clients itself, so callers may pass any `clients` (ignored).
+   */
+  readonly handlers: readonly TypedHandler[];
+  /** Throws HandlerError(503, 'azure_not_ready', …) naming what is missing. */
+  requireReady(): void;
+  /** The clients handlers get (built once, SDK loaded on first call). Requires readiness. */
+  clients(): Promise<AzureClients>;
+  /** Resolves when ready; rejects when `signal` aborts or the service is closed. */
+  whenReady(signal?: AbortSignal): Promise<void>;
+  /** Resolves when the first start-up attempt has finished, ready or not. */
+  firstAttempt(): Promise<void>;
+  /** For `armhook check`: identity, principal id, subscription, ARM reachability. */
+  check(): Promise<{ ok: boolean; lines: string[] }>;
+  /** Stops the background retries. */
+  close(): void;
+}
+
+type Step<T> =
+  | { state: 'pending' }
+  | { state: 'running' }
+  | { state: 'ok'; value: T }
+  | { state: 'failed'; message: string; reachable?: boolean };
+
+const DEFAULT_POLL_INTERVAL_MS = 5000;
+
+export function createAzure(opts: AzureOptions): AzureService {
+  const log = opts.log.child({ component: 'azure' });
+  const imdsEndpoint = opts.imdsEndpoint.replace(/\/+$/, '');
+  const armEndpoint = opts.armEndpoint.replace(/\/+$/, '');
+  const scope = armScope(armEndpoint);
+  const pollIntervalMs = opts.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS;
+  const initialDelayMs = opts.startupRetry?.initialDelayMs ?? 1000;
+  const maxDelayMs = opts.startupRetry?.maxDelayMs ?? 60_000;
+
+  let metadataStep: Step<InstanceMetadata> = { state: 'pending' };
+  let tokenStep: Step<IdentityInfo> = { state: 'pending' };
+  let started = false;
+  let closed = false;
+  let attempts = 0;
+  let attemptRunning = false;
+  let retryTimer: NodeJS.Timeout | undefined;
+  let lastLoggedProblem = '';
+  const closing = new AbortController();
+  let credentialPromise: Promise<TokenCredential> | undefined;
+  let clientsPromise: Promise<AzureClients> | undefined;
+
+  // Waiters (no polling): resolved by the attempt loop.
+  let firstAttemptDone: () => void = () => {};
+  const firstAttemptPromise = new Promise<void>((resolve) => {
+    firstAttemptDone = resolve;
+  });
+  const readyWaiters = new Set<{ resolve: () => void; reject: (err: Error) => void }>();
+
+  const observer = {
+    onToken(info: IdentityInfo): void {
+      tokenStep = { state: 'ok', value: info };
+      notifyIfReady();
+    },
+    onError(message: string): void {
+      tokenStep = { state: 'failed', message };
+      // A refresh failed after start-up: retry in the background, so readiness comes back by itself.
+      if (started && !attemptRunning) scheduleRetry();
+    },
+  };
+
+  function credential(): Promise<TokenCredential> {
+    credentialPromise ??= createCredential({
+      imdsEndpoint,
+      ...(opts.managedIdentityClientId ? { managedIdentityClientId: opts.managedIdentityClientId } : {}),
+      observer,
+    });
+    return credentialPromise;
+  }
+
+  function isReady(): boolean {
+    return !closed && metadataStep.state === 'ok' && tokenStep.state === 'ok';
+  }
+
+  function notifyIfReady(): void {
+    if (!isReady()) return;
+    for (const w of readyWaiters) w.resolve();
+    readyWaiters.clear();
+  }
+
+  function reasons(): string[] {
+    if (closed) return ['azure: service closed'];
+    const out: string[] = [];
+    switch (metadataStep.state) {
+      case 'pending':
+        out.push(started ? 'instance metadata: not read yet' : 'instance metadata: not read yet (Azure start-up not started)');
+        break;
+      case 'running':
+        out.push(`instance metadata: first request to ${imdsEndpoint} still running`);
+        break;
+      case 'failed':
+        out.push(metadataStep.message);
+        break;
+      case 'ok':
+        break;
+    }
+    switch (tokenStep.state) {
+      case 'pending':
+        out.push(
+          metadataStep.state === 'failed' && metadataStep.reachable === false
+            ? 'managed identity token: not requested (instance metadata endpoint unreachable)'
+            : 'managed identity token: not obtained yet',
+        );
+        break;
+      case 'running':
+        out.push(`managed identity token: request to ${imdsEndpoint} still running`);
+        break;
+      case 'failed':
+        out.push(`managed identity token: ${tokenStep.message}`);
+        break;
+      case 'ok':
+        break;
+    }
+    return out;
+  }
+
+  async function attempt(): Promise<void> {
+    if (closed || attemptRunning) return;
+    attemptRunning = true;
+    attempts += 1;
+    try {
+      if (metadataStep.state !== 'ok') {
+        if (metadataStep.state === 'pending') metadataStep = { state: 'running' };
+        try {
+          const value = await readInstanceMetadata(imdsEndpoint, {
+            signal: closing.signal,
+            ...(opts.metadataTimeoutMs ? { timeoutMs: opts.metadataTimeoutMs } : {}),
+          });
+          metadataStep = { state: 'ok', value };
+        } catch (err) {
+          const message = err instanceof Error ? err.message : String(err);
+          metadataStep = { state: 'failed', message, reachable: err instanceof MetadataError ? err.reachable : false };
+        }
+      }
+      if (closed) return;
+      // Off Azure the token endpoint is as unreachable as the metadata one, and the identity
+      // library would retry for minutes: only ask for a token once IMDS has answered.
+      const imdsAnswered = metadataStep.state === 'ok' || (metadataStep.state === 'failed' && metadataStep.reachable === true);
+      if (imdsAnswered && tokenStep.state !== 'ok') {
+        if (tokenStep.state === 'pending') tokenStep = { state: 'running' };
+        try {
+          const cred = await credential();
+          await cred.getToken(scope); // the observer records the claims or the error
+        } catch (err) {
+          if (tokenStep.state !== 'failed') tokenStep = { state: 'failed', message: describeCredentialError(err) };
+        }
+      }
+    } finally {
+      attemptRunning = false;
+      firstAttemptDone();
+    }
+    if (closed) return;
+    if (isReady()) {
+      const m = metadataStep.state === 'ok' ? metadataStep.value : undefined;
+      const id = tokenStep.state === 'ok' ? tokenStep.value : undefined;
+      log.info(
+        { subscriptionId: m?.subscriptionId, resourceGroup: m?.resourceGroup, location: m?.location, vm: m?.vmName, principalId: id?.principalId },
+        'azure: ready',
+      );
+      lastLoggedProblem = '';
+      attempts = 0;
+      notifyIfReady();
+      return;
+    }
+    const problem = reasons().join('; ');
+    if (problem !== lastLoggedProblem) {
+      log.warn({ reasons: reasons() }, 'azure: not ready; retrying in the background');
+      lastLoggedProblem = problem;
+    }
+    scheduleRetry();
+  }
+
+  function scheduleRetry(): void {
+    if (closed || retryTimer) return;
+    const delay = Math.min(maxDelayMs, initialDelayMs * 2 ** Math.max(0, attempts - 1));
+    retryTimer = setTimeout(() => {
+      retryTimer = undefined;
+      void attempt();
+    }, delay);
+    retryTimer.unref();
+  }
+
+  async function getClients(): Promise<AzureClients> {
+    clientsPromise ??= (async () => {
+      if (metadataStep.state !== 'ok') throw notReady();
+      const metadata = metadataStep.value;
+      const cred = await credential();
+      const built = await buildArmClients({
+        credential: cred,
+        armEndpoint,
+        subscriptionId: metadata.subscriptionId,
+        ...(opts.armCaCert ? { armCaCert: opts.armCaCert } : {}),
+        ...(opts.retry ? { retry: opts.retry } : {}),
+      });
+      return {
+        ...built,
+        metadata,
+        subscriptionId: metadata.subscriptionId,
+        armEndpoint,
+        pollIntervalMs,
+        maxRetries: opts.retry?.maxRetries ?? 3,
+        identity: () => (tokenStep.state === 'ok' ? tokenStep.value : undefined),
+        currentIdentity: async () => {
+          await cred.getToken(scope); // from the cache; the observer updates tokenStep
+          if (tokenStep.state !== 'ok') throw notReady();
+          return tokenStep.value;
+        },
+      };
+    })();
+    clientsPromise.catch(() => {
+      clientsPromise = undefined;
+    });
+    return clientsPromise;
+  }
+
+  function notReady(): HandlerError {
+    return new HandlerError(503, 'azure_not_ready', `Azure is not available to armhook yet: ${reasons().join('; ')}`);
+  }
+
+  function requireReady(): void {
+    if (!isReady()) throw notReady();
+  }
+
+  const handlers: readonly TypedHandler[] = azureHandlers.map(
+    (def): TypedHandler => ({
+      path: def.path,
+      method: def.method,
+      description: def.description,
+      params: def.params,
+      async run(ctx: HandlerContext<unknown, unknown>): Promise<unknown> {
+        requireReady();
+        const clients = await getClients();
+        return def.run({ ...ctx, params: ctx.params as never, clients });
+      },
+    }),
+  );
+
+  const service: AzureService = {
+    start(): void {
+      if (started || closed) return;
+      started = true;
+      void attempt();
+    },
+    readiness: () => ({ ready: isReady(), reasons: isReady() ? [] : reasons() }),
+    metadata: () => (metadataStep.state === 'ok' ? metadataStep.value : undefined),
+    scriptEnv(): Record<string, string> {
+      if (metadataStep.state !== 'ok') return {};
+      const m = metadataStep.value;
+      return { AZURE_SUBSCRIPTION_ID: m.subscriptionId, AZURE_RESOURCE_GROUP: m.resourceGroup, AZURE_LOCATION: m.location };
+    },
+    identity: () => (tokenStep.state === 'ok' ? tokenStep.value : undefined),
+    handlers,
+    requireReady,
+    async clients(): Promise<AzureClients> {
+      requireReady();
+      return getClients();
+    },
+    whenReady(signal?: AbortSignal): Promise<void> {
+      if (isReady()) return Promise.resolve();
+      if (closed) return Promise.reject(new Error('azure: service closed'));
+      return new Promise<void>((resolve, reject) => {
+        const waiter = {
+          resolve: () => {
+            signal?.removeEventListener('abort', onAbort);
+            resolve();
+          },
+          reject: (err: Error) => {
+            signal?.removeEventListener('abort', onAbort);
+            reject(err);
+          },
+        };
+        const onAbort = (): void => {
+          readyWaiters.delete(waiter);
+          reject(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
+        };
+        if (signal?.aborted) return onAbort();
+        signal?.addEventListener('abort', onAbort, { once: true });
+        readyWaiters.add(waiter);
+      });
+    },
+    firstAttempt: () => firstAttemptPromise,
+    async check(): Promise<{ ok: boolean; lines: string[] }> {
+      service.start();
+      await firstAttemptPromise;
+      const lines: string[] = [];
+      let ok = true;
+      if (metadataStep.state === 'ok') {
+        const m = metadataStep.value;
+        lines.push(`instance metadata (${imdsEndpoint}): subscription ${m.subscriptionId}, resource group ${m.resourceGroup}, location ${m.location}, VM ${m.vmName}`);
+      } else {
+        ok = false;
+        lines.push(...reasons().filter((r) => r.startsWith('instance metadata')));
+      }
+      if (tokenStep.state === 'ok') {
+        const id = tokenStep.value;
+        lines.push(
+          `managed identity (${id.identityType}): token obtained for ${scope}; principal id ${id.principalId ?? 'unknown'}, tenant ${id.tenantId ?? 'unknown'}, client id ${id.clientId ?? 'unknown'}`,
+        );
+      } else {
+        ok = false;
+        lines.push(...reasons().filter((r) => r.startsWith('managed identity')));
+      }
+      if (!isReady()) {
+        lines.push(`Resource Manager (${armEndpoint}): not checked (identity or metadata missing)`);
+        return { ok: false, lines };
+      }
+      try {
+        const c = await getClients();
+        let seen = 0;
+        for await (const _group of c.resources.resourceGroups.list({ top: 1, abortSignal: AbortSignal.timeout(30_000) })) {
+          seen += 1;
+          break;
+        }
+        lines.push(`Resource Manager (${armEndpoint}): reachable; subscription ${c.subscriptionId} readable (${seen ? 'listed a resource group' : 'no resource groups'})`);
+      } catch (err) {
+        ok = false;
+        const m = metadataStep.state === 'ok' ? metadataStep.value : undefined;
+        const mapped = toHandlerError(err, {
+          what: 'list resource groups',
+          resource: `subscription ${m?.subscriptionId ?? '?'}`,
+          scope: `/subscriptions/${m?.subscriptionId ?? '?'}`,
+          role: 'Reader',
+          principalId: tokenStep.state === 'ok' ? tokenStep.value.principalId : undefined,
+          maxRetries: opts.retry?.maxRetries ?? 3,
+        });
+        lines.push(`Resource Manager (${armEndpoint}): ${mapped.message}`);
+      }
+      return { ok, lines };
+    },
+    close(): void {
+      if (closed) return;
+      closed = true;
+      if (retryTimer) clearTimeout(retryTimer);
+      retryTimer = undefined;
+      closing.abort();
+      for (const w of readyWaiters) w.reject(new Error('azure: service closed'));
+      readyWaiters.clear();
+      firstAttemptDone();
+    },
+  };
+  return service;
+}

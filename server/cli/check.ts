@@ -1,0 +1,49 @@
+import { HtpasswdAuthenticator } from '../auth/index.ts';
+import { isLoopback, type Config } from '../config/index.ts';
+import { HookCatalog } from '../hooks/index.ts';
+import type { Logger } from '../log/index.ts';
+import { loadTlsMaterial } from '../tls/index.ts';
+
+/** `armhook check`: everything start-up would refuse, and more, as a list. Non-zero on problems. */
+export async function check(config: Config, log: Logger): Promise<number> {
+  const problems: string[] = [];
+  const ok = (line: string): void => {
+    process.stdout.write(`ok    ${line}\n`);
+  };
+  const fail = (line: string): void => {
+    problems.push(line);
+    process.stdout.write(`FAIL  ${line}\n`);
+  };
+  ok(`config: listen ${config.listen.host}:${config.listen.port}, scripts ${config.scriptsDir}, data ${config.dataDir}`);
+
+  const catalog = new HookCatalog({ scriptsDir: config.scriptsDir, log });
+  const startup = await catalog.startupProblems();
+  for (const p of startup) fail(p);
+  if (startup.length === 0) {
+    const entries = await catalog.list();
+    for (const entry of entries) if (entry.kind === 'invalid') fail(`hook /${entry.path}: ${entry.error}`);
+    ok(`scripts: ${entries.filter((e) => e.kind === 'script').length} hooks`);
+  }
+
+  try {
+    const tls = await loadTlsMaterial({ certFile: config.tlsCert, keyFile: config.tlsKey, devDir: config.tlsDir, log });
+    ok(`tls: ${tls.source} ${tls.certPath}, valid until ${tls.notAfter.toISOString()}`);
+  } catch (err) {
+    fail(`tls: ${(err as Error).message}`);
+  }
+
+  if (config.htpasswd) {
+    try {
+      const auth = await HtpasswdAuthenticator.open({ file: config.htpasswd, log });
+      ok(`auth: ${auth.users().length} users in ${config.htpasswd}`);
+    } catch (err) {
+      fail(`auth: ${(err as Error).message}`);
+    }
+  } else if (!isLoopback(config.listen.host)) {
+    fail(`auth: listening on ${config.listen.host} needs ARMHOOK_HTPASSWD (add a user with \`armhook passwd <file> <user>\`)`);
+  } else {
+    ok('auth: none (loopback only)');
+  }
+  process.stdout.write(problems.length === 0 ? 'armhook check: all good\n' : `armhook check: ${problems.length} problem(s)\n`);
+  return problems.length === 0 ? 0 : 1;
+}

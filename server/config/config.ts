@@ -1,0 +1,190 @@
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { SETTINGS, type Setting } from './settings.ts';
+
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+/** The whole, validated configuration. The app is built from one of these and nothing else. */
+export interface Config {
+  listen: ListenAddress;
+  scriptsDir: string;
+  dataDir: string;
+  tlsCert: string | undefined;
+  tlsKey: string | undefined;
+  tlsDir: string;
+  htpasswd: string | undefined;
+  workers: number;
+  queue: number;
+  /** seconds */
+  timeout: number;
+  /** seconds */
+  killGrace: number;
+  /** seconds */
+  drainTimeout: number;
+  bodyLimit: number;
+  /** seconds */
+  keepAlive: number;
+  outputLimit: number;
+  imdsEndpoint: string;
+  armEndpoint: string;
+  armCaFile: string | undefined;
+  managedIdentityClientId: string | undefined;
+  logLevel: string;
+}
+
+/** Start-up stops with this message: it names the setting and what is wrong with it. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+function describe(setting: Setting, origin: string): string {
+  return origin === 'file' ? `"${setting.key}" in the config file` : origin === 'flag' ? setting.flag : setting.env;
+}
+
+export function parseListen(value: string): ListenAddress | undefined {
+  const match = /^(?:\[([0-9a-fA-F:]+)\]|([^:]+)):(\d{1,5})$/.exec(value.trim());
+  if (!match) return undefined;
+  const host = match[1] ?? match[2] ?? '';
+  const port = Number(match[3]);
+  if (port > 65535) return undefined;
+  return { host, port };
+}
+
+function coerce(setting: Setting, raw: unknown, origin: string): unknown {
+  const name = describe(setting, origin);
+  switch (setting.type) {
+    case 'integer': {
+      const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^\s*\d+\s*$/.test(raw) ? Number(raw) : NaN;
+      if (!Number.isSafeInteger(n) || n < (setting.min ?? 0)) {
+        throw new ConfigError(`${name} must be a whole number${setting.min !== undefined ? ` ≥ ${setting.min}` : ''}, got ${JSON.stringify(raw)}`);
+      }
+      return n;
+    }
+    case 'listen': {
+      const parsed = typeof raw === 'string' ? parseListen(raw) : undefined;
+      if (!parsed) throw new ConfigError(`${name} must be host:port (e.g. 127.0.0.1:8443 or [::1]:8443), got ${JSON.stringify(raw)}`);
+      return parsed;
+    }
+    case 'url': {
+      if (typeof raw !== 'string') throw new ConfigError(`${name} must be a URL, got ${JSON.stringify(raw)}`);
+      let url: URL;
+      try {
+        url = new URL(raw);
+      } catch {
+        throw new ConfigError(`${name} must be an absolute http(s) URL, got ${JSON.stringify(raw)}`);
+      }
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`${name} must use http or https, got ${JSON.stringify(raw)}`);
+      return raw.replace(/\/+$/, '');
+    }
+    case 'level': {
+      if (typeof raw !== 'string' || !LEVELS.includes(raw)) throw new ConfigError(`${name} must be one of ${LEVELS.join(', ')}, got ${JSON.stringify(raw)}`);
+      return raw;
+    }
+    case 'string': {
+      if (typeof raw !== 'string' || raw === '') throw new ConfigError(`${name} must be a non-empty string, got ${JSON.stringify(raw)}`);
+      return raw;
+    }
+  }
+}
+
+export interface ConfigSources {
+  /** ARMHOOK_* variables are read from here (usually process.env). */
+  env?: NodeJS.ProcessEnv;
+  /** Values from command-line flags, keyed by setting key (see `configFlagOptions`). */
+  flags?: Record<string, unknown>;
+  /** Path of a JSON config file (`--config`). */
+  configFile?: string;
+  /** Relative paths resolve from here. */
+  cwd?: string;
+  /** Explicit overrides (tests), applied last. */
+  overrides?: Partial<Config>;
+}
+
+/**
+ * Builds the Config from (lowest to highest) defaults, the config file, ARMHOOK_* environment
+ * variables and flags. Throws ConfigError naming the first invalid setting.
+ */
+export function loadConfig(sources: ConfigSources = {}): Config {
+  const env = sources.env ?? {};
+  const cwd = sources.cwd ?? process.cwd();
+  let file: Record<string, unknown> = {};
+  if (sources.configFile) {
+    let text: string;
+    try {
+      text = readFileSync(sources.configFile, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`--config ${sources.configFile}: cannot read it (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+    }
+    try {
+      const parsed: unknown = JSON.parse(text);
+      if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not an object');
+      file = parsed as Record<string, unknown>;
+    } catch (err) {
+      throw new ConfigError(`--config ${sources.configFile}: must be a JSON object of settings (${(err as Error).message})`);
+    }
+    const known = new Set<string>(SETTINGS.map((s) => s.key));
+    for (const key of Object.keys(file)) {
+      if (!known.has(key)) throw new ConfigError(`--config ${sources.configFile}: unknown setting "${key}" (known: ${[...known].join(', ')})`);
+    }
+  }
+
+  const values: Record<string, unknown> = {};
+  for (const setting of SETTINGS as readonly Setting[]) {
+    let value: unknown = setting.default === undefined ? undefined : coerce(setting, setting.default, 'default');
+    if (file[setting.key] !== undefined) value = coerce(setting, file[setting.key], 'file');
+    const fromEnv = env[setting.env];
+    if (fromEnv !== undefined && fromEnv !== '') value = coerce(setting, fromEnv, 'env');
+    const fromFlag = sources.flags?.[setting.key];
+    if (fromFlag !== undefined) value = coerce(setting, fromFlag, 'flag');
+    values[setting.key] = value;
+  }
+  for (const key of ['scriptsDir', 'dataDir', 'tlsDir', 'tlsCert', 'tlsKey', 'htpasswd', 'armCaFile']) {
+    if (typeof values[key] === 'string') values[key] = resolve(cwd, values[key] as string);
+  }
+  const config = { ...(values as unknown as Config), ...sources.overrides };
+  if ((config.tlsCert === undefined) !== (config.tlsKey === undefined)) {
+    throw new ConfigError('ARMHOOK_TLS_CERT and ARMHOOK_TLS_KEY go together: set both, or neither for a generated dev certificate');
+  }
+  return config;
+}
+
+/** True when the address only accepts connections from this machine. */
+export function isLoopback(host: string): boolean {
+  if (host === 'localhost') return true;
+  if (isIP(host) === 4) return host.startsWith('127.');
+  if (isIP(host) === 6) return host === '::1';
+  return false;
+}
+
+/** parseArgs options for every setting's flag, plus --config. */
+export function configFlagOptions(): Record<string, { type: 'string' }> {
+  const options: Record<string, { type: 'string' }> = { config: { type: 'string' } };
+  for (const setting of SETTINGS) options[setting.flag.slice(2)] = { type: 'string' };
+  return options;
+}
+
+/** Maps parsed flag values (by flag name) to setting keys. */
+export function flagsToSettings(parsed: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const setting of SETTINGS) {
+    const v = parsed[setting.flag.slice(2)];
+    if (v !== undefined) out[setting.key] = v;
+  }
+  return out;
+}
+
+export function settingsHelp(): string {
+  return SETTINGS.map((s) => `  ${s.flag.padEnd(30)} ${s.env.padEnd(36)} ${s.description}${s.default !== undefined ? ` (default ${s.default})` : ''}`).join('\n');
+}
+
+export { parseArgs };

@@ -1,0 +1,40 @@
+/**
+ * Every setting armhook has, in one table: its config key, environment variable, CLI flag,
+ * type, default and meaning. Parsing, `--help` and the README's table all come from here.
+ */
+export type SettingType = 'string' | 'integer' | 'listen' | 'url' | 'level';
+
+export interface Setting {
+  key: string;
+  env: string;
+  flag: string;
+  type: SettingType;
+  default: string | number | undefined;
+  min?: number;
+  description: string;
+}
+
+export const SETTINGS = [
+  { key: 'listen', env: 'ARMHOOK_LISTEN', flag: '--listen', type: 'listen', default: '127.0.0.1:8443', description: 'host:port to listen on (HTTPS)' },
+  { key: 'scriptsDir', env: 'ARMHOOK_SCRIPTS_DIR', flag: '--scripts-dir', type: 'string', default: './scripts', description: 'where hooks live; scripts/vm/create.sh is POST /vm/create' },
+  { key: 'dataDir', env: 'ARMHOOK_DATA_DIR', flag: '--data-dir', type: 'string', default: './data', description: 'job records and logs' },
+  { key: 'tlsCert', env: 'ARMHOOK_TLS_CERT', flag: '--tls-cert', type: 'string', default: undefined, description: 'PEM certificate (chain); with ARMHOOK_TLS_KEY' },
+  { key: 'tlsKey', env: 'ARMHOOK_TLS_KEY', flag: '--tls-key', type: 'string', default: undefined, description: 'PEM private key; with ARMHOOK_TLS_CERT' },
+  { key: 'tlsDir', env: 'ARMHOOK_TLS_DIR', flag: '--tls-dir', type: 'string', default: './tls', description: 'where the self-signed dev certificate is generated when no cert/key is set' },
+  { key: 'htpasswd', env: 'ARMHOOK_HTPASSWD', flag: '--htpasswd', type: 'string', default: undefined, description: 'htpasswd file for basic auth (bcrypt, apr1, SHA); none = loopback only' },
+  { key: 'workers', env: 'ARMHOOK_WORKERS', flag: '--workers', type: 'integer', default: 2, min: 1, description: 'jobs running at once' },
+  { key: 'queue', env: 'ARMHOOK_QUEUE', flag: '--queue', type: 'integer', default: 100, min: 0, description: 'jobs waiting for a worker; beyond it 429' },
+  { key: 'timeout', env: 'ARMHOOK_TIMEOUT', flag: '--timeout', type: 'integer', default: 3600, min: 1, description: 'default job timeout, seconds' },
+  { key: 'killGrace', env: 'ARMHOOK_KILL_GRACE', flag: '--kill-grace', type: 'integer', default: 10, min: 0, description: 'seconds between SIGTERM and SIGKILL of a job\'s process group' },
+  { key: 'drainTimeout', env: 'ARMHOOK_DRAIN_TIMEOUT', flag: '--drain-timeout', type: 'integer', default: 30, min: 0, description: 'on SIGTERM, seconds running jobs get to finish before they are stopped' },
+  { key: 'bodyLimit', env: 'ARMHOOK_BODY_LIMIT', flag: '--body-limit', type: 'integer', default: 1048576, min: 0, description: 'largest request body (script stdin), bytes' },
+  { key: 'keepAlive', env: 'ARMHOOK_KEEPALIVE', flag: '--keepalive', type: 'integer', default: 15, min: 1, description: 'seconds between SSE keep-alive comments' },
+  { key: 'outputLimit', env: 'ARMHOOK_JSON_OUTPUT_LIMIT', flag: '--json-output-limit', type: 'integer', default: 1048576, min: 1024, description: 'bytes of output included in an Accept: application/json response' },
+  { key: 'imdsEndpoint', env: 'ARMHOOK_IMDS_ENDPOINT', flag: '--imds-endpoint', type: 'url', default: 'http://169.254.169.254', description: 'instance metadata base URL (token and instance metadata)' },
+  { key: 'armEndpoint', env: 'ARMHOOK_ARM_ENDPOINT', flag: '--arm-endpoint', type: 'url', default: 'https://management.azure.com', description: 'Resource Manager base URL (sovereign clouds)' },
+  { key: 'armCaFile', env: 'ARMHOOK_ARM_CA_FILE', flag: '--arm-ca-file', type: 'string', default: undefined, description: 'extra CA (PEM) to trust for Resource Manager (Azure Stack Hub)' },
+  { key: 'managedIdentityClientId', env: 'ARMHOOK_MANAGED_IDENTITY_CLIENT_ID', flag: '--managed-identity-client-id', type: 'string', default: undefined, description: 'client id of a user-assigned identity; none = system-assigned' },
+  { key: 'logLevel', env: 'ARMHOOK_LOG_LEVEL', flag: '--log-level', type: 'level', default: 'info', description: 'fatal, error, warn, info, debug or trace' },
+] as const satisfies readonly Setting[];
+
+export type SettingKey = (typeof SETTINGS)[number]['key'];

@@ -1,0 +1,115 @@
+import { RequestError } from '../errors.ts';
+import { anchored, type ParamSpec } from './header.ts';
+
+/** Limits on what a caller can pass as parameters (each becomes an environment variable). */
+export const PARAM_LIMITS = {
+  count: 64,
+  valueBytes: 8 * 1024,
+  totalBytes: 64 * 1024,
+} as const;
+
+const NAME = /^[a-z][a-z0-9_]*$/;
+
+/**
+ * Names that change how common tools behave even in lower case (curl, wget, az, pip, git all
+ * honour lower-case proxy variables), so a caller could redirect the script's traffic.
+ */
+export function isDeniedName(name: string): boolean {
+  return name.endsWith('_proxy') || name === 'no_proxy';
+}
+
+export type ParamSource = 'query' | 'form' | 'json';
+
+/**
+ * Collects name/value pairs from the query string and, for form or JSON bodies, from the body.
+ * Hyphens in names fold to underscores. Throws RequestError(400) on any name or value that can't
+ * become an environment variable; nothing has run at that point.
+ */
+export function collectParams(rawQuery: string, contentType: string | undefined, body: Buffer): Map<string, string> {
+  const params = new Map<string, string>();
+  let total = 0;
+  const add = (rawName: string, value: string, source: ParamSource): void => {
+    const name = rawName.replaceAll('-', '_');
+    if (!NAME.test(name)) {
+      throw new RequestError(400, 'bad_param_name', `parameter name ${JSON.stringify(rawName)} (${source}) is not allowed: names must match ${NAME.source} (lower case letters, digits, _ or -)`);
+    }
+    if (isDeniedName(name)) {
+      throw new RequestError(400, 'denied_param_name', `parameter "${name}" is refused: proxy variables change where scripts' tools send traffic`);
+    }
+    if (params.has(name)) throw new RequestError(400, 'duplicate_param', `parameter "${name}" is given more than once; give it once`);
+    if (value.includes('\0')) throw new RequestError(400, 'bad_param_value', `parameter "${name}" contains a NUL byte, which cannot be passed in an environment variable`);
+    const bytes = Buffer.byteLength(value);
+    if (bytes > PARAM_LIMITS.valueBytes) {
+      throw new RequestError(400, 'param_too_large', `parameter "${name}" is ${bytes} bytes; the limit is ${PARAM_LIMITS.valueBytes}. Send large input in the request body (it is the script's stdin)`);
+    }
+    total += Buffer.byteLength(name) + bytes;
+    if (total > PARAM_LIMITS.totalBytes) throw new RequestError(400, 'params_too_large', `parameters total more than ${PARAM_LIMITS.totalBytes} bytes; send large input in the request body`);
+    params.set(name, value);
+    if (params.size > PARAM_LIMITS.count) throw new RequestError(400, 'too_many_params', `more than ${PARAM_LIMITS.count} parameters`);
+  };
+
+  for (const [name, value] of new URLSearchParams(rawQuery)) add(name, value, 'query');
+
+  const type = (contentType ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+  if (body.length > 0 && type === 'application/x-www-form-urlencoded') {
+    for (const [name, value] of new URLSearchParams(body.toString('utf8'))) add(name, value, 'form');
+  } else if (body.length > 0 && (type === 'application/json' || type.endsWith('+json'))) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body.toString('utf8'));
+    } catch (err) {
+      throw new RequestError(400, 'bad_json', `the request body is not valid JSON: ${(err as Error).message}`);
+    }
+    if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) {
+      // Only top-level scalars become parameters; nested values stay in the body (stdin).
+      for (const [name, value] of Object.entries(parsed)) {
+        if (typeof value === 'string') add(name, value, 'json');
+        else if (typeof value === 'number' || typeof value === 'boolean') add(name, String(value), 'json');
+      }
+    }
+  }
+  return params;
+}
+
+/**
+ * Applies a hook's declarations: unknown names, missing required ones and values that don't
+ * match their pattern are refused; defaults fill in. Undeclared hooks accept any valid name.
+ */
+export function applyDeclarations(params: Map<string, string>, declared: ParamSpec[] | undefined, hook: string): Map<string, string> {
+  if (declared === undefined) return params;
+  const byName = new Map(declared.map((spec) => [spec.name, spec]));
+  for (const name of params.keys()) {
+    if (!byName.has(name)) {
+      const known = declared.length > 0 ? `it takes: ${declared.map((p) => p.name).join(', ')}` : 'it takes no parameters';
+      throw new RequestError(400, 'unknown_param', `hook "${hook}" has no parameter "${name}"; ${known}`);
+    }
+  }
+  const result = new Map<string, string>();
+  for (const spec of declared) {
+    const value = params.get(spec.name) ?? spec.default;
+    if (value === undefined) {
+      if (spec.required) throw new RequestError(400, 'missing_param', `hook "${hook}" needs parameter "${spec.name}"${spec.description ? ` (${spec.description})` : ''}`);
+      continue;
+    }
+    if (spec.pattern !== undefined && !new RegExp(anchored(spec.pattern)).test(value)) {
+      // Never echo the value: it may be a secret.
+      throw new RequestError(400, 'invalid_param', `parameter "${spec.name}" of hook "${hook}" must match ${spec.pattern}`);
+    }
+    result.set(spec.name, value);
+  }
+  return result;
+}
+
+/** Secret parameter values, for masking. */
+export function secretValues(params: Map<string, string>, declared: ParamSpec[] | undefined): string[] {
+  if (!declared) return [];
+  return declared.filter((spec) => spec.secret).map((spec) => params.get(spec.name)).filter((v): v is string => typeof v === 'string' && v.length > 0);
+}
+
+/** The parameters as stored and shown: secrets replaced by ***. */
+export function maskedParams(params: Map<string, string>, declared: ParamSpec[] | undefined): Record<string, string> {
+  const secret = new Set((declared ?? []).filter((s) => s.secret).map((s) => s.name));
+  const out: Record<string, string> = {};
+  for (const [name, value] of params) out[name] = secret.has(name) ? '***' : value;
+  return out;
+}

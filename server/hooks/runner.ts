@@ -1,0 +1,88 @@
+import { execa } from 'execa';
+
+export type OutputStream = 'stdout' | 'stderr';
+
+export interface ScriptRunOptions {
+  file: string;
+  cwd: string;
+  env: Record<string, string>;
+  /** The request body, written to the script's stdin (then closed). */
+  stdin: Buffer;
+  /** Aborting kills the whole process group: SIGTERM, then SIGKILL after `killGraceMs`. */
+  signal: AbortSignal;
+  killGraceMs: number;
+  onStart(pid: number): void;
+  /** Raw output, in order per stream, as it is produced (never buffered whole). */
+  onOutput(stream: OutputStream, chunk: Buffer): void;
+}
+
+export interface ScriptRunResult {
+  exitCode: number | null;
+  signal: string | null;
+  /** Set when the script could not be started at all (ENOEXEC, EACCES...). */
+  startError: string | undefined;
+}
+
+/**
+ * Runs one script in its own process group, streaming its output.
+ *
+ * execa's defaults are wrong for a runner, so each is set on purpose: `buffer: false` (output is
+ * streamed, never held), `extendEnv: false` (the environment is exactly `env`), `detached: true`
+ * (a process group of its own, which we signal as a whole: execa's `timeout` and `cancelSignal`
+ * only reach the direct child, not what it forked), `reject: false` (a non-zero exit is a result).
+ */
+export async function runScript(options: ScriptRunOptions): Promise<ScriptRunResult> {
+  const subprocess = execa(options.file, [], {
+    cwd: options.cwd,
+    env: options.env,
+    extendEnv: false,
+    input: options.stdin,
+    buffer: false,
+    detached: true,
+    cleanup: false,
+    reject: false,
+    stripFinalNewline: false,
+    encoding: 'buffer',
+  });
+  const pid = subprocess.pid;
+  let killTimer: NodeJS.Timeout | undefined;
+  const killGroup = (signal: NodeJS.Signals): void => {
+    if (pid === undefined) return;
+    try {
+      process.kill(-pid, signal);
+    } catch {
+      // ESRCH: the group is already gone.
+    }
+  };
+  const terminate = (): void => {
+    killGroup('SIGTERM');
+    killTimer ??= setTimeout(() => killGroup('SIGKILL'), options.killGraceMs);
+    killTimer.unref();
+  };
+  const onAbort = (): void => terminate();
+
+  if (pid !== undefined) {
+    options.onStart(pid);
+    if (options.signal.aborted) terminate();
+    else options.signal.addEventListener('abort', onAbort, { once: true });
+    subprocess.stdout?.on('data', (chunk: Buffer) => options.onOutput('stdout', chunk));
+    subprocess.stderr?.on('data', (chunk: Buffer) => options.onOutput('stderr', chunk));
+    // When the script itself exits, whatever it left behind in its group (a background child
+    // holding the output pipes open) is ended too: a job is over when its script is.
+    subprocess.nodeChildProcess.once('exit', () => terminate());
+  }
+  try {
+    const result = await subprocess;
+    const startError = pid === undefined || (result.failed && result.exitCode === undefined && result.signal === undefined)
+      ? (result.originalMessage || result.shortMessage || 'the script could not be started')
+      : undefined;
+    return {
+      exitCode: result.exitCode ?? null,
+      signal: result.signal ?? null,
+      startError,
+    };
+  } finally {
+    options.signal.removeEventListener('abort', onAbort);
+    if (killTimer) clearTimeout(killTimer);
+  }
+}

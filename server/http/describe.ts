@@ -1,0 +1,31 @@
+import type { ScriptHook } from '../hooks/index.ts';
+
+/** A hook as the catalog (GET /hooks, GET /<hook>) shows it. */
+export interface HookDescription {
+  path: string;
+  method: 'GET' | 'POST';
+  kind: 'script' | 'handler';
+  description: string;
+  /** null: the script declares nothing and takes any valid parameter name. */
+  params: Array<{ name: string; required: boolean; secret: boolean; pattern?: string; default?: string; description: string }> | null;
+  timeout?: number;
+}
+
+export function describeScript(hook: ScriptHook): HookDescription {
+  const params = hook.header.params?.map((p) => ({
+    name: p.name,
+    required: p.required,
+    secret: p.secret,
+    ...(p.pattern !== undefined ? { pattern: p.pattern } : {}),
+    ...(p.default !== undefined && !p.secret ? { default: p.default } : {}),
+    description: p.description,
+  }));
+  return {
+    path: `/${hook.path}`,
+    method: 'POST',
+    kind: 'script',
+    description: hook.header.description,
+    params: params ?? null,
+    ...(hook.header.timeout !== undefined ? { timeout: hook.header.timeout } : {}),
+  };
+}

@@ -1,0 +1,47 @@
+import type { FastifyError, FastifyInstance } from 'fastify';
+import { RequestError } from '../errors.ts';
+
+export { RequestError };
+
+/** The path of a request URL, without its query string: the only part of a URL armhook logs. */
+export function pathOf(url: string | undefined): string {
+  const raw = url ?? '/';
+  const q = raw.indexOf('?');
+  return q < 0 ? raw : raw.slice(0, q);
+}
+
+/**
+ * Every error leaves as `{ error, message }` JSON with the right status. 4xx messages say what to
+ * do; 5xx are logged in full and shown to the caller only as "internal error".
+ */
+export function registerErrorHandlers(app: FastifyInstance, options: { bodyLimit: number }): void {
+  app.setErrorHandler((err: FastifyError | RequestError, request, reply) => {
+    if (err instanceof RequestError) {
+      void reply.code(err.status).headers(err.headers).send({ error: err.code, message: err.message });
+      return;
+    }
+    const status = err.statusCode ?? 500;
+    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || status === 413) {
+      void reply.code(413).send({ error: 'body_too_large', message: `the request body is larger than ${options.bodyLimit} bytes (ARMHOOK_BODY_LIMIT); nothing was run` });
+      return;
+    }
+    if (status === 401) {
+      void reply.code(401).send({ error: 'unauthorized', message: 'authentication required: send a user and password (curl --user NAME); ask the operator to add you with `armhook passwd`' });
+      return;
+    }
+    if (err.validation) {
+      void reply.code(400).send({ error: 'bad_request', message: err.message });
+      return;
+    }
+    if (status >= 400 && status < 500) {
+      void reply.code(status).send({ error: (err.code ?? 'bad_request').toLowerCase().replace(/^fst_err_/, ''), message: err.message });
+      return;
+    }
+    request.log.error({ err, path: pathOf(request.url) }, 'request failed unexpectedly; this is a bug in armhook, please report it');
+    void reply.code(500).send({ error: 'internal', message: 'internal error; the server log has the details' });
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    void reply.code(404).send({ error: 'not_found', message: `nothing at ${pathOf(request.url)}; GET /hooks lists the hooks` });
+  });
+}

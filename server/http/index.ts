@@ -1,0 +1,11 @@
+export { registerErrorHandlers, pathOf, RequestError } from './errors.ts';
+export { registerAuth } from './auth.ts';
+export type { Authenticator } from './auth.ts';
+export { registerHealthRoutes, PUBLIC_PATHS } from './health.ts';
+export type { ReadinessSource } from './health.ts';
+export { registerJobRoutes } from './jobs.ts';
+export { registerRunRoutes, httpStatusFor } from './run.ts';
+export { registerCatalogRoutes } from './catalog.ts';
+export { registerRequestLog } from './request-log.ts';
+export { crossSiteReason } from './security.ts';
+export { runMode } from './negotiate.ts';

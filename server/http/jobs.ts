@@ -1,0 +1,83 @@
+import type { FastifyInstance } from 'fastify';
+import { isJobId, JOB_STATUSES, type JobManager, type JobStatus } from '../jobs/index.ts';
+import { RequestError } from './errors.ts';
+import { streamJob, textLine } from './stream.ts';
+
+const PAGE_DEFAULT = 50;
+const PAGE_MAX = 500;
+
+export function registerJobRoutes(app: FastifyInstance, options: { jobs: JobManager; keepAliveMs: number }): void {
+  const { jobs } = options;
+  const known = (id: string): void => {
+    if (!isJobId(id) || !jobs.get(id)) throw new RequestError(404, 'unknown_job', `no job ${JSON.stringify(id)}; GET /jobs lists jobs`);
+  };
+
+  app.get<{ Querystring: { hook?: string; status?: string; caller?: string; limit?: string; after?: string } }>('/jobs', async (request) => {
+    const { hook, status, caller, limit, after } = request.query;
+    if (status !== undefined && !(JOB_STATUSES as readonly string[]).includes(status)) {
+      throw new RequestError(400, 'bad_filter', `status must be one of ${JOB_STATUSES.join(', ')}`);
+    }
+    const size = limit === undefined ? PAGE_DEFAULT : Number(limit);
+    if (!Number.isInteger(size) || size < 1 || size > PAGE_MAX) throw new RequestError(400, 'bad_limit', `limit must be a whole number from 1 to ${PAGE_MAX}`);
+    if (after !== undefined && !isJobId(after)) throw new RequestError(400, 'bad_cursor', 'after must be a job id (use the "next" link of the previous page)');
+    const filter = { hook: hook?.replace(/^\//, ''), status: status as JobStatus | undefined, caller };
+    const page = jobs.list(filter, size, after);
+    let next: string | null = null;
+    if (page.next) {
+      const query = new URLSearchParams();
+      for (const [k, v] of Object.entries({ hook: filter.hook, status, caller, limit })) if (v !== undefined) query.set(k, v);
+      query.set('after', page.next);
+      next = `/jobs?${query.toString()}`;
+    }
+    return { items: page.items, next };
+  });
+
+  app.get<{ Params: { id: string } }>('/jobs/:id', async (request) => {
+    known(request.params.id);
+    return jobs.get(request.params.id);
+  });
+
+  // What the job has written so far (all of it once it ended), as plain text.
+  app.get<{ Params: { id: string } }>('/jobs/:id/log', async (request, reply) => {
+    known(request.params.id);
+    const log = await jobs.openLog(request.params.id);
+    if (!log) throw new RequestError(404, 'unknown_job', 'that job has no log');
+    reply.hijack();
+    reply.raw.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'Armhook-Job-Id': request.params.id });
+    const reader = log.reader(0);
+    for (let batch = await reader.next(); batch !== null && batch.length > 0; batch = await reader.next()) {
+      const text = batch.filter((e) => e.event === 'stdout' || e.event === 'stderr' || e.event === 'done').map(textLine).join('');
+      if (!reply.raw.write(text)) await new Promise((resolve) => reply.raw.once('drain', resolve));
+    }
+    reply.raw.end();
+  });
+
+  // Replay from the start (or after Last-Event-ID), then follow until the job ends.
+  app.get<{ Params: { id: string }; Querystring: { lastEventId?: string } }>('/jobs/:id/events', async (request, reply) => {
+    known(request.params.id);
+    const raw = request.headers['last-event-id'] ?? request.query.lastEventId;
+    const afterId = raw === undefined ? 0 : Number(raw);
+    if (!Number.isSafeInteger(afterId) || afterId < 0) throw new RequestError(400, 'bad_last_event_id', 'Last-Event-ID must be an event id (a whole number) from this job');
+    const log = await jobs.openLog(request.params.id);
+    if (!log) throw new RequestError(404, 'unknown_job', 'that job has no log');
+    reply.hijack();
+    reply.raw.writeHead(200, {
+      'Content-Type': 'text/event-stream; charset=utf-8',
+      'Cache-Control': 'no-cache, no-transform',
+      'X-Accel-Buffering': 'no',
+      'Armhook-Job-Id': request.params.id,
+    });
+    await streamJob(reply.raw, log, { format: 'sse', afterId, keepAliveMs: options.keepAliveMs });
+  });
+
+  app.delete<{ Params: { id: string } }>('/jobs/:id', async (request, reply) => {
+    known(request.params.id);
+    const live = jobs.live(request.params.id);
+    if (!live || !jobs.cancel(request.params.id)) {
+      const record = jobs.get(request.params.id);
+      throw new RequestError(409, 'job_ended', `job ${request.params.id} already ended (${record?.status ?? 'unknown'}); nothing to cancel`);
+    }
+    const record = await live.done;
+    return reply.header('Armhook-Job-Id', record.id).send(record);
+  });
+}

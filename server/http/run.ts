@@ -1,0 +1,161 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { applyDeclarations, collectParams, maskedParams, secretValues, type HookCatalog, type ScriptHook } from '../hooks/index.ts';
+import type { JobLog, JobManager, JobRecord, LiveJob } from '../jobs/index.ts';
+import { describeScript } from './describe.ts';
+import { pathOf, RequestError } from './errors.ts';
+import { runMode, type RunMode } from './negotiate.ts';
+import { streamJob } from './stream.ts';
+import { scriptTask } from './tasks.ts';
+
+export interface RunRouteOptions {
+  catalog: HookCatalog;
+  jobs: JobManager;
+  /** seconds */
+  timeout: number;
+  killGraceMs: number;
+  keepAliveMs: number;
+  outputLimit: number;
+  azureEnv: () => Record<string, string>;
+}
+
+/** The HTTP status an `Accept: application/json` run answers with, from the job's result. */
+export function httpStatusFor(record: JobRecord): number {
+  switch (record.status) {
+    case 'succeeded':
+      return 200;
+    case 'timed-out':
+      return 504;
+    case 'cancelled':
+      return 409;
+    case 'interrupted':
+      return 503;
+    default: {
+      if (record.kind === 'script') return 500;
+      const status = record.error?.status;
+      return typeof status === 'number' && status >= 400 && status < 500 ? status : 502;
+    }
+  }
+}
+
+/** Output lines of a finished job for JSON mode, capped at `limit` bytes. */
+export async function collectOutput(log: JobLog, limit: number): Promise<{ output: string; outputTruncated: boolean }> {
+  const reader = log.reader(0);
+  let output = '';
+  let bytes = 0;
+  for (let batch = await reader.next(); batch !== null && batch.length > 0; batch = await reader.next()) {
+    for (const event of batch) {
+      if (event.event !== 'stdout' && event.event !== 'stderr') continue;
+      const size = Buffer.byteLength(event.data) + 1;
+      if (bytes + size > limit) return { output, outputTruncated: true };
+      output += `${event.data}\n`;
+      bytes += size;
+    }
+  }
+  return { output, outputTruncated: false };
+}
+
+/**
+ * Answers a run in the mode the caller asked for. Every mode carries Armhook-Job-Id; streaming
+ * modes send their headers as soon as the job is accepted (so the status is 200 even if the job
+ * later fails: the final `done` event or status line tells).
+ */
+export async function respondWithJob(job: LiveJob, mode: RunMode, reply: FastifyReply, options: { keepAliveMs: number; outputLimit: number }): Promise<void> {
+  const id = job.record.id;
+  void reply.header('Armhook-Job-Id', id);
+  if (mode === 'async') {
+    await reply
+      .code(202)
+      .header('Location', `/jobs/${id}`)
+      .send({ jobId: id, id, status: job.record.status, location: `/jobs/${id}`, events: `/jobs/${id}/events`, log: `/jobs/${id}/log` });
+    return;
+  }
+  if (mode === 'json') {
+    const record = await job.done;
+    const output = await collectOutput(job.log, options.outputLimit);
+    await reply.code(httpStatusFor(record)).send({ jobId: id, ...record, ...output, ...(output.outputTruncated ? { outputNote: `output cut at ${options.outputLimit} bytes; GET /jobs/${id}/log has all of it` } : {}) });
+    return;
+  }
+  reply.hijack();
+  reply.raw.writeHead(200, {
+    'Content-Type': mode === 'sse' ? 'text/event-stream; charset=utf-8' : 'text/plain; charset=utf-8',
+    'Cache-Control': 'no-cache, no-transform',
+    'X-Accel-Buffering': 'no',
+    'Armhook-Job-Id': id,
+  });
+  await streamJob(reply.raw, job.log, { format: mode === 'sse' ? 'sse' : 'text', afterId: 0, keepAliveMs: options.keepAliveMs });
+}
+
+/** A reconnecting EventSource repeats its last request with Last-Event-ID: never start a job for it. */
+export function refuseResume(request: FastifyRequest): void {
+  if (request.headers['last-event-id'] !== undefined) {
+    throw new RequestError(409, 'resume_not_run', 'this request carries Last-Event-ID (a reconnecting event stream), so it does not start a job; resume the stream with GET /jobs/<id>/events (the id is in the Armhook-Job-Id header and the first event)');
+  }
+}
+
+export function registerRunRoutes(app: FastifyInstance, options: RunRouteOptions): void {
+  const resolve = async (request: FastifyRequest): Promise<ScriptHook> => {
+    const path = pathOf(request.url).slice(1);
+    const hook = await options.catalog.resolve(path);
+    if (!hook) throw new RequestError(404, 'unknown_hook', `no hook at /${path}; GET /hooks lists the hooks`);
+    return hook;
+  };
+
+  // GET describes a script; it never runs one. HEAD is the same without a body.
+  app.route({
+    method: 'GET',
+    url: '/*',
+    exposeHeadRoute: false,
+    handler: async (request) => describeScript(await resolve(request)),
+  });
+  app.route({
+    method: 'HEAD',
+    url: '/*',
+    handler: async (request, reply) => {
+      await resolve(request);
+      await reply.code(200).type('application/json; charset=utf-8').send();
+    },
+  });
+
+  app.route({
+    method: 'POST',
+    url: '/*',
+    handler: async (request, reply) => {
+      refuseResume(request);
+      const hook = await resolve(request);
+      const url = request.url;
+      const query = url.includes('?') ? url.slice(url.indexOf('?') + 1) : '';
+      const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+      const declared = hook.header.params;
+      const params = applyDeclarations(collectParams(query, request.headers['content-type'], body), declared, hook.path);
+      const mode = runMode(request.headers);
+      const job = options.jobs.submit({
+        hook: hook.path,
+        kind: 'script',
+        method: 'POST',
+        caller: request.caller,
+        params: maskedParams(params, declared),
+        secrets: secretValues(params, declared),
+        timeoutMs: (hook.header.timeout ?? options.timeout) * 1000,
+        task: scriptTask({
+          hook,
+          params,
+          body,
+          user: request.caller,
+          method: 'POST',
+          killGraceMs: options.killGraceMs,
+          azureEnv: options.azureEnv,
+          inheritEnv: process.env,
+        }),
+      });
+      await respondWithJob(job, mode, reply, options);
+    },
+  });
+
+  app.route({
+    method: ['PUT', 'PATCH', 'DELETE', 'OPTIONS'],
+    url: '/*',
+    handler: async (_request, reply) => {
+      await reply.code(405).header('Allow', 'GET, HEAD, POST').send({ error: 'method_not_allowed', message: 'hooks run on POST; GET describes them' });
+    },
+  });
+}

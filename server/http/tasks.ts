@@ -1,0 +1,56 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { buildScriptEnvironment, runScript, type ScriptHook } from '../hooks/index.ts';
+import type { Task } from '../jobs/index.ts';
+
+export interface ScriptTaskOptions {
+  hook: ScriptHook;
+  params: Map<string, string>;
+  body: Buffer;
+  user: string;
+  method: string;
+  killGraceMs: number;
+  /** Instance-metadata variables (AZURE_SUBSCRIPTION_ID...), read when the job starts. */
+  azureEnv: () => Record<string, string>;
+  inheritEnv: NodeJS.ProcessEnv;
+}
+
+/** A script run as a job task: a private AZURE_CONFIG_DIR (0700, removed after), its process group recorded. */
+export function scriptTask(options: ScriptTaskOptions): Task {
+  return async (context) => {
+    // mkdtemp creates the directory with mode 0700; outside the data dir, so az's token cache never lands in job storage.
+    const azureConfigDir = await mkdtemp(join(tmpdir(), 'armhook-az-'));
+    try {
+      const env = buildScriptEnvironment({
+        inherit: options.inheritEnv,
+        params: options.params,
+        context: { jobId: context.jobId, hook: options.hook.path, user: options.user, method: options.method },
+        azure: options.azureEnv(),
+        azureConfigDir,
+      });
+      const result = await runScript({
+        file: options.hook.file,
+        cwd: dirname(options.hook.file),
+        env,
+        stdin: options.body,
+        signal: context.signal,
+        killGraceMs: options.killGraceMs,
+        onStart: (pid) => context.setProcessGroup(pid),
+        onOutput: (stream, chunk) => context.output.chunk(stream, chunk),
+      });
+      if (result.startError !== undefined) {
+        const message = `could not start ${options.hook.path}: ${result.startError}. Check its #! line and that it is executable.`;
+        context.output.line(`armhook: ${message}`, 'stderr');
+        return { ok: false, exitCode: null, error: { code: 'start_failed', message } };
+      }
+      if (result.exitCode === 0) return { ok: true, exitCode: 0 };
+      if (result.signal !== null && result.exitCode === null) {
+        return { ok: false, exitCode: null, error: { code: 'killed', message: `the script was killed by ${result.signal}` } };
+      }
+      return { ok: false, exitCode: result.exitCode, error: { code: 'exit_code', message: `the script exited with code ${result.exitCode}` } };
+    } finally {
+      await rm(azureConfigDir, { recursive: true, force: true });
+    }
+  };
+}

@@ -1,0 +1,229 @@
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import type { JobEvent, JobEventType } from './types.ts';
+
+/** How much of the newest output stays in memory for live readers. Older output is read from disk. */
+const TAIL_EVENTS = 512;
+const TAIL_BYTES = 256 * 1024;
+const READ_CHUNK = 64 * 1024;
+const MAX_READ = 16 * 1024 * 1024;
+
+interface TailEntry {
+  event: JobEvent;
+  /** Byte offset of the line after this event. */
+  end: number;
+  size: number;
+}
+
+/**
+ * A job's output: an append-only file of JSON lines (one event each, with its id), written
+ * synchronously as it is produced so readers and crashes see everything appended so far, plus a
+ * bounded in-memory tail for live readers. Readers pull at their own pace (see `reader`), so a
+ * slow reader holds at most one read chunk, never the job's output.
+ */
+export class JobLog {
+  readonly file: string;
+  #fd: number | undefined;
+  #lastId: number;
+  #bytes: number;
+  #ended: boolean;
+  readonly #tail: TailEntry[] = [];
+  #tailBytes = 0;
+  readonly #waiters = new Set<() => void>();
+
+  private constructor(file: string, fd: number | undefined, lastId: number, bytes: number, ended: boolean) {
+    this.file = file;
+    this.#fd = fd;
+    this.#lastId = lastId;
+    this.#bytes = bytes;
+    this.#ended = ended;
+  }
+
+  /** A new, empty log for a job about to be accepted. */
+  static create(file: string): JobLog {
+    const fd = openSync(file, 'wx', 0o600);
+    return new JobLog(file, fd, 0, 0, false);
+  }
+
+  /** The log of a job from disk (finished, or interrupted by a restart: `reopen` lets it append the end). */
+  static async load(file: string, options: { reopen: boolean }): Promise<JobLog> {
+    let lastId = 0;
+    let bytes = 0;
+    try {
+      const scan = new JobLog(file, undefined, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER, true);
+      const reader = scan.reader(0);
+      for (let batch = await reader.next(); batch; batch = await reader.next()) {
+        const last = batch.at(-1);
+        if (last) lastId = last.id;
+      }
+      bytes = reader.offset;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    const fd = options.reopen ? openSync(file, 'a', 0o600) : undefined;
+    return new JobLog(file, fd, lastId, bytes, !options.reopen);
+  }
+
+  get lastId(): number {
+    return this.#lastId;
+  }
+
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  /** Appends events (one disk write for the batch) and wakes live readers. Returns the last id. */
+  append(items: ReadonlyArray<{ event: JobEventType; data: string }>): number {
+    if (this.#fd === undefined || items.length === 0) return this.#lastId;
+    const at = Date.now();
+    let text = '';
+    const added: TailEntry[] = [];
+    for (const item of items) {
+      const event: JobEvent = { id: ++this.#lastId, event: item.event, data: item.data, at };
+      const line = `${JSON.stringify(event)}\n`;
+      text += line;
+      this.#bytes += Buffer.byteLength(line);
+      added.push({ event, end: this.#bytes, size: line.length });
+      this.#tailBytes += line.length;
+    }
+    writeSync(this.#fd, text);
+    this.#tail.push(...added);
+    while (this.#tail.length > TAIL_EVENTS || (this.#tailBytes > TAIL_BYTES && this.#tail.length > 1)) {
+      const dropped = this.#tail.shift();
+      if (dropped) this.#tailBytes -= dropped.size;
+    }
+    this.#wake();
+    return this.#lastId;
+  }
+
+  /** No more events will come; readers finish after what is there. */
+  end(): void {
+    if (this.#fd !== undefined) closeSync(this.#fd);
+    this.#fd = undefined;
+    this.#ended = true;
+    this.#wake();
+  }
+
+  /** Resolves when an event after `afterId` exists or the log ended (or `signal` aborts). */
+  waitFor(afterId: number, signal?: AbortSignal): Promise<void> {
+    if (this.#lastId > afterId || this.#ended || signal?.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        this.#waiters.delete(done);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      this.#waiters.add(done);
+      signal?.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  get readerCount(): number {
+    return this.#waiters.size;
+  }
+
+  /**
+   * A cursor over the events after `afterId`. `next()` returns the next batch (bounded in count
+   * and bytes), an empty array when the reader has caught up with a live job, and null once the
+   * log has ended and everything was read.
+   */
+  reader(afterId: number): LogReader {
+    return new LogReader(this, afterId);
+  }
+
+  /** @internal the tail entries after `afterId`, or undefined when the tail no longer reaches back that far. */
+  fromTail(afterId: number, max: number): { events: JobEvent[]; end: number } | undefined {
+    const first = this.#tail[0];
+    if (!first || first.event.id > afterId + 1) return undefined;
+    const start = afterId + 1 - first.event.id;
+    const slice = this.#tail.slice(start, start + max);
+    const last = slice.at(-1);
+    return last ? { events: slice.map((e) => e.event), end: last.end } : { events: [], end: this.#bytes };
+  }
+
+  /** @internal byte offset just after event `id`, when the tail still holds it. */
+  offsetAfter(id: number): number | undefined {
+    if (id === this.#lastId) return this.#bytes;
+    const first = this.#tail[0];
+    if (!first || id < first.event.id) return undefined;
+    return this.#tail[id - first.event.id]?.end;
+  }
+
+  #wake(): void {
+    for (const waiter of [...this.#waiters]) waiter();
+  }
+}
+
+export class LogReader {
+  readonly #log: JobLog;
+  #afterId: number;
+  /** Byte offset in the file of the first event not yet returned, when known. */
+  #offset: number | undefined;
+
+  constructor(log: JobLog, afterId: number) {
+    this.#log = log;
+    this.#afterId = afterId;
+    this.#offset = afterId === 0 ? 0 : log.offsetAfter(afterId);
+  }
+
+  get afterId(): number {
+    return this.#afterId;
+  }
+
+  get offset(): number {
+    return this.#offset ?? 0;
+  }
+
+  async next(maxEvents = 256): Promise<JobEvent[] | null> {
+    const ended = this.#log.ended;
+    if (this.#afterId >= this.#log.lastId) return ended ? null : [];
+    const fromTail = this.#log.fromTail(this.#afterId, maxEvents);
+    if (fromTail && fromTail.events.length > 0) {
+      this.#afterId = fromTail.events.at(-1)?.id ?? this.#afterId;
+      this.#offset = fromTail.end;
+      return fromTail.events;
+    }
+    return this.#readFile(maxEvents);
+  }
+
+  async #readFile(maxEvents: number): Promise<JobEvent[] | null> {
+    const handle = await open(this.#log.file, 'r');
+    try {
+      const events: JobEvent[] = [];
+      let position = this.#offset ?? 0;
+      let size = READ_CHUNK;
+      while (events.length === 0) {
+        const buffer = Buffer.allocUnsafe(size);
+        const { bytesRead } = await handle.read(buffer, 0, size, position);
+        if (bytesRead === 0) break;
+        let start = 0;
+        while (events.length < maxEvents) {
+          const newline = buffer.indexOf(10, start);
+          if (newline === -1 || newline >= bytesRead) break;
+          const line = buffer.toString('utf8', start, newline);
+          start = newline + 1;
+          let event: JobEvent;
+          try {
+            event = JSON.parse(line) as JobEvent;
+          } catch {
+            continue; // a line torn by a crash
+          }
+          if (event.id > this.#afterId) events.push(event);
+        }
+        position += start;
+        if (start === 0) {
+          // No whole line in this chunk: a line longer than the chunk, or a torn end of file.
+          if (bytesRead < size || size >= MAX_READ) break;
+          size *= 2;
+        }
+      }
+      this.#offset = position;
+      const last = events.at(-1);
+      if (last) this.#afterId = last.id;
+      if (events.length === 0 && this.#log.ended) return null;
+      return events;
+    } finally {
+      await handle.close();
+    }
+  }
+}

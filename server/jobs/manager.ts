@@ -1,0 +1,348 @@
+import { ulid } from 'ulid';
+import type { Logger } from 'pino';
+import { RequestError } from '../errors.ts';
+import { JobLog } from './log.ts';
+import { JobOutput } from './output.ts';
+import type { JobStore } from './store.ts';
+import { FINAL_STATUSES, type JobError, type JobRecord, type JobStatus } from './types.ts';
+
+/** What a task gets while it runs. */
+export interface TaskContext {
+  jobId: string;
+  signal: AbortSignal;
+  output: JobOutput;
+  /** Scripts report their process group so cancel, timeout and restart can end all of it. */
+  setProcessGroup(pgid: number): void;
+}
+
+export interface TaskOutcome {
+  ok: boolean;
+  exitCode: number | null;
+  result?: unknown;
+  error?: JobError;
+}
+
+export type Task = (context: TaskContext) => Promise<TaskOutcome>;
+
+export interface JobSpec {
+  hook: string;
+  kind: 'script' | 'handler';
+  method: string;
+  caller: string;
+  /** As stored and shown: secrets already masked. */
+  params: Record<string, string>;
+  /** Values to mask in every output line. */
+  secrets: string[];
+  timeoutMs: number;
+  /** Jobs with the same key never run at the same time (e.g. one vm/create per resource group). */
+  concurrencyKey?: string;
+  task: Task;
+}
+
+type AbortReason = 'cancelled' | 'timed-out' | 'interrupted';
+
+/** A job this process is running or holding in its queue. */
+export class LiveJob {
+  readonly record: JobRecord;
+  readonly log: JobLog;
+  readonly spec: JobSpec;
+  readonly controller = new AbortController();
+  reason: AbortReason | undefined;
+  readonly done: Promise<JobRecord>;
+  resolveDone!: (record: JobRecord) => void;
+
+  constructor(record: JobRecord, log: JobLog, spec: JobSpec) {
+    this.record = record;
+    this.log = log;
+    this.spec = spec;
+    this.done = new Promise((resolve) => {
+      this.resolveDone = resolve;
+    });
+  }
+}
+
+export interface JobManagerOptions {
+  store: JobStore;
+  log: Logger;
+  workers: number;
+  queue: number;
+}
+
+export interface JobFilter {
+  hook?: string;
+  status?: JobStatus;
+  caller?: string;
+}
+
+/**
+ * The job pool: a bounded queue in front of a fixed number of workers. Jobs are independent of
+ * the requests that start them; their records and output live in the store.
+ */
+export class JobManager {
+  readonly #store: JobStore;
+  readonly #log: Logger;
+  readonly #workers: number;
+  readonly #queueLimit: number;
+  /** Every record, newest first (ids sort by time). */
+  readonly #records = new Map<string, JobRecord>();
+  readonly #live = new Map<string, LiveJob>();
+  readonly #queue: LiveJob[] = [];
+  readonly #running = new Set<LiveJob>();
+  readonly #busyKeys = new Set<string>();
+  #accepting = true;
+
+  constructor(options: JobManagerOptions) {
+    this.#store = options.store;
+    this.#log = options.log;
+    this.#workers = options.workers;
+    this.#queueLimit = options.queue;
+  }
+
+  /** Loads stored jobs. Jobs a previous process left queued or running become interrupted. */
+  async open(): Promise<JobRecord[]> {
+    const interrupted: JobRecord[] = [];
+    for (const record of this.#store.loadAll()) {
+      if (!FINAL_STATUSES.includes(record.status)) {
+        const log = await JobLog.load(this.#store.logFile(record.id), { reopen: true });
+        this.#finish(record, log, 'interrupted', null, {
+          code: 'interrupted',
+          message: 'armhook stopped while this job was queued or running; its output up to then is kept. Start it again if it is still needed.',
+        });
+        interrupted.push(record);
+      }
+      this.#records.set(record.id, record);
+    }
+    return interrupted;
+  }
+
+  get running(): number {
+    return this.#running.size;
+  }
+
+  get queued(): number {
+    return this.#queue.length;
+  }
+
+  /** Accepts a job: starts it now, queues it, or refuses (429 queue full, 503 shutting down). */
+  submit(spec: JobSpec): LiveJob {
+    if (!this.#accepting) throw new RequestError(503, 'shutting_down', 'armhook is shutting down and accepts no new jobs; retry shortly', { 'Retry-After': '5' });
+    const startsNow = this.#running.size < this.#workers && this.#queue.length === 0 && !this.#keyBusy(spec);
+    if (!startsNow && this.#queue.length >= this.#queueLimit) {
+      throw new RequestError(429, 'queue_full', `all ${this.#workers} workers are busy and the queue of ${this.#queueLimit} is full; retry later`, { 'Retry-After': String(this.#retryAfterSeconds()) });
+    }
+    const record: JobRecord = {
+      id: ulid(),
+      hook: spec.hook,
+      kind: spec.kind,
+      method: spec.method,
+      status: 'queued',
+      exitCode: null,
+      createdAt: new Date().toISOString(),
+      startedAt: null,
+      endedAt: null,
+      durationMs: null,
+      caller: spec.caller,
+      params: spec.params,
+      result: null,
+      error: null,
+      pgid: null,
+    };
+    const log = this.#store.create(record);
+    const job = new LiveJob(record, log, spec);
+    this.#records.set(record.id, record);
+    this.#live.set(record.id, job);
+    if (startsNow) {
+      this.#start(job);
+    } else {
+      this.#queue.push(job);
+      log.append([
+        { event: 'job', data: JSON.stringify({ jobId: record.id, status: 'queued' }) },
+        { event: 'queued', data: JSON.stringify({ jobId: record.id, position: this.#queue.length }) },
+      ]);
+    }
+    return job;
+  }
+
+  get(id: string): JobRecord | undefined {
+    return this.#records.get(id);
+  }
+
+  live(id: string): LiveJob | undefined {
+    return this.#live.get(id);
+  }
+
+  /** The job's output log: live, or read from disk for a finished job. */
+  async openLog(id: string): Promise<JobLog | undefined> {
+    const live = this.#live.get(id);
+    if (live) return live.log;
+    if (!this.#records.has(id)) return undefined;
+    return JobLog.load(this.#store.logFile(id), { reopen: false });
+  }
+
+  /** Newest first; `after` is the last id of the previous page. */
+  list(filter: JobFilter, limit: number, after?: string): { items: JobRecord[]; next: string | null } {
+    const items: JobRecord[] = [];
+    const ids = [...this.#records.keys()].sort().reverse();
+    let index = after ? ids.findIndex((id) => id < after) : 0;
+    if (index < 0) index = ids.length;
+    for (; index < ids.length && items.length <= limit; index++) {
+      const record = this.#records.get(ids[index] ?? '');
+      if (!record) continue;
+      if (filter.hook && record.hook !== filter.hook) continue;
+      if (filter.status && record.status !== filter.status) continue;
+      if (filter.caller && record.caller !== filter.caller) continue;
+      items.push(record);
+    }
+    const more = items.length > limit;
+    if (more) items.pop();
+    return { items, next: more ? (items.at(-1)?.id ?? null) : null };
+  }
+
+  /** Cancels a queued or running job. Returns false when it had already ended. */
+  cancel(id: string): boolean {
+    const job = this.#live.get(id);
+    if (!job) return false;
+    const queuedAt = this.#queue.indexOf(job);
+    if (queuedAt >= 0) {
+      this.#queue.splice(queuedAt, 1);
+      this.#finishLive(job, 'cancelled', null, { code: 'cancelled', message: 'cancelled while queued; it never ran' });
+      this.#announcePositions();
+      return true;
+    }
+    this.#abort(job, 'cancelled');
+    return true;
+  }
+
+  /**
+   * Stops accepting jobs, ends queued ones, waits up to `drainMs` for running ones, then aborts
+   * what is left (recorded as interrupted). Resolves when every job has ended.
+   */
+  async shutdown(drainMs: number): Promise<void> {
+    this.#accepting = false;
+    for (const job of this.#queue.splice(0)) {
+      this.#finishLive(job, 'interrupted', null, { code: 'interrupted', message: 'armhook shut down before this job started; it never ran' });
+    }
+    const running = [...this.#running].map((job) => job.done);
+    if (running.length === 0) return;
+    this.#log.info({ running: running.length, drainMs }, 'waiting for running jobs to finish before exit');
+    let timer: NodeJS.Timeout | undefined;
+    const drained = await Promise.race([
+      Promise.all(running).then(() => true),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), drainMs);
+      }),
+    ]);
+    if (timer) clearTimeout(timer);
+    if (!drained) {
+      for (const job of this.#running) this.#abort(job, 'interrupted');
+      await Promise.all(running);
+    }
+  }
+
+  #keyBusy(spec: JobSpec): boolean {
+    return spec.concurrencyKey !== undefined && this.#busyKeys.has(spec.concurrencyKey);
+  }
+
+  #retryAfterSeconds(): number {
+    return Math.max(1, Math.ceil(this.#queue.length / this.#workers));
+  }
+
+  #abort(job: LiveJob, reason: AbortReason): void {
+    if (job.controller.signal.aborted) return;
+    job.reason = reason;
+    job.controller.abort(reason);
+  }
+
+  #start(job: LiveJob): void {
+    const { record, log, spec } = job;
+    this.#running.add(job);
+    if (spec.concurrencyKey !== undefined) this.#busyKeys.add(spec.concurrencyKey);
+    record.status = 'running';
+    record.startedAt = new Date().toISOString();
+    this.#store.save(record);
+    if (log.lastId === 0) log.append([{ event: 'job', data: JSON.stringify({ jobId: record.id, status: 'running' }) }]);
+    this.#log.info({ jobId: record.id, hook: record.hook, user: record.caller }, 'job started');
+    const timer = setTimeout(() => this.#abort(job, 'timed-out'), spec.timeoutMs);
+    const output = new JobOutput(log, spec.secrets);
+    const context: TaskContext = {
+      jobId: record.id,
+      signal: job.controller.signal,
+      output,
+      setProcessGroup: (pgid) => {
+        record.pgid = pgid;
+        this.#store.save(record);
+      },
+    };
+    void spec
+      .task(context)
+      .catch((err: unknown): TaskOutcome => {
+        this.#log.error({ jobId: record.id, err }, 'job task failed unexpectedly; this is a bug in armhook, please report it');
+        return { ok: false, exitCode: null, error: { code: 'internal', message: 'armhook failed to run this job; see the server log' } };
+      })
+      .then((outcome) => {
+        clearTimeout(timer);
+        output.flush();
+        this.#running.delete(job);
+        if (spec.concurrencyKey !== undefined) this.#busyKeys.delete(spec.concurrencyKey);
+        const status: JobStatus = job.reason ?? (outcome.ok ? 'succeeded' : 'failed');
+        record.result = outcome.result ?? null;
+        this.#finishLive(job, status, outcome.exitCode, this.#errorFor(job, status, outcome));
+        this.#startNext();
+      });
+  }
+
+  #errorFor(job: LiveJob, status: JobStatus, outcome: TaskOutcome): JobError | null {
+    const seconds = Math.round(job.spec.timeoutMs / 1000);
+    const detail = outcome.error ? { ...outcome.error } : undefined;
+    switch (status) {
+      case 'succeeded':
+        return null;
+      case 'timed-out':
+        return { ...detail, code: 'timed_out', message: `timed out after ${seconds} s and was stopped${detail?.message ? `: ${detail.message}` : ''}` };
+      case 'cancelled':
+        return { ...detail, code: 'cancelled', message: `cancelled while running${detail?.message ? `: ${detail.message}` : ''}` };
+      case 'interrupted':
+        return { ...detail, code: 'interrupted', message: 'armhook shut down while this job was running and stopped it' };
+      default:
+        return outcome.error ?? { code: 'exit_code', message: `the script exited with code ${outcome.exitCode ?? 'none'}` };
+    }
+  }
+
+  #startNext(): void {
+    while (this.#running.size < this.#workers) {
+      const index = this.#queue.findIndex((job) => !this.#keyBusy(job.spec));
+      if (index < 0) break;
+      const [job] = this.#queue.splice(index, 1);
+      if (job) this.#start(job);
+    }
+    this.#announcePositions();
+  }
+
+  #announcePositions(): void {
+    this.#queue.forEach((job, index) => {
+      job.log.append([{ event: 'queued', data: JSON.stringify({ jobId: job.record.id, position: index + 1 }) }]);
+    });
+  }
+
+  #finishLive(job: LiveJob, status: JobStatus, exitCode: number | null, error: JobError | null): void {
+    this.#finish(job.record, job.log, status, exitCode, error);
+    this.#live.delete(job.record.id);
+    job.resolveDone(job.record);
+  }
+
+  #finish(record: JobRecord, log: JobLog, status: JobStatus, exitCode: number | null, error: JobError | null): void {
+    const ended = new Date();
+    record.status = status;
+    record.exitCode = exitCode;
+    record.error = error;
+    record.endedAt = ended.toISOString();
+    record.durationMs = record.startedAt ? ended.getTime() - Date.parse(record.startedAt) : 0;
+    this.#store.save(record);
+    log.append([{ event: 'done', data: JSON.stringify({ jobId: record.id, ...record }) }]);
+    log.end();
+    this.#log.info(
+      { jobId: record.id, hook: record.hook, user: record.caller, status, exitCode, durationMs: record.durationMs, error: error?.code },
+      `job ${status}`,
+    );
+  }
+}

@@ -1,0 +1,18 @@
+#!/bin/sh
+# The test suite drives real tools: curl (clients), htpasswd (apache2-utils, to prove armhook
+# reads the files it writes). Install them when missing and we may (root with apt-get); otherwise
+# say exactly what to install. Nothing is downloaded from anywhere but the Debian archive.
+set -e
+missing=""
+command -v curl >/dev/null 2>&1 || missing="$missing curl"
+command -v htpasswd >/dev/null 2>&1 || missing="$missing apache2-utils"
+command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "test/ensure-tools.sh: installing$missing (Debian packages)" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $missing >/dev/null 2>&1 ||
+    { apt-get update >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $missing >/dev/null; }
+  exit 0
+fi
+echo "test/ensure-tools.sh: the tests need:$missing — install with: sudo apt-get install$missing" >&2
+exit 1

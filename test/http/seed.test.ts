@@ -1,0 +1,50 @@
+// The seed scenario: curl POST /vm/create?vmname=&rg=&pw= streams the script's output as SSE.
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { curl, parseSse, startServer, type TestServer } from '../helpers/server.ts';
+
+const FAKES = join(import.meta.dirname, '..', 'fakes', 'bin');
+let server: TestServer;
+
+before(async () => {
+  process.env.PATH = `${FAKES}:${process.env.PATH ?? ''}`;
+  const createScript = await readFile(join(import.meta.dirname, '..', '..', 'scripts', 'vm', 'create.sh'), 'utf8');
+  server = await startServer({ scripts: { 'vm/create.sh': createScript } });
+});
+after(() => server.close());
+
+test('the seed call streams az output as SSE, masks pw, and ends with exit code 0', async () => {
+  const pw = 'S3cret-Pa55word!';
+  const result = await curl(server, ['-XPOST', `${server.url}/vm/create?vmname=myvm&rg=myrg&location=westeurope&pw=${encodeURIComponent(pw)}`]);
+  assert.equal(result.code, 0, result.stderr);
+  const { events } = parseSse(result.stdout);
+  assert.equal(events[0]?.event, 'job');
+  const done = events.at(-1);
+  assert.equal(done?.event, 'done');
+  const record = JSON.parse(done?.data ?? '{}');
+  assert.equal(record.status, 'succeeded');
+  assert.equal(record.exitCode, 0);
+  assert.equal(record.hook, 'vm/create');
+  assert.equal(record.params.pw, '***');
+  const lines = events.filter((e) => e.event === 'message').map((e) => e.data);
+  assert.ok(lines.includes('Authenticating...'));
+  assert.ok(lines.some((l) => l.startsWith('az vm create') && l.includes('--admin-password ***')), lines.join('\n'));
+  assert.ok(lines.includes('config dir ok'), 'the script got a private AZURE_CONFIG_DIR');
+  for (const event of events) assert.ok(event.id !== undefined, 'every event has an id');
+  assert.ok(!result.stdout.includes(pw), 'the password never reaches the stream');
+  assert.ok(!server.logs.text().includes(pw), 'the password never reaches the log');
+  const stored = await readFile(join(server.dataDir, 'jobs', record.id, 'events.ndjson'), 'utf8');
+  assert.ok(!stored.includes(pw), 'the password is never stored');
+  assert.ok(!server.logs.text().includes('myvm'), 'request logs carry the path, not parameter values');
+});
+
+test('a failing az gives the script\'s non-zero exit code in the done event', async () => {
+  const result = await curl(server, ['-XPOST', `${server.url}/vm/create?vmname=fail-me&rg=myrg&location=westeurope&pw=x`]);
+  const { events } = parseSse(result.stdout);
+  const record = JSON.parse(events.at(-1)?.data ?? '{}');
+  assert.equal(record.status, 'failed');
+  assert.equal(record.exitCode, 3);
+  assert.ok(events.some((e) => e.event === 'stderr' && e.data.includes('the fake was asked to fail')));
+});
