@@ -62,7 +62,7 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
   const tls = await loadTlsMaterial({ certFile: config.tlsCert, keyFile: config.tlsKey, devDir: config.tlsDir, log: log.child({ component: 'tls' }) });
 
   const store = new JobStore({ dataDir: config.dataDir, log });
-  const jobs = new JobManager({ store, log: log.child({ component: 'jobs' }), workers: config.workers, queue: config.queue });
+  const jobs = new JobManager({ store, log: log.child({ component: 'jobs' }), workers: config.workers, queue: config.queue, retentionDays: config.retentionDays, retentionMax: config.retentionMax });
   const interrupted = await jobs.open();
   if (interrupted.length > 0) log.warn({ jobs: interrupted.map((r) => r.id) }, 'jobs left running by a previous process were marked interrupted');
 
@@ -85,7 +85,7 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
   registerErrorHandlers(app, { bodyLimit: config.bodyLimit });
   registerRequestLog(app);
   await registerAuth(app, authenticator);
-  registerHealthRoutes(app, { scriptsDir: config.scriptsDir, azure: undefined, accepting: () => true });
+  registerHealthRoutes(app, { scriptsDir: config.scriptsDir, azure: undefined, accepting: () => jobs.accepting });
   registerCatalogRoutes(app, { catalog, extra: () => [] });
   registerJobRoutes(app, { jobs, keepAliveMs: config.keepAlive * 1000 });
   registerRunRoutes(app, {
@@ -98,8 +98,13 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
     azureEnv: () => ({}),
   });
 
+  // Age-based retention runs hourly; count-based runs as jobs end.
+  const pruneTimer = setInterval(() => jobs.prune(), 3600 * 1000);
+  pruneTimer.unref();
+
   // Jobs drain before the server stops: their streams end when they do.
   app.addHook('preClose', async () => {
+    clearInterval(pruneTimer);
     await jobs.shutdown(config.drainTimeout * 1000);
   });
 

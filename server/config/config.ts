@@ -26,6 +26,8 @@ export interface Config {
   killGrace: number;
   /** seconds */
   drainTimeout: number;
+  retentionDays: number;
+  retentionMax: number;
   bodyLimit: number;
   /** seconds */
   keepAlive: number;

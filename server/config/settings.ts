@@ -27,6 +27,8 @@ export const SETTINGS = [
   { key: 'timeout', env: 'ARMHOOK_TIMEOUT', flag: '--timeout', type: 'integer', default: 3600, min: 1, description: 'default job timeout, seconds' },
   { key: 'killGrace', env: 'ARMHOOK_KILL_GRACE', flag: '--kill-grace', type: 'integer', default: 10, min: 0, description: 'seconds between SIGTERM and SIGKILL of a job\'s process group' },
   { key: 'drainTimeout', env: 'ARMHOOK_DRAIN_TIMEOUT', flag: '--drain-timeout', type: 'integer', default: 30, min: 0, description: 'on SIGTERM, seconds running jobs get to finish before they are stopped' },
+  { key: 'retentionDays', env: 'ARMHOOK_RETENTION_DAYS', flag: '--retention-days', type: 'integer', default: 30, min: 0, description: 'finished jobs older than this many days are deleted (0: never by age)' },
+  { key: 'retentionMax', env: 'ARMHOOK_RETENTION_MAX', flag: '--retention-max', type: 'integer', default: 1000, min: 1, description: 'at most this many finished jobs are kept' },
   { key: 'bodyLimit', env: 'ARMHOOK_BODY_LIMIT', flag: '--body-limit', type: 'integer', default: 1048576, min: 0, description: 'largest request body (script stdin), bytes' },
   { key: 'keepAlive', env: 'ARMHOOK_KEEPALIVE', flag: '--keepalive', type: 'integer', default: 15, min: 1, description: 'seconds between SSE keep-alive comments' },
   { key: 'outputLimit', env: 'ARMHOOK_JSON_OUTPUT_LIMIT', flag: '--json-output-limit', type: 'integer', default: 1048576, min: 1024, description: 'bytes of output included in an Accept: application/json response' },

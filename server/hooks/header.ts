@@ -16,8 +16,10 @@ export interface ScriptHeader {
   description: string;
   /** undefined: the script declares nothing, so any valid parameter name is accepted. */
   params: ParamSpec[] | undefined;
-  /** Seconds; overrides the server's default timeout. */
+  /** Seconds; overrides the server's default timeout, and is the most a request may ask for. */
   timeout: number | undefined;
+  /** At most `limit` runs at once, per distinct value of the `per` parameters (whole hook when empty). */
+  concurrency: { limit: number; per: string[] } | undefined;
 }
 
 const NAME = /^[a-z][a-z0-9_]*$/;
@@ -29,13 +31,14 @@ const NAME = /^[a-z][a-z0-9_]*$/;
  *   # @param vmname required pattern=^[a-z][a-z0-9-]{0,62}$ The VM name
  *   # @param pw required secret Admin password
  *   # @param size default=Standard_B1s VM size
- *   # @timeout 1800
+ *   # @timeout 1800           (seconds; also the most X-Hook-Timeout may ask for)
+ *   # @concurrency 1 per rg   (at most one run at a time per value of rg; "1" alone: per hook)
  *   # @params none            (declares that the hook takes no parameters)
  *
  * Errors name the file and line, so `armhook check` and the caller can point at it.
  */
 export function parseScriptHeader(text: string, file: string): ScriptHeader {
-  const header: ScriptHeader = { description: '', params: undefined, timeout: undefined };
+  const header: ScriptHeader = { description: '', params: undefined, timeout: undefined, concurrency: undefined };
   const lines = text.split(/\r\n|\r|\n/);
   for (let index = 0; index < lines.length; index++) {
     const line = lines[index] ?? '';
@@ -57,6 +60,12 @@ export function parseScriptHeader(text: string, file: string): ScriptHeader {
         header.timeout = Number(rest);
         break;
       }
+      case 'concurrency': {
+        const m = /^(\d+)(?:\s+per\s+([a-z][a-z0-9_]*(?:\s*,\s*[a-z][a-z0-9_]*)*))?$/.exec(rest);
+        if (!m || Number(m[1]) < 1) throw invalid(where, `@concurrency takes "N" or "N per param[,param]" (e.g. "1 per rg"), got "${rest}"`);
+        header.concurrency = { limit: Number(m[1]), per: m[2] ? m[2].split(',').map((p) => p.trim()) : [] };
+        break;
+      }
       case 'params':
         if (rest !== 'none') throw invalid(where, `@params only takes "none" (to declare no parameters), got "${rest}"`);
         header.params ??= [];
@@ -71,6 +80,11 @@ export function parseScriptHeader(text: string, file: string): ScriptHeader {
       default:
         // Unknown directives are someone else's (shellcheck, editors): ignore them.
         break;
+    }
+  }
+  for (const name of header.concurrency?.per ?? []) {
+    if (header.params && !header.params.some((p) => p.name === name)) {
+      throw invalid(file, `@concurrency is per "${name}", which is not a declared parameter`);
     }
   }
   return header;

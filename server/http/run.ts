@@ -85,11 +85,31 @@ export async function respondWithJob(job: LiveJob, mode: RunMode, reply: Fastify
   await streamJob(reply.raw, job.log, { format: mode === 'sse' ? 'sse' : 'text', afterId: 0, keepAliveMs: options.keepAliveMs });
 }
 
+/**
+ * A job's timeout in seconds: the hook's (or the server's default), lowered by an
+ * `X-Hook-Timeout: <seconds>` request header — never raised above the hook's maximum.
+ */
+export function timeoutSeconds(request: FastifyRequest, hookMax: number): number {
+  const raw = request.headers['x-hook-timeout'];
+  if (raw === undefined) return hookMax;
+  const value = String(raw).trim();
+  if (!/^\d+$/.test(value) || Number(value) < 1) throw new RequestError(400, 'bad_timeout', `X-Hook-Timeout must be whole seconds ≥ 1 (this hook allows at most ${hookMax})`);
+  return Math.min(Number(value), hookMax);
+}
+
 /** A reconnecting EventSource repeats its last request with Last-Event-ID: never start a job for it. */
 export function refuseResume(request: FastifyRequest): void {
   if (request.headers['last-event-id'] !== undefined) {
     throw new RequestError(409, 'resume_not_run', 'this request carries Last-Event-ID (a reconnecting event stream), so it does not start a job; resume the stream with GET /jobs/<id>/events (the id is in the Armhook-Job-Id header and the first event)');
   }
+}
+
+/** The concurrency key of a run: the hook, plus the values of the parameters it is limited per. */
+function concurrencyOf(hook: ScriptHook, params: Map<string, string>): { key: string; limit: number } | undefined {
+  const spec = hook.header.concurrency;
+  if (!spec) return undefined;
+  const per = spec.per.map((name) => `${name}=${encodeURIComponent(params.get(name) ?? '')}`).join('&');
+  return { key: `${hook.path}?${per}`, limit: spec.limit };
 }
 
 export function registerRunRoutes(app: FastifyInstance, options: RunRouteOptions): void {
@@ -135,7 +155,8 @@ export function registerRunRoutes(app: FastifyInstance, options: RunRouteOptions
         caller: request.caller,
         params: maskedParams(params, declared),
         secrets: secretValues(params, declared),
-        timeoutMs: (hook.header.timeout ?? options.timeout) * 1000,
+        timeoutMs: timeoutSeconds(request, hook.header.timeout ?? options.timeout) * 1000,
+        ...(hook.header.concurrency ? { concurrency: concurrencyOf(hook, params) } : {}),
         task: scriptTask({
           hook,
           params,

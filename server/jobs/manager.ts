@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { RequestError } from '../errors.ts';
 import { JobLog } from './log.ts';
 import { JobOutput } from './output.ts';
+import { killJobLeftovers } from './reaper.ts';
 import type { JobStore } from './store.ts';
 import { FINAL_STATUSES, type JobError, type JobRecord, type JobStatus } from './types.ts';
 
@@ -34,8 +35,8 @@ export interface JobSpec {
   /** Values to mask in every output line. */
   secrets: string[];
   timeoutMs: number;
-  /** Jobs with the same key never run at the same time (e.g. one vm/create per resource group). */
-  concurrencyKey?: string;
+  /** At most `limit` jobs with the same key run at once (e.g. one vm/create per resource group). */
+  concurrency?: { key: string; limit: number };
   task: Task;
 }
 
@@ -48,6 +49,8 @@ export class LiveJob {
   readonly spec: JobSpec;
   readonly controller = new AbortController();
   reason: AbortReason | undefined;
+  /** Place in the queue last announced to readers (1 = next to start). */
+  position = 0;
   readonly done: Promise<JobRecord>;
   resolveDone!: (record: JobRecord) => void;
 
@@ -66,6 +69,10 @@ export interface JobManagerOptions {
   log: Logger;
   workers: number;
   queue: number;
+  /** Finished jobs older than this are deleted (0: kept by age forever). */
+  retentionDays: number;
+  /** At most this many finished jobs are kept, the oldest deleted first. */
+  retentionMax: number;
 }
 
 export interface JobFilter {
@@ -83,12 +90,15 @@ export class JobManager {
   readonly #log: Logger;
   readonly #workers: number;
   readonly #queueLimit: number;
+  readonly #retentionMs: number;
+  readonly #retentionMax: number;
   /** Every record, newest first (ids sort by time). */
   readonly #records = new Map<string, JobRecord>();
   readonly #live = new Map<string, LiveJob>();
   readonly #queue: LiveJob[] = [];
   readonly #running = new Set<LiveJob>();
-  readonly #busyKeys = new Set<string>();
+  /** Running jobs per concurrency key. */
+  readonly #keyCounts = new Map<string, number>();
   #accepting = true;
 
   constructor(options: JobManagerOptions) {
@@ -96,13 +106,22 @@ export class JobManager {
     this.#log = options.log;
     this.#workers = options.workers;
     this.#queueLimit = options.queue;
+    this.#retentionMs = options.retentionDays * 24 * 3600 * 1000;
+    this.#retentionMax = options.retentionMax;
   }
 
-  /** Loads stored jobs. Jobs a previous process left queued or running become interrupted. */
+  /**
+   * Loads stored jobs. Jobs a previous process left queued or running become interrupted, and
+   * whatever is left of their processes is killed.
+   */
   async open(): Promise<JobRecord[]> {
     const interrupted: JobRecord[] = [];
     for (const record of this.#store.loadAll()) {
       if (!FINAL_STATUSES.includes(record.status)) {
+        if (record.pgid !== null) {
+          const killed = await killJobLeftovers(record.id, record.pgid);
+          if (killed.length > 0) this.#log.warn({ jobId: record.id, pids: killed }, 'killed processes left running by an interrupted job');
+        }
         const log = await JobLog.load(this.#store.logFile(record.id), { reopen: true });
         this.#finish(record, log, 'interrupted', null, {
           code: 'interrupted',
@@ -112,7 +131,33 @@ export class JobManager {
       }
       this.#records.set(record.id, record);
     }
+    this.prune();
     return interrupted;
+  }
+
+  /**
+   * Deletes finished jobs past the retention age or count, oldest first. Live jobs are never
+   * deleted. Returns how many were removed.
+   */
+  prune(now = Date.now()): number {
+    const finished = [...this.#records.values()].filter((r) => !this.#live.has(r.id) && FINAL_STATUSES.includes(r.status)).sort((a, b) => (a.id < b.id ? -1 : 1));
+    let excess = finished.length - this.#retentionMax;
+    let removed = 0;
+    for (const record of finished) {
+      const old = this.#retentionMs > 0 && record.endedAt !== null && now - Date.parse(record.endedAt) > this.#retentionMs;
+      if (excess <= 0 && !old) continue;
+      this.#store.remove(record.id);
+      this.#records.delete(record.id);
+      excess--;
+      removed++;
+    }
+    if (removed > 0) this.#log.info({ removed }, 'deleted old jobs (retention)');
+    return removed;
+  }
+
+  /** False once shutdown began: new jobs are refused with 503. */
+  get accepting(): boolean {
+    return this.#accepting;
   }
 
   get running(): number {
@@ -155,9 +200,10 @@ export class JobManager {
       this.#start(job);
     } else {
       this.#queue.push(job);
+      job.position = this.#queue.length;
       log.append([
         { event: 'job', data: JSON.stringify({ jobId: record.id, status: 'queued' }) },
-        { event: 'queued', data: JSON.stringify({ jobId: record.id, position: this.#queue.length }) },
+        { event: 'queued', data: JSON.stringify({ jobId: record.id, position: job.position }) },
       ]);
     }
     return job;
@@ -240,7 +286,14 @@ export class JobManager {
   }
 
   #keyBusy(spec: JobSpec): boolean {
-    return spec.concurrencyKey !== undefined && this.#busyKeys.has(spec.concurrencyKey);
+    return spec.concurrency !== undefined && (this.#keyCounts.get(spec.concurrency.key) ?? 0) >= spec.concurrency.limit;
+  }
+
+  #countKey(spec: JobSpec, delta: 1 | -1): void {
+    if (!spec.concurrency) return;
+    const count = (this.#keyCounts.get(spec.concurrency.key) ?? 0) + delta;
+    if (count > 0) this.#keyCounts.set(spec.concurrency.key, count);
+    else this.#keyCounts.delete(spec.concurrency.key);
   }
 
   #retryAfterSeconds(): number {
@@ -256,7 +309,7 @@ export class JobManager {
   #start(job: LiveJob): void {
     const { record, log, spec } = job;
     this.#running.add(job);
-    if (spec.concurrencyKey !== undefined) this.#busyKeys.add(spec.concurrencyKey);
+    this.#countKey(spec, 1);
     record.status = 'running';
     record.startedAt = new Date().toISOString();
     this.#store.save(record);
@@ -283,11 +336,12 @@ export class JobManager {
         clearTimeout(timer);
         output.flush();
         this.#running.delete(job);
-        if (spec.concurrencyKey !== undefined) this.#busyKeys.delete(spec.concurrencyKey);
+        this.#countKey(spec, -1);
         const status: JobStatus = job.reason ?? (outcome.ok ? 'succeeded' : 'failed');
         record.result = outcome.result ?? null;
         this.#finishLive(job, status, outcome.exitCode, this.#errorFor(job, status, outcome));
         this.#startNext();
+        if (this.#records.size > this.#retentionMax + this.#live.size) this.prune();
       });
   }
 
@@ -320,7 +374,9 @@ export class JobManager {
 
   #announcePositions(): void {
     this.#queue.forEach((job, index) => {
-      job.log.append([{ event: 'queued', data: JSON.stringify({ jobId: job.record.id, position: index + 1 }) }]);
+      if (job.position === index + 1) return;
+      job.position = index + 1;
+      job.log.append([{ event: 'queued', data: JSON.stringify({ jobId: job.record.id, position: job.position }) }]);
     });
   }
 
