@@ -110,6 +110,8 @@ export interface ArmFake {
   vms: Map<string, FakeVm>;
   deployments: Map<string, FakeDeployment>;
   inProgressPolls: number;
+  /** While true, reading the operations list does not advance deployments (they stay Running). */
+  pauseDeployments: boolean;
   /** What run-command returns for a script (default: a Linux-style [stdout]/[stderr] message). */
   runCommandOutput: (script: string[], commandId: string) => RunCommandStatus[];
   addGroup(name: string, location?: string, tags?: Record<string, string>): FakeGroup;
@@ -155,6 +157,7 @@ export async function startArmFake(options: ArmFakeOptions): Promise<ArmFake> {
     vms,
     deployments,
     inProgressPolls: options.inProgressPolls ?? 2,
+    pauseDeployments: false,
     runCommandOutput: (script) => [
       {
         code: 'ProvisioningState/succeeded',
@@ -284,7 +287,7 @@ export async function startArmFake(options: ArmFakeOptions): Promise<ArmFake> {
   };
   const operationsJson = (d: FakeDeployment): unknown => {
     const step = Math.min(d.served, finalStep(d));
-    d.served += 1;
+    if (!fake.pauseDeployments && d.state !== 'Canceled') d.served += 1;
     const t0 = Date.parse('2025-01-01T00:00:00Z');
     return {
       value: operationStates(d, step).map(({ op, state, index }) => ({

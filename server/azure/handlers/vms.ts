@@ -171,6 +171,14 @@ export function splitRunCommandOutput(statuses: Array<{ code?: string; message?:
   return { stdout, stderr, failed };
 }
 
+/** Lines of a script's output, without the empty line its final newline would add. */
+function outputLines(text: string): string[] {
+  if (text === '') return [];
+  const lines = text.split(/\r\n|\r|\n/);
+  while (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
+  return lines;
+}
+
 /** POST azure/vms/run-command?rg=&name=&script= */
 export const runCommand = defineHandler({
   path: 'azure/vms/run-command',
@@ -209,8 +217,12 @@ export const runCommand = defineHandler({
     );
     const result = await runLro(poller, { sink: ctx.sink, signal: ctx.signal, action, operation: 'run-command', id });
     const statuses = (result?.value ?? []).map((s) => ({ code: s.code ?? null, message: s.message ?? '' }));
-    for (const s of statuses) for (const line of s.message.split(/\r\n|\r|\n/)) ctx.sink.line(line);
     const { stdout, stderr, failed } = splitRunCommandOutput(statuses.map((s) => ({ code: s.code ?? undefined, message: s.message })));
+    for (const line of outputLines(stdout)) ctx.sink.line(line);
+    if (stderr.trim() !== '') {
+      ctx.sink.line('[stderr]');
+      for (const line of outputLines(stderr)) ctx.sink.line(line);
+    }
     const output = { id, name, resourceGroup: rg, provisioningState: 'Succeeded', commandId, stdout, stderr, statuses };
     if (failed) {
       throw new HandlerError(500, 'script_failed', `the script failed inside ${rg}/${name}`, output);

@@ -1,0 +1,131 @@
+/**
+ * Shared set-up of the Azure tests: the IMDS fake (one per test process: the identity library
+ * keeps its IMDS host and token cache per process), the HTTPS ARM fake with a test CA, and an
+ * AzureService pointed at both, with fast LRO polling and fast SDK retries.
+ */
+import { pino, type Logger } from 'pino';
+import { createAzure, type AzureOptions, type AzureService, type HandlerError, type TypedHandler } from '../../server/azure/index.ts';
+import { createTestPki, type TestPki } from '../helpers/certs.ts';
+import { startArmFake, type ArmFake, type ArmFakeOptions } from '../fakes/arm.ts';
+import { startImdsFake, type ImdsFake, type ImdsFakeOptions } from '../fakes/imds.ts';
+
+export const POLL_MS = 2;
+
+export function silentLogger(): Logger {
+  return pino({ level: 'silent' });
+}
+
+export interface Collected {
+  lines: string[];
+  progress: Array<Record<string, unknown>>;
+  /** lines and progress in the order they were emitted */
+  events: Array<{ kind: 'line'; text: string } | { kind: 'progress'; data: Record<string, unknown> }>;
+}
+
+export function collectingSink(): Collected & { sink: { line(t: string): void; progress(d: Record<string, unknown>): void } } {
+  const c: Collected = { lines: [], progress: [], events: [] };
+  return {
+    ...c,
+    sink: {
+      line(text) {
+        c.lines.push(text);
+        c.events.push({ kind: 'line', text });
+      },
+      progress(data) {
+        c.progress.push(data);
+        c.events.push({ kind: 'progress', data });
+      },
+    },
+  };
+}
+
+export interface RunOutcome extends Collected {
+  result: unknown;
+}
+
+export interface AzureEnv {
+  imds: ImdsFake;
+  arm: ArmFake;
+  pki: TestPki;
+  azure: AzureService;
+  handler(path: string): TypedHandler;
+  /** Runs a handler like the job runner would; rejects with its HandlerError. */
+  run(path: string, params?: Record<string, unknown>, options?: { body?: string | Buffer; signal?: AbortSignal }): Promise<RunOutcome>;
+  /** Like run, but resolves with the error (and what was emitted before it). */
+  runFailing(path: string, params?: Record<string, unknown>, options?: { body?: string | Buffer; signal?: AbortSignal }): Promise<Collected & { error: HandlerError }>;
+  close(): Promise<void>;
+}
+
+export async function startAzureEnv(
+  options: {
+    imds?: ImdsFakeOptions;
+    arm?: Partial<Omit<ArmFakeOptions, 'cert' | 'key' | 'subscriptionId'>>;
+    azure?: Partial<Omit<AzureOptions, 'imdsEndpoint' | 'armEndpoint' | 'log'>>;
+    /** Wait until the service is ready (default true). */
+    waitReady?: boolean;
+  } = {},
+): Promise<AzureEnv> {
+  const imds = await startImdsFake(options.imds);
+  const pki = await createTestPki(['127.0.0.1']);
+  const arm = await startArmFake({ cert: pki.serverCert, key: pki.serverKey, subscriptionId: imds.compute.subscriptionId, ...options.arm });
+  const azure = createAzure({
+    imdsEndpoint: imds.url,
+    armEndpoint: arm.url,
+    armCaCert: pki.caCert,
+    pollIntervalMs: POLL_MS,
+    retry: { maxRetries: 2, retryDelayInMs: 1, maxRetryDelayInMs: 5 },
+    startupRetry: { initialDelayMs: 5, maxDelayMs: 20 },
+    log: silentLogger(),
+    ...options.azure,
+  });
+  azure.start();
+  if (options.waitReady !== false) await azure.whenReady();
+
+  const handler = (path: string): TypedHandler => {
+    const h = azure.handlers.find((x) => x.path === path);
+    if (!h) throw new Error(`no handler ${path}`);
+    return h;
+  };
+  const run: AzureEnv['run'] = async (path, params = {}, o = {}) => {
+    const c = collectingSink();
+    const result = await handler(path).run({
+      params,
+      clients: undefined,
+      signal: o.signal ?? new AbortController().signal,
+      sink: c.sink,
+      log: silentLogger(),
+      body: typeof o.body === 'string' ? Buffer.from(o.body) : (o.body ?? Buffer.alloc(0)),
+    });
+    return { result, lines: c.lines, progress: c.progress, events: c.events };
+  };
+  const runFailing: AzureEnv['runFailing'] = async (path, params = {}, o = {}) => {
+    const c = collectingSink();
+    try {
+      await handler(path).run({
+        params,
+        clients: undefined,
+        signal: o.signal ?? new AbortController().signal,
+        sink: c.sink,
+        log: silentLogger(),
+        body: typeof o.body === 'string' ? Buffer.from(o.body) : (o.body ?? Buffer.alloc(0)),
+      });
+    } catch (error) {
+      return { error: error as HandlerError, lines: c.lines, progress: c.progress, events: c.events };
+    }
+    throw new Error(`${path} was expected to fail but succeeded`);
+  };
+  return {
+    imds,
+    arm,
+    pki,
+    azure,
+    handler,
+    run,
+    runFailing,
+    async close() {
+      azure.close();
+      await arm.close();
+      await imds.close();
+    },
+  };
+}
