@@ -1,10 +1,14 @@
 import fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { readFileSync } from 'node:fs';
 import { HtpasswdAuthenticator } from './auth/index.ts';
+import { createAzure, type AzureOptions, type AzureService } from './azure/index.ts';
 import { isLoopback, type Config } from './config/index.ts';
 import { HookCatalog } from './hooks/index.ts';
 import {
   registerAuth,
+  registerAzureRoutes,
+  describeHandler,
   registerCatalogRoutes,
   registerErrorHandlers,
   registerHealthRoutes,
@@ -28,12 +32,15 @@ export interface AppOptions {
   log: Logger;
   /** Replaces the htpasswd authenticator (tests of other auth paths). */
   authenticator?: Authenticator;
+  /** Extra Azure options (tests: fast LRO polling and retries). */
+  azure?: Partial<Omit<AzureOptions, 'log'>>;
 }
 
 export interface Armhook {
   app: FastifyInstance;
   jobs: JobManager;
   catalog: HookCatalog;
+  azure: AzureService;
   /** Listens on the configured address; returns the URL it listens on. */
   listen(): Promise<string>;
   /** Drains jobs (up to the drain timeout) and closes the server. */
@@ -61,6 +68,23 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
 
   const tls = await loadTlsMaterial({ certFile: config.tlsCert, keyFile: config.tlsKey, devDir: config.tlsDir, log: log.child({ component: 'tls' }) });
 
+  let armCaCert: string | undefined;
+  if (config.armCaFile) {
+    try {
+      armCaCert = readFileSync(config.armCaFile, 'utf8');
+    } catch (err) {
+      throw new StartupError(`ARMHOOK_ARM_CA_FILE ${config.armCaFile}: cannot read it (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+    }
+  }
+  const azure = createAzure({
+    imdsEndpoint: config.imdsEndpoint,
+    armEndpoint: config.armEndpoint,
+    ...(config.managedIdentityClientId ? { managedIdentityClientId: config.managedIdentityClientId } : {}),
+    ...(armCaCert ? { armCaCert } : {}),
+    ...options.azure,
+    log,
+  });
+
   const store = new JobStore({ dataDir: config.dataDir, log });
   const jobs = new JobManager({ store, log: log.child({ component: 'jobs' }), workers: config.workers, queue: config.queue, retentionDays: config.retentionDays, retentionMax: config.retentionMax });
   const interrupted = await jobs.open();
@@ -85,8 +109,9 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
   registerErrorHandlers(app, { bodyLimit: config.bodyLimit });
   registerRequestLog(app);
   await registerAuth(app, authenticator);
-  registerHealthRoutes(app, { scriptsDir: config.scriptsDir, azure: undefined, accepting: () => jobs.accepting });
-  registerCatalogRoutes(app, { catalog, extra: () => [] });
+  registerHealthRoutes(app, { scriptsDir: config.scriptsDir, azure, accepting: () => jobs.accepting });
+  registerCatalogRoutes(app, { catalog, extra: () => azure.handlers.map(describeHandler) });
+  registerAzureRoutes(app, { azure, jobs, log, timeout: config.timeout, keepAliveMs: config.keepAlive * 1000, outputLimit: config.outputLimit });
   registerJobRoutes(app, { jobs, keepAliveMs: config.keepAlive * 1000 });
   registerRunRoutes(app, {
     catalog,
@@ -95,7 +120,7 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
     killGraceMs: config.killGrace * 1000,
     keepAliveMs: config.keepAlive * 1000,
     outputLimit: config.outputLimit,
-    azureEnv: () => ({}),
+    azureEnv: () => azure.scriptEnv(),
   });
 
   // Age-based retention runs hourly; count-based runs as jobs end.
@@ -106,13 +131,16 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
   app.addHook('preClose', async () => {
     clearInterval(pruneTimer);
     await jobs.shutdown(config.drainTimeout * 1000);
+    azure.close();
   });
 
   return {
     app,
     jobs,
     catalog,
+    azure,
     async listen() {
+      azure.start();
       await app.listen({ host: config.listen.host, port: config.listen.port });
       const address = app.server.address();
       const port = typeof address === 'object' && address ? address.port : config.listen.port;

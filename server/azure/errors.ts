@@ -71,7 +71,15 @@ function fromRestError(err: RestErrorShape, action: ArmAction): HandlerError {
   if (status === undefined) {
     // No HTTP answer: connection refused, TLS failure, DNS...
     const endpoint = safeOrigin(err.request?.url);
-    return new HandlerError(502, 'arm_unreachable', `could not reach Azure Resource Manager${endpoint ? ` at ${endpoint}` : ''} to ${action.what}: ${armMessage}`, details);
+    const tlsHint = /certificate|self[- ]signed/i.test(armMessage)
+      ? ' (ARM behind a private CA, e.g. Azure Stack Hub: give armhook that CA with ARMHOOK_ARM_CA_FILE)'
+      : '';
+    return new HandlerError(
+      502,
+      'arm_unreachable',
+      `could not reach Azure Resource Manager${endpoint ? ` at ${endpoint}` : ''} to ${action.what}: ${armMessage}${tlsHint}`,
+      details,
+    );
   }
   switch (status) {
     case 403:

@@ -9,3 +9,4 @@ export { registerCatalogRoutes } from './catalog.ts';
 export { registerRequestLog } from './request-log.ts';
 export { crossSiteReason } from './security.ts';
 export { runMode } from './negotiate.ts';
+export { registerAzureRoutes, describeHandler, handlerParams } from './azure.ts';

@@ -22,21 +22,36 @@ export interface Collected {
   events: Array<{ kind: 'line'; text: string } | { kind: 'progress'; data: Record<string, unknown> }>;
 }
 
-export function collectingSink(): Collected & { sink: { line(t: string): void; progress(d: Record<string, unknown>): void } } {
+export type SinkEvent = Collected['events'][number];
+
+export function collectingSink(
+  onEvent?: (e: SinkEvent) => void,
+): Collected & { sink: { line(t: string): void; progress(d: Record<string, unknown>): void } } {
   const c: Collected = { lines: [], progress: [], events: [] };
+  const push = (e: SinkEvent): void => {
+    c.events.push(e);
+    onEvent?.(e);
+  };
   return {
     ...c,
     sink: {
       line(text) {
         c.lines.push(text);
-        c.events.push({ kind: 'line', text });
+        push({ kind: 'line', text });
       },
       progress(data) {
         c.progress.push(data);
-        c.events.push({ kind: 'progress', data });
+        push({ kind: 'progress', data });
       },
     },
   };
+}
+
+export interface RunOptions {
+  body?: string | Buffer;
+  signal?: AbortSignal;
+  /** Called synchronously for every line/progress event, e.g. to abort at a precise point. */
+  onEvent?: (e: SinkEvent) => void;
 }
 
 export interface RunOutcome extends Collected {
@@ -50,9 +65,9 @@ export interface AzureEnv {
   azure: AzureService;
   handler(path: string): TypedHandler;
   /** Runs a handler like the job runner would; rejects with its HandlerError. */
-  run(path: string, params?: Record<string, unknown>, options?: { body?: string | Buffer; signal?: AbortSignal }): Promise<RunOutcome>;
+  run(path: string, params?: Record<string, unknown>, options?: RunOptions): Promise<RunOutcome>;
   /** Like run, but resolves with the error (and what was emitted before it). */
-  runFailing(path: string, params?: Record<string, unknown>, options?: { body?: string | Buffer; signal?: AbortSignal }): Promise<Collected & { error: HandlerError }>;
+  runFailing(path: string, params?: Record<string, unknown>, options?: RunOptions): Promise<Collected & { error: HandlerError }>;
   close(): Promise<void>;
 }
 
@@ -87,7 +102,7 @@ export async function startAzureEnv(
     return h;
   };
   const run: AzureEnv['run'] = async (path, params = {}, o = {}) => {
-    const c = collectingSink();
+    const c = collectingSink(o.onEvent);
     const result = await handler(path).run({
       params,
       clients: undefined,
@@ -99,7 +114,7 @@ export async function startAzureEnv(
     return { result, lines: c.lines, progress: c.progress, events: c.events };
   };
   const runFailing: AzureEnv['runFailing'] = async (path, params = {}, o = {}) => {
-    const c = collectingSink();
+    const c = collectingSink(o.onEvent);
     try {
       await handler(path).run({
         params,

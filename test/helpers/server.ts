@@ -1,10 +1,13 @@
 // Starts real armhook servers on loopback for tests, and talks to them over real TLS sockets.
+import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request as httpsRequest } from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
 import { buildApp, type Armhook } from '../../server/app.ts';
 import { loadConfig, type Config } from '../../server/config/index.ts';
 import { captureLog, type CapturedLog } from './log.ts';
@@ -69,6 +72,8 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
       logLevel: 'debug',
       killGrace: 2,
       drainTimeout: 5,
+      // Off Azure: a closed loopback port answers at once, so readiness says so without a wait.
+      imdsEndpoint: 'http://127.0.0.1:9',
       ...options.config,
     },
   });
@@ -191,4 +196,166 @@ export async function readUntil(res: IncomingMessage, predicate: (text: string) 
     if (predicate(text)) return text;
   }
   return text;
+}
+
+// ---- helpers for the end-to-end acceptance tests (test/http/*) ----
+
+/** True when the script that owns marker `name` (see markerLine) ran. */
+export function markerExists(server: Pick<TestServer, 'markerDir'>, name: string): boolean {
+  return existsSync(join(server.markerDir, name));
+}
+
+/** Asserts a `{ error, message }` JSON error with this status (and code, when given); returns the parsed body. */
+export function assertJsonError(res: Response, status: number, code?: string): { error: string; message: string } {
+  assert.equal(res.status, status, `expected HTTP ${status}, got ${res.status}: ${res.body.slice(0, 500)}`);
+  assert.match(String(res.headers['content-type'] ?? ''), /^application\/json/, `a JSON error (content-type was ${String(res.headers['content-type'])})`);
+  const body = res.json<{ error: unknown; message: unknown }>();
+  assert.equal(typeof body.error, 'string', `error code in ${res.body}`);
+  assert.equal(typeof body.message, 'string', `message in ${res.body}`);
+  assert.ok((body.message as string).length > 0, 'a message that says what to do');
+  if (code !== undefined) assert.equal(body.error, code, res.body);
+  assert.ok(!/\bat .+\.ts:\d+/.test(res.body), 'never a stack trace');
+  return body as { error: string; message: string };
+}
+
+/** Every job record the server holds (GET /jobs, newest first). */
+export async function listJobs(server: Pick<TestServer, 'url' | 'ca'>, options: { hook?: string; auth?: string } = {}): Promise<Array<Record<string, any>>> {
+  const query = new URLSearchParams({ limit: '500' });
+  if (options.hook !== undefined) query.set('hook', options.hook);
+  const res = await fetchText(server, `/jobs?${query.toString()}`, options.auth !== undefined ? { auth: options.auth } : {});
+  assert.equal(res.status, 200, res.body);
+  return res.json<{ items: Array<Record<string, any>> }>().items;
+}
+
+/**
+ * Proves nothing ran: the script's marker file is absent and the number of jobs did not change
+ * (a job is recorded the moment it is accepted, so a refused request that started one would show).
+ */
+export async function assertNothingRan(server: TestServer, marker: string, jobsBefore: number, auth?: string): Promise<void> {
+  assert.ok(!markerExists(server, marker), `script with marker ${marker} must not have run`);
+  const jobs = await listJobs(server, auth !== undefined ? { auth } : {});
+  assert.equal(jobs.length, jobsBefore, 'no job was started');
+}
+
+/**
+ * A process is gone when it no longer exists or is a zombie (dead, waiting to be reaped: an
+ * orphaned grandchild is reparented to PID 1, which in some containers never reaps).
+ */
+export function processGone(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return true;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return true;
+  }
+}
+
+export interface StreamReader {
+  /** Everything received so far (decoded as UTF-8, characters split across chunks kept whole). */
+  readonly text: string;
+  /** Raw bytes received so far. */
+  readonly bytes: Buffer;
+  readonly ended: boolean;
+  /** Resolves with the text once `predicate` holds; rejects if the stream ends first. Never waits on a clock. */
+  until(predicate: (text: string) => boolean): Promise<string>;
+  /** Resolves with the whole text once the response ends. */
+  end(): Promise<string>;
+}
+
+/** Reads a response incrementally; unlike readUntil it can be asked again and again, and never destroys the response. */
+export function streamReader(res: IncomingMessage): StreamReader {
+  const decoder = new StringDecoder('utf8');
+  const chunks: Buffer[] = [];
+  let text = '';
+  let ended = false;
+  let failure: Error | undefined;
+  const waiters = new Set<() => void>();
+  const wake = (): void => {
+    for (const w of [...waiters]) w();
+  };
+  res.on('data', (chunk: Buffer) => {
+    chunks.push(chunk);
+    text += decoder.write(chunk);
+    wake();
+  });
+  res.on('end', () => {
+    text += decoder.end();
+    ended = true;
+    wake();
+  });
+  res.on('error', (err) => {
+    failure = err;
+    ended = true;
+    wake();
+  });
+  res.on('close', () => {
+    ended = true;
+    wake();
+  });
+  const until = async (predicate: (text: string) => boolean): Promise<string> => {
+    for (;;) {
+      if (predicate(text)) return text;
+      if (ended) throw new Error(`the stream ended before the awaited condition held${failure ? ` (${failure.message})` : ''}; it carried:\n${text.slice(-2000)}`);
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          waiters.delete(done);
+          resolve();
+        };
+        waiters.add(done);
+      });
+    }
+  };
+  return {
+    get text() {
+      return text;
+    },
+    get bytes() {
+      return Buffer.concat(chunks);
+    },
+    get ended() {
+      return ended;
+    },
+    until,
+    end: () => until(() => ended),
+  };
+}
+
+/** The `done` record of an SSE run (asserts there is exactly one, and that it is the last event). */
+export function doneRecord(events: SseEvent[]): Record<string, any> {
+  const done = events.filter((e) => e.event === 'done');
+  assert.equal(done.length, 1, `exactly one done event, got ${done.length}`);
+  assert.equal(events.at(-1)?.event, 'done', 'done is the last event');
+  return JSON.parse(done[0]?.data ?? '{}') as Record<string, any>;
+}
+
+/** Real curl with `-i`: status, headers (lower-case names) and body, like fetchText. */
+export async function curlResponse(server: Pick<TestServer, 'caPath'>, args: string[]): Promise<Response & { code: number | null; stderr: string }> {
+  const result = await curl(server, ['-i', ...args]);
+  let rest = result.stdout;
+  let head = '';
+  // Skip interim responses (100 Continue) and take the final one.
+  for (;;) {
+    const end = rest.indexOf('\r\n\r\n');
+    if (end < 0) {
+      head = rest;
+      rest = '';
+      break;
+    }
+    head = rest.slice(0, end);
+    rest = rest.slice(end + 4);
+    if (!/^HTTP\/[\d.]+ 1\d\d/.test(head)) break;
+  }
+  const [statusLine = '', ...headerLines] = head.split('\r\n');
+  const status = Number(/^HTTP\/[\d.]+ (\d{3})/.exec(statusLine)?.[1] ?? 0);
+  const headers: Record<string, string> = {};
+  for (const line of headerLines) {
+    const colon = line.indexOf(':');
+    if (colon > 0) headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+  }
+  return { code: result.code, stderr: result.stderr, status, headers, body: rest, json: () => JSON.parse(rest) };
 }

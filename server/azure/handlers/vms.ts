@@ -212,7 +212,7 @@ export const runCommand = defineHandler({
     const poller = compute.virtualMachines.runCommand(
       rg,
       name,
-      { commandId, script: script.split(/\r\n|\r|\n/) },
+      { commandId, script: script.replace(/(?:\r\n|\r|\n)$/, '').split(/\r\n|\r|\n/) },
       { ...callOptions(ctx.signal), updateIntervalInMs: pollIntervalMs },
     );
     const result = await runLro(poller, { sink: ctx.sink, signal: ctx.signal, action, operation: 'run-command', id });

@@ -1,0 +1,118 @@
+import { Value } from '@sinclair/typebox/value';
+import type { TSchema } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { HandlerError, type AzureService, type TypedHandler } from '../azure/index.ts';
+import { collectParams } from '../hooks/index.ts';
+import type { JobManager, Task } from '../jobs/index.ts';
+import type { HookDescription } from './describe.ts';
+import { RequestError } from './errors.ts';
+import { runMode } from './negotiate.ts';
+import { refuseResume, respondWithJob, timeoutSeconds } from './run.ts';
+
+interface SchemaProperty {
+  type?: string;
+  description?: string;
+  pattern?: string;
+  default?: unknown;
+}
+
+/** The parameters of a handler as the catalog shows them, from its TypeBox schema. */
+export function describeHandler(handler: TypedHandler): HookDescription {
+  const schema = handler.params as unknown as { properties?: Record<string, SchemaProperty>; required?: string[] };
+  const required = new Set(schema.required ?? []);
+  return {
+    path: `/${handler.path}`,
+    method: handler.method,
+    kind: 'handler',
+    description: handler.description,
+    params: Object.entries(schema.properties ?? {}).map(([name, p]) => ({
+      name,
+      required: required.has(name),
+      secret: false,
+      ...(p.pattern !== undefined ? { pattern: p.pattern } : {}),
+      ...(p.default !== undefined ? { default: String(p.default) } : {}),
+      description: p.description ?? '',
+    })),
+  };
+}
+
+/** Validates query/body parameters against a handler's schema; 400 names the first problem. */
+export function handlerParams(handler: TypedHandler, params: Map<string, string>): unknown {
+  const schema = handler.params as TSchema & { properties?: Record<string, unknown> };
+  const known = Object.keys(schema.properties ?? {});
+  for (const name of params.keys()) {
+    if (!known.includes(name)) {
+      throw new RequestError(400, 'unknown_param', `/${handler.path} has no parameter "${name}"; it takes: ${known.join(', ') || 'none'}`);
+    }
+  }
+  const value = Value.Default(schema, Value.Convert(schema, Object.fromEntries(params)));
+  const first = Value.Errors(schema, value).First();
+  if (first) {
+    const name = first.path.replace(/^\//, '') || 'parameters';
+    throw new RequestError(400, 'invalid_param', `parameter "${name}" of /${handler.path}: ${first.message}`);
+  }
+  return value;
+}
+
+function handlerTask(handler: TypedHandler, params: unknown, body: Buffer, log: Logger): Task {
+  return async (context) => {
+    try {
+      const result = await handler.run({
+        params,
+        clients: undefined,
+        signal: context.signal,
+        body,
+        log: log.child({ jobId: context.jobId, hook: handler.path }),
+        sink: { line: (text) => context.output.line(text), progress: (data) => context.output.progress(data) },
+      });
+      return { ok: true, exitCode: null, result };
+    } catch (err) {
+      if (err instanceof HandlerError) {
+        context.output.line(`armhook: ${err.message}`, 'stderr');
+        return { ok: false, exitCode: null, error: { ...err.details, code: err.code, message: err.message, status: err.status } };
+      }
+      throw err;
+    }
+  };
+}
+
+/** Typed Azure handlers: same job model, output modes and auth as scripts. */
+export function registerAzureRoutes(
+  app: FastifyInstance,
+  options: { azure: AzureService; jobs: JobManager; log: Logger; timeout: number; keepAliveMs: number; outputLimit: number },
+): void {
+  for (const handler of options.azure.handlers) {
+    app.route({
+      method: handler.method,
+      url: `/${handler.path}`,
+      exposeHeadRoute: false,
+      handler: async (request, reply) => {
+        refuseResume(request);
+        const url = request.url;
+        const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+        // The deployment handler's body is a template, not parameters: only the query counts there.
+        const contentType = handler.path === 'azure/deployments/create' ? undefined : request.headers['content-type'];
+        const raw = collectParams(url.includes('?') ? url.slice(url.indexOf('?') + 1) : '', contentType, body);
+        const params = handlerParams(handler, raw);
+        try {
+          options.azure.requireReady();
+        } catch (err) {
+          if (err instanceof HandlerError) throw new RequestError(err.status, err.code, err.message, { 'Retry-After': '30' });
+          throw err;
+        }
+        const job = options.jobs.submit({
+          hook: handler.path,
+          kind: 'handler',
+          method: handler.method,
+          caller: request.caller,
+          params: Object.fromEntries(raw),
+          secrets: [],
+          timeoutMs: timeoutSeconds(request, options.timeout) * 1000,
+          task: handlerTask(handler, params, body, options.log),
+        });
+        await respondWithJob(job, runMode(request.headers), reply, options);
+      },
+    });
+  }
+}

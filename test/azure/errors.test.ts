@@ -1,0 +1,200 @@
+// ARM failures as a caller sees them: 403 with principal, scope, role and the az command; 404
+// naming the resource; 409 passed through; 5xx/429 retried by the SDK, then 502/429; an ARM
+// endpoint that cannot be reached or not be trusted → 502 saying so.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
+import { createAzure } from '../../server/azure/index.ts';
+import { collectingSink, silentLogger, startAzureEnv, type AzureEnv } from './setup.ts';
+
+let env: AzureEnv;
+let sub: string;
+let oid: string;
+
+before(async () => {
+  env = await startAzureEnv({ arm: { inProgressPolls: 1 } });
+  sub = env.imds.compute.subscriptionId;
+  oid = env.imds.claims.oid;
+  env.arm.addGroup('err-rg');
+  env.arm.addVm('err-rg', 'vm1', { powerState: 'deallocated' });
+});
+after(async () => {
+  env.arm.clearFailures();
+  await env?.close();
+});
+
+describe('403 AuthorizationFailed', () => {
+  test('VM start: principal id, permission, scope, role and the az command', async () => {
+    env.arm.fail({ method: 'POST', path: '/virtualMachines/vm1/start', status: 403, times: 1 });
+    const { error } = await env.runFailing('azure/vms/start', { rg: 'err-rg', name: 'vm1' });
+    const scope = `/subscriptions/${sub}/resourceGroups/err-rg`;
+    assert.equal(error.status, 403);
+    assert.equal(error.code, 'arm_forbidden');
+    assert.match(error.message, new RegExp(`principal id ${oid}`));
+    assert.match(error.message, /Microsoft\.Compute\/virtualMachines\/start\/action/);
+    assert.match(error.message, /"Virtual Machine Contributor"/);
+    const command = `az role assignment create --assignee ${oid} --role "Virtual Machine Contributor" --scope ${scope}`;
+    assert.ok(error.message.includes(command), error.message);
+    assert.equal(error.details?.['command'], command);
+    assert.equal(error.details?.['principalId'], oid);
+    assert.equal(error.details?.['scope'], scope);
+    assert.equal(error.details?.['armCode'], 'AuthorizationFailed');
+  });
+
+  test('group create: the grant goes on the subscription (the group does not exist yet), Contributor', async () => {
+    env.arm.fail({ method: 'PUT', path: '/resourcegroups/locked-rg', status: 403, times: 1 });
+    const { error } = await env.runFailing('azure/groups/create', { name: 'locked-rg' });
+    assert.equal(error.status, 403);
+    assert.equal(error.details?.['role'], 'Contributor');
+    assert.equal(error.details?.['scope'], `/subscriptions/${sub}`);
+    assert.equal(error.details?.['permission'], 'Microsoft.Resources/subscriptions/resourcegroups/write');
+    assert.ok(error.message.includes(`az role assignment create --assignee ${oid} --role "Contributor" --scope /subscriptions/${sub}`));
+  });
+
+  test('listing needs Reader', async () => {
+    env.arm.fail({ method: 'GET', path: /\/resourcegroups$/i, status: 403, times: 1 });
+    const { error } = await env.runFailing('azure/groups');
+    assert.equal(error.status, 403);
+    assert.equal(error.details?.['role'], 'Reader');
+    assert.match(error.message, /--role "Reader" --scope \/subscriptions\//);
+  });
+
+  test('deployment create: Contributor on the resource group', async () => {
+    env.arm.fail({ method: 'PUT', path: '/deployments/denied', status: 403, times: 1 });
+    const { error } = await env.runFailing('azure/deployments/create', { rg: 'err-rg', name: 'denied' }, { body: '{"template": {"resources": []}}' });
+    assert.equal(error.status, 403);
+    assert.equal(error.details?.['role'], 'Contributor');
+    assert.equal(error.details?.['scope'], `/subscriptions/${sub}/resourceGroups/err-rg`);
+    assert.equal(error.details?.['permission'], 'Microsoft.Resources/deployments/write');
+  });
+
+  test('a 403 while polling an LRO maps the same way', async () => {
+    env.arm.addVm('err-rg', 'vm-poll', { powerState: 'running' });
+    env.arm.fail({ method: 'GET', path: '/operations/', status: 403, times: 1, message: 'The client has no access to this operation.' });
+    const { error } = await env.runFailing('azure/vms/deallocate', { rg: 'err-rg', name: 'vm-poll' });
+    assert.equal(error.status, 403);
+    assert.equal(error.code, 'arm_forbidden');
+    assert.match(error.message, /az role assignment create/);
+  });
+});
+
+describe('other ARM statuses', () => {
+  test('404 names the resource', async () => {
+    const { error } = await env.runFailing('azure/vms/restart', { rg: 'err-rg', name: 'ghost' });
+    assert.equal(error.status, 404);
+    assert.equal(error.code, 'arm_not_found');
+    assert.match(error.message, /^not found: virtual machine ghost in resource group err-rg \(ResourceNotFound: /);
+  });
+
+  test('409 is passed through with ARM\'s code and message', async () => {
+    env.arm.fail({ method: 'POST', path: '/virtualMachines/vm1/start', status: 409, code: 'OperationNotAllowed', message: 'Another operation is in progress.', times: 1 });
+    const { error } = await env.runFailing('azure/vms/start', { rg: 'err-rg', name: 'vm1' });
+    assert.equal(error.status, 409);
+    assert.equal(error.code, 'arm_conflict');
+    assert.match(error.message, /OperationNotAllowed: Another operation is in progress\./);
+  });
+
+  test('a transient 503 is retried by the SDK and the job succeeds', async () => {
+    env.arm.fail({ method: 'GET', path: /\/resourcegroups$/i, status: 503, times: 1 });
+    const before = env.arm.requests.length;
+    const { result } = await env.run('azure/groups');
+    assert.ok((result as { count: number }).count >= 1);
+    const lists = env.arm.requests.slice(before).filter((r) => /\/resourcegroups$/i.test(r.path));
+    assert.deepEqual(lists.map((r) => r.status), [503, 200]);
+  });
+
+  test('a persistent 500 is reported as 502 after the retries', async () => {
+    env.arm.fail({ method: 'GET', path: /\/resourcegroups$/i, status: 500, code: 'InternalServerError', message: 'Something broke.' });
+    try {
+      const before = env.arm.requests.length;
+      const { error } = await env.runFailing('azure/groups');
+      assert.equal(error.status, 502);
+      assert.equal(error.code, 'arm_unavailable');
+      assert.match(error.message, /answered 500 \(InternalServerError\)/);
+      assert.match(error.message, /retried 2 times/);
+      assert.equal(env.arm.requests.length - before, 3, 'first try + 2 retries');
+    } finally {
+      env.arm.clearFailures();
+    }
+  });
+
+  test('persistent throttling is a 429', async () => {
+    env.arm.fail({ method: 'GET', path: /\/resourcegroups$/i, status: 429, code: 'TooManyRequests', message: 'Rate limit exceeded.' });
+    try {
+      const { error } = await env.runFailing('azure/groups');
+      assert.equal(error.status, 429);
+      assert.equal(error.code, 'arm_throttled');
+    } finally {
+      env.arm.clearFailures();
+    }
+  });
+
+  test('a transient 500 while polling is retried, the LRO completes', async () => {
+    env.arm.addVm('err-rg', 'vm-flaky', { powerState: 'running' });
+    env.arm.fail({ method: 'GET', path: '/operations/', status: 500, times: 1 });
+    const { result } = await env.run('azure/vms/stop', { rg: 'err-rg', name: 'vm-flaky' });
+    assert.equal((result as { powerState: string }).powerState, 'stopped');
+  });
+});
+
+describe('ARM endpoint problems', () => {
+  const sinkCtx = () => ({ params: {}, clients: undefined, signal: new AbortController().signal, sink: collectingSink().sink, log: silentLogger(), body: Buffer.alloc(0) });
+
+  test('nothing listening: 502 arm_unreachable naming the endpoint', async () => {
+    const port = await new Promise<number>((resolve) => {
+      const s = createServer();
+      s.listen(0, '127.0.0.1', () => {
+        const p = (s.address() as { port: number }).port;
+        s.close(() => resolve(p));
+      });
+    });
+    const azure = createAzure({
+      imdsEndpoint: env.imds.url,
+      armEndpoint: `https://127.0.0.1:${port}`,
+      pollIntervalMs: 2,
+      retry: { maxRetries: 1, retryDelayInMs: 1, maxRetryDelayInMs: 2 },
+      log: silentLogger(),
+    });
+    azure.start();
+    await azure.whenReady();
+    try {
+      const groups = azure.handlers.find((h) => h.path === 'azure/groups');
+      await assert.rejects(groups!.run(sinkCtx()), (err: { status: number; code: string; message: string }) => {
+        assert.equal(err.status, 502);
+        assert.equal(err.code, 'arm_unreachable');
+        assert.match(err.message, new RegExp(`could not reach Azure Resource Manager at https://127\\.0\\.0\\.1:${port}`));
+        assert.match(err.message, /ECONNREFUSED/);
+        return true;
+      });
+      const check = await azure.check();
+      assert.equal(check.ok, false);
+      assert.match(check.lines.at(-1) ?? '', /ECONNREFUSED/);
+    } finally {
+      azure.close();
+    }
+  });
+
+  test('ARM certificate not trusted (no armCaCert): 502 saying so', async () => {
+    const azure = createAzure({
+      imdsEndpoint: env.imds.url,
+      armEndpoint: env.arm.url,
+      pollIntervalMs: 2,
+      retry: { maxRetries: 0 },
+      log: silentLogger(),
+    });
+    azure.start();
+    await azure.whenReady();
+    try {
+      const groups = azure.handlers.find((h) => h.path === 'azure/groups');
+      await assert.rejects(groups!.run(sinkCtx()), (err: { status: number; code: string; message: string }) => {
+        assert.equal(err.status, 502);
+        assert.equal(err.code, 'arm_unreachable');
+        assert.match(err.message, /certificate/i);
+        assert.match(err.message, /ARMHOOK_ARM_CA_FILE/);
+        return true;
+      });
+    } finally {
+      azure.close();
+    }
+  });
+});
