@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { HtpasswdAuthenticator } from './auth/index.ts';
 import { createAzure, type AzureOptions, type AzureService } from './azure/index.ts';
 import { isLoopback, type Config } from './config/index.ts';
-import { HookCatalog } from './hooks/index.ts';
+import { HookCatalog, runScript, SpawnHelper } from './hooks/index.ts';
 import {
   registerAuth,
   registerAzureRoutes,
@@ -85,6 +85,13 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
     log,
   });
 
+  // Scripts start from a small posix_spawn helper when python3 exists: forking this process per
+  // job copies its page tables and stalls the event loop (see server/hooks/spawner.py).
+  const helper = config.spawner === 'node' ? undefined : SpawnHelper.create(log.child({ component: 'spawner' }));
+  if (config.spawner === 'helper' && !helper) throw new StartupError('ARMHOOK_SPAWNER=helper needs /usr/bin/python3; install python3 or set ARMHOOK_SPAWNER=node');
+  log.debug({ spawner: helper ? 'helper' : 'node' }, 'script spawner');
+  const spawnScript = helper ? helper.run.bind(helper) : runScript;
+
   const store = new JobStore({ dataDir: config.dataDir, log });
   const jobs = new JobManager({ store, log: log.child({ component: 'jobs' }), workers: config.workers, queue: config.queue, retentionDays: config.retentionDays, retentionMax: config.retentionMax });
   const interrupted = await jobs.open();
@@ -121,6 +128,7 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
     keepAliveMs: config.keepAlive * 1000,
     outputLimit: config.outputLimit,
     azureEnv: () => azure.scriptEnv(),
+    spawn: spawnScript,
   });
 
   // Age-based retention runs hourly; count-based runs as jobs end.
@@ -132,6 +140,7 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
     clearInterval(pruneTimer);
     await jobs.shutdown(config.drainTimeout * 1000);
     azure.close();
+    helper?.close();
   });
 
   return {

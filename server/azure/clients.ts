@@ -3,7 +3,7 @@
  * first use (`await import`), not at start-up: together they are several MB of JavaScript that a
  * runner which only runs scripts never needs.
  */
-import { rootCertificates } from 'node:tls';
+import { getCACertificates } from 'node:tls';
 import type { TokenCredential } from '@azure/identity';
 import type { ResourceManagementClient } from '@azure/arm-resources';
 import type { ComputeManagementClient } from '@azure/arm-compute';
@@ -64,8 +64,10 @@ export async function buildArmClients(
   const options = {
     endpoint,
     credentials: { scopes: [armScope(endpoint)] },
-    // One object shared by the three clients: the HTTP client caches its TLS agent by this identity.
-    ...(settings.armCaCert ? { tlsOptions: { ca: [...rootCertificates, settings.armCaCert] } } : {}),
+    // `ca` replaces the trusted roots, so it is the process's default list (bundled, NODE_EXTRA_CA_CERTS,
+    // system when enabled) plus the extra CA. Built once: the HTTP client keys its keep-alive agent
+    // by this object.
+    ...(settings.armCaCert ? { tlsOptions: { ca: [...getCACertificates('default'), settings.armCaCert] } } : {}),
     ...(settings.retry ? { retryOptions: settings.retry } : {}),
     userAgentOptions: { userAgentPrefix: 'armhook' },
   };

@@ -133,6 +133,6 @@ export function describeCredentialError(err: unknown): string {
   // MSAL: "Authentication failed. Message <code>: Error(s): … - Description: <text> - Correlation ID: …"
   const msal = /Message ([\w.-]+): Error\(s\):.*?Description: (.*?) - Correlation ID/.exec(message);
   if (msal) message = `the token endpoint refused: ${msal[1]}${msal[2] && msal[2] !== 'Not Available' ? ` (${msal[2]})` : ''}`;
-  message = message.replace(/\s*To troubleshoot, visit https:\/\/\S+\.?/g, '');
+  message = message.replace(/\s*To troubleshoot, visit https:\/\/\S+\.?/g, '').replace(/\s*Headers: \{.*?\}(?=\)|$)/, '');
   return message.length > 400 ? `${message.slice(0, 400)}…` : message;
 }

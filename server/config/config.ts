@@ -32,6 +32,7 @@ export interface Config {
   /** seconds */
   keepAlive: number;
   outputLimit: number;
+  spawner: 'auto' | 'helper' | 'node';
   imdsEndpoint: string;
   armEndpoint: string;
   armCaFile: string | undefined;
@@ -90,6 +91,10 @@ function coerce(setting: Setting, raw: unknown, origin: string): unknown {
     }
     case 'level': {
       if (typeof raw !== 'string' || !LEVELS.includes(raw)) throw new ConfigError(`${name} must be one of ${LEVELS.join(', ')}, got ${JSON.stringify(raw)}`);
+      return raw;
+    }
+    case 'spawner': {
+      if (raw !== 'auto' && raw !== 'helper' && raw !== 'node') throw new ConfigError(`${name} must be auto, helper or node, got ${JSON.stringify(raw)}`);
       return raw;
     }
     case 'string': {

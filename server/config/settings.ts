@@ -2,7 +2,7 @@
  * Every setting armhook has, in one table: its config key, environment variable, CLI flag,
  * type, default and meaning. Parsing, `--help` and the README's table all come from here.
  */
-export type SettingType = 'string' | 'integer' | 'listen' | 'url' | 'level';
+export type SettingType = 'string' | 'integer' | 'listen' | 'url' | 'level' | 'spawner';
 
 export interface Setting {
   key: string;
@@ -32,6 +32,7 @@ export const SETTINGS = [
   { key: 'bodyLimit', env: 'ARMHOOK_BODY_LIMIT', flag: '--body-limit', type: 'integer', default: 1048576, min: 0, description: 'largest request body (script stdin), bytes' },
   { key: 'keepAlive', env: 'ARMHOOK_KEEPALIVE', flag: '--keepalive', type: 'integer', default: 15, min: 1, description: 'seconds between SSE keep-alive comments' },
   { key: 'outputLimit', env: 'ARMHOOK_JSON_OUTPUT_LIMIT', flag: '--json-output-limit', type: 'integer', default: 1048576, min: 1024, description: 'bytes of output included in an Accept: application/json response' },
+  { key: 'spawner', env: 'ARMHOOK_SPAWNER', flag: '--spawner', type: 'spawner', default: 'auto', description: 'how scripts start: helper (a small python3 process using posix_spawn), node (child_process via execa), auto (helper when python3 exists)' },
   { key: 'imdsEndpoint', env: 'ARMHOOK_IMDS_ENDPOINT', flag: '--imds-endpoint', type: 'url', default: 'http://169.254.169.254', description: 'instance metadata base URL (token and instance metadata)' },
   { key: 'armEndpoint', env: 'ARMHOOK_ARM_ENDPOINT', flag: '--arm-endpoint', type: 'url', default: 'https://management.azure.com', description: 'Resource Manager base URL (sovereign clouds)' },
   { key: 'armCaFile', env: 'ARMHOOK_ARM_CA_FILE', flag: '--arm-ca-file', type: 'string', default: undefined, description: 'extra CA (PEM) to trust for Resource Manager (Azure Stack Hub)' },

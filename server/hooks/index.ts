@@ -6,3 +6,4 @@ export { buildScriptEnvironment, INHERITED_VARIABLES } from './environment.ts';
 export type { ScriptContext } from './environment.ts';
 export { runScript } from './runner.ts';
 export type { ScriptRunOptions, ScriptRunResult, OutputStream } from './runner.ts';
+export { SpawnHelper } from './spawn-helper.ts';

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { applyDeclarations, collectParams, maskedParams, secretValues, type HookCatalog, type ScriptHook } from '../hooks/index.ts';
+import { applyDeclarations, collectParams, maskedParams, secretValues, type HookCatalog, type ScriptHook, type ScriptRunOptions, type ScriptRunResult } from '../hooks/index.ts';
 import type { JobLog, JobManager, JobRecord, LiveJob } from '../jobs/index.ts';
 import { describeScript } from './describe.ts';
 import { pathOf, RequestError } from './errors.ts';
@@ -16,6 +16,7 @@ export interface RunRouteOptions {
   keepAliveMs: number;
   outputLimit: number;
   azureEnv: () => Record<string, string>;
+  spawn: (options: ScriptRunOptions) => Promise<ScriptRunResult>;
 }
 
 /** The HTTP status an `Accept: application/json` run answers with, from the job's result. */
@@ -166,6 +167,7 @@ export function registerRunRoutes(app: FastifyInstance, options: RunRouteOptions
           killGraceMs: options.killGraceMs,
           azureEnv: options.azureEnv,
           inheritEnv: process.env,
+          spawn: options.spawn,
         }),
       });
       await respondWithJob(job, mode, reply, options);

@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { buildScriptEnvironment, runScript, type ScriptHook } from '../hooks/index.ts';
+import { buildScriptEnvironment, type ScriptHook, type ScriptRunOptions, type ScriptRunResult } from '../hooks/index.ts';
 import type { Task } from '../jobs/index.ts';
 
 export interface ScriptTaskOptions {
@@ -14,6 +14,8 @@ export interface ScriptTaskOptions {
   /** Instance-metadata variables (AZURE_SUBSCRIPTION_ID...), read when the job starts. */
   azureEnv: () => Record<string, string>;
   inheritEnv: NodeJS.ProcessEnv;
+  /** How the script starts: the spawn helper, or execa from this process. */
+  spawn: (options: ScriptRunOptions) => Promise<ScriptRunResult>;
 }
 
 /** A script run as a job task: a private AZURE_CONFIG_DIR (0700, removed after), its process group recorded. */
@@ -29,7 +31,7 @@ export function scriptTask(options: ScriptTaskOptions): Task {
         azure: options.azureEnv(),
         azureConfigDir,
       });
-      const result = await runScript({
+      const result = await options.spawn({
         file: options.hook.file,
         cwd: dirname(options.hook.file),
         env,

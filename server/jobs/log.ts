@@ -39,10 +39,12 @@ export class JobLog {
     this.#ended = ended;
   }
 
-  /** A new, empty log for a job about to be accepted. */
-  static create(file: string): JobLog {
+  /** A new log for a job about to be accepted, starting with its record. */
+  static create(file: string, record: object): JobLog {
     const fd = openSync(file, 'wx', 0o600);
-    return new JobLog(file, fd, 0, 0, false);
+    const log = new JobLog(file, fd, 0, 0, false);
+    log.writeRecord(record);
+    return log;
   }
 
   /** The log of a job from disk (finished, or interrupted by a restart: `reopen` lets it append the end). */
@@ -70,6 +72,18 @@ export class JobLog {
 
   get ended(): boolean {
     return this.#ended;
+  }
+
+  /**
+   * Records the job's record in the same file (a line without an event id, which readers skip):
+   * one open file per job and appends only, because creating and renaming files is what costs
+   * most on a busy disk. The last record line (or the `done` event) is the job's state.
+   */
+  writeRecord(record: object): void {
+    if (this.#fd === undefined) return;
+    const line = `${JSON.stringify({ record })}\n`;
+    writeSync(this.#fd, line);
+    this.#bytes += Buffer.byteLength(line);
   }
 
   /** Appends events (one disk write for the batch) and wakes live readers. Returns the last id. */
@@ -208,6 +222,7 @@ export class LogReader {
           } catch {
             continue; // a line torn by a crash
           }
+          // Record lines have no id; they are the store's, not the job's output.
           if (event.id > this.#afterId) events.push(event);
         }
         position += start;

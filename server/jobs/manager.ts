@@ -312,7 +312,7 @@ export class JobManager {
     this.#countKey(spec, 1);
     record.status = 'running';
     record.startedAt = new Date().toISOString();
-    this.#store.save(record);
+    log.writeRecord(record);
     if (log.lastId === 0) log.append([{ event: 'job', data: JSON.stringify({ jobId: record.id, status: 'running' }) }]);
     this.#log.info({ jobId: record.id, hook: record.hook, user: record.caller }, 'job started');
     const timer = setTimeout(() => this.#abort(job, 'timed-out'), spec.timeoutMs);
@@ -323,7 +323,7 @@ export class JobManager {
       output,
       setProcessGroup: (pgid) => {
         record.pgid = pgid;
-        this.#store.save(record);
+        log.writeRecord(record);
       },
     };
     void spec
@@ -393,7 +393,7 @@ export class JobManager {
     record.error = error;
     record.endedAt = ended.toISOString();
     record.durationMs = record.startedAt ? ended.getTime() - Date.parse(record.startedAt) : 0;
-    this.#store.save(record);
+    // The done event carries the final record: it is the record's last line in the store.
     log.append([{ event: 'done', data: JSON.stringify({ jobId: record.id, ...record }) }]);
     log.end();
     this.#log.info(

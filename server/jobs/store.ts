@@ -1,15 +1,20 @@
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, readSync, fstatSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { JobLog } from './log.ts';
 import type { JobRecord } from './types.ts';
 
 const ID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
+const FILE = /^([0-9A-HJKMNP-TV-Z]{26})\.ndjson$/;
+const TAIL = 64 * 1024;
 
 /**
- * Jobs on disk: `<dataDir>/jobs/<id>/record.json` (replaced atomically on every change) and
- * `<dataDir>/jobs/<id>/events.ndjson` (the output, see JobLog). Plain files: nothing to build or
- * migrate, readable with cat and jq, and a crash loses at most the line being written.
+ * Jobs on disk: one file per job, `<dataDir>/jobs/<id>.ndjson`, append-only JSON lines: the
+ * job's record (lines `{"record":…}`, the last one wins) and its output events (lines with an
+ * `id`), the last of which is `done` carrying the final record. Appends to one open file are the
+ * cheapest durable write there is (no directory, temp file or rename per update); a crash loses
+ * at most the line being written; the files read with cat and jq.
  */
 export class JobStore {
   readonly root: string;
@@ -24,37 +29,80 @@ export class JobStore {
   loadAll(): JobRecord[] {
     mkdirSync(this.root, { recursive: true, mode: 0o700 });
     const records: JobRecord[] = [];
-    for (const id of readdirSync(this.root).filter((name) => ID.test(name)).sort().reverse()) {
-      try {
-        records.push(JSON.parse(readFileSync(join(this.root, id, 'record.json'), 'utf8')) as JobRecord);
-      } catch (err) {
-        this.#log.warn({ jobId: id, err: (err as Error).message }, 'job record unreadable; skipped (delete its directory if it is not needed)');
-      }
+    const ids = readdirSync(this.root)
+      .map((name) => FILE.exec(name)?.[1])
+      .filter((id): id is string => id !== undefined)
+      .sort()
+      .reverse();
+    for (const id of ids) {
+      const record = this.#readRecord(id);
+      if (record) records.push(record);
+      else this.#log.warn({ jobId: id, file: this.logFile(id) }, 'job file has no readable record; skipped (delete it if it is not needed)');
     }
     return records;
   }
 
-  /** A new job's directory, record and empty log. */
+  /** A new job's file, starting with its record. */
   create(record: JobRecord): JobLog {
-    mkdirSync(join(this.root, record.id), { mode: 0o700 });
-    this.save(record);
-    return JobLog.create(this.logFile(record.id));
-  }
-
-  save(record: JobRecord): void {
-    const file = join(this.root, record.id, 'record.json');
-    writeFileSync(`${file}.tmp`, JSON.stringify(record), { mode: 0o600 });
-    renameSync(`${file}.tmp`, file);
+    return JobLog.create(this.logFile(record.id), record);
   }
 
   logFile(id: string): string {
-    return join(this.root, id, 'events.ndjson');
+    return join(this.root, `${id}.ndjson`);
   }
 
+  /** Deletes a job's file (in the background: nothing waits on it). */
   remove(id: string): void {
     if (!ID.test(id)) return;
-    rmSync(join(this.root, id), { recursive: true, force: true });
+    rm(this.logFile(id), { force: true }).catch((err: unknown) => {
+      this.#log.warn({ jobId: id, err: (err as Error).message }, 'could not delete an old job file; check the permissions of the data directory');
+    });
   }
+
+  /** The job's latest record: the last record line or `done` event, read from the end of the file. */
+  #readRecord(id: string): JobRecord | undefined {
+    let fd: number;
+    try {
+      fd = openSync(this.logFile(id), 'r');
+    } catch {
+      return undefined;
+    }
+    try {
+      const size = fstatSync(fd).size;
+      // Usually the last line is the `done` event; after a crash the last record line may be further back.
+      for (let end = size; end > 0; ) {
+        const start = Math.max(0, end - TAIL);
+        const buffer = Buffer.allocUnsafe(end - start);
+        readSync(fd, buffer, 0, buffer.length, start);
+        const lines = buffer.toString('utf8').split('\n');
+        // The first piece may be a partial line unless we read from the start of the file.
+        for (let i = lines.length - 1; i >= (start === 0 ? 0 : 1); i--) {
+          const record = recordOf(lines[i] ?? '');
+          if (record) return record;
+        }
+        end = start === 0 ? 0 : start + Buffer.byteLength(lines[0] ?? '');
+        if (end === start + buffer.length) break;
+      }
+      return undefined;
+    } finally {
+      closeSync(fd);
+    }
+  }
+}
+
+function recordOf(line: string): JobRecord | undefined {
+  if (!line.startsWith('{"record":') && !line.includes('"event":"done"')) return undefined;
+  try {
+    const parsed = JSON.parse(line) as { record?: JobRecord; event?: string; data?: string };
+    if (parsed.record) return parsed.record;
+    if (parsed.event === 'done' && parsed.data) {
+      const { jobId: _jobId, ...record } = JSON.parse(parsed.data) as JobRecord & { jobId: string };
+      return record;
+    }
+  } catch {
+    // a line torn by a crash
+  }
+  return undefined;
 }
 
 export function isJobId(value: string): boolean {

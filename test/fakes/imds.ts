@@ -58,6 +58,8 @@ export interface ImdsFake {
   up(): Promise<void>;
   /** Token requests answer `status` with an IMDS-style error body until cleared with failToken(undefined). */
   failToken(status: number | undefined, error?: string, description?: string): void;
+  /** Makes a user-assigned identity known (token requests with its client_id succeed). */
+  allowClientId(clientId: string): void;
   /** Metadata requests answer `status` until cleared with failMetadata(undefined). */
   failMetadata(status: number | undefined): void;
   close(): Promise<void>;
@@ -87,6 +89,7 @@ export async function startImdsFake(options: ImdsFakeOptions = {}): Promise<Imds
   let tokenFailure: { status: number; error: string; description: string } | undefined;
   let metadataFailure: number | undefined;
   const sockets = new Set<Socket>();
+  const knownClientIds = new Set(options.userAssignedClientIds ?? []);
 
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
     const url = new URL(req.url ?? '/', 'http://imds');
@@ -113,7 +116,7 @@ export async function startImdsFake(options: ImdsFakeOptions = {}): Promise<Imds
       }
       if (!record.resource) return send(400, { error: 'invalid_request', error_description: 'Required query variable resource is missing' });
       if (tokenFailure) return send(tokenFailure.status, { error: tokenFailure.error, error_description: tokenFailure.description });
-      if (record.clientId && !(options.userAssignedClientIds ?? []).includes(record.clientId)) {
+      if (record.clientId && !knownClientIds.has(record.clientId)) {
         return send(400, { error: 'invalid_request', error_description: 'Identity not found' });
       }
       const now = Math.floor(Date.now() / 1000);
@@ -200,6 +203,9 @@ export async function startImdsFake(options: ImdsFakeOptions = {}): Promise<Imds
     },
     failToken(status, error = 'invalid_request', description = 'Identity not found') {
       tokenFailure = status === undefined ? undefined : { status, error, description };
+    },
+    allowClientId(clientId) {
+      knownClientIds.add(clientId);
     },
     failMetadata(status) {
       metadataFailure = status;

@@ -35,7 +35,7 @@ test('the seed call streams az output as SSE, masks pw, and ends with exit code 
   for (const event of events) assert.ok(event.id !== undefined, 'every event has an id');
   assert.ok(!result.stdout.includes(pw), 'the password never reaches the stream');
   assert.ok(!server.logs.text().includes(pw), 'the password never reaches the log');
-  const stored = await readFile(join(server.dataDir, 'jobs', record.id, 'events.ndjson'), 'utf8');
+  const stored = await readFile(join(server.dataDir, 'jobs', `${record.id}.ndjson`), 'utf8');
   assert.ok(!stored.includes(pw), 'the password is never stored');
   assert.ok(!server.logs.text().includes('myvm'), 'request logs carry the path, not parameter values');
 });

@@ -197,13 +197,13 @@ export const createDeployment = defineHandler({
       await watching;
     }
 
-    if (ctx.signal.aborted) throw await cancelAfterAbort(clients, rg, name, id, outcome.ok ? undefined : outcome.error);
+    if (!outcome.ok && ctx.signal.aborted) throw await cancelAfterAbort(clients, rg, name, id, outcome.error);
 
-    // One last look, so the stream ends with every operation's final state.
+    // One last look, so the stream ends with every operation's final state. The deployment has
+    // ended in Azure either way: an abort now only cuts this listing short.
     try {
       watcher.update(await listOperations(clients, rg, name, ctx.signal));
     } catch (err) {
-      if (ctx.signal.aborted) throw await cancelAfterAbort(clients, rg, name, id, err);
       ctx.log.debug({ err: (err as Error).message }, 'azure: final listing of deployment operations failed');
     }
 

@@ -1,0 +1,184 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { ScriptRunOptions, ScriptRunResult } from './runner.ts';
+
+const HEADER = 9;
+const SIGNAL_NAMES = new Map(Object.entries(osConstants.signals).map(([name, n]) => [n, name]));
+
+interface PendingRun {
+  options: ScriptRunOptions;
+  resolve(result: ScriptRunResult): void;
+  pid: number | undefined;
+  exit: number | undefined;
+  closed: boolean;
+  killTimer: NodeJS.Timeout | undefined;
+  onAbort: () => void;
+}
+
+/** Candidates for the helper's interpreter: the system's Python first (a pyenv shim adds a shell hop). */
+const PYTHONS = ['/usr/bin/python3', '/usr/local/bin/python3', '/bin/python3'];
+
+/**
+ * Runs scripts through a small long-lived helper process (server/hooks/spawner.py) that spawns
+ * with posix_spawn, so the server never forks itself per job. Same contract as `runScript`:
+ * the environment, cwd and stdin are built here, the script gets its own process group, and
+ * cancel/timeout/exit signal that whole group (we know its id: the script's pid).
+ */
+export class SpawnHelper {
+  readonly #log: Logger;
+  readonly #python: string;
+  #child: ChildProcess | undefined;
+  #buffer: Buffer = Buffer.alloc(0);
+  readonly #runs = new Map<number, PendingRun>();
+  #nextId = 0;
+  #closed = false;
+
+  private constructor(python: string, log: Logger) {
+    this.#python = python;
+    this.#log = log;
+  }
+
+  /** A helper when a system Python 3 exists, else undefined (the caller spawns directly). */
+  static create(log: Logger, python?: string): SpawnHelper | undefined {
+    const candidates = python ? [python] : PYTHONS;
+    for (const candidate of candidates) {
+      try {
+        accessSync(candidate, constants.X_OK);
+        return new SpawnHelper(candidate, log);
+      } catch {
+        // try the next
+      }
+    }
+    return undefined;
+  }
+
+  get running(): number {
+    return this.#runs.size;
+  }
+
+  run(options: ScriptRunOptions): Promise<ScriptRunResult> {
+    const child = this.#ensure();
+    const id = (this.#nextId = (this.#nextId + 1) >>> 0 || 1);
+    const spec = Buffer.from(JSON.stringify({ file: options.file, cwd: options.cwd, env: options.env }));
+    const frame = Buffer.allocUnsafe(HEADER + 4 + spec.length + options.stdin.length);
+    frame.write('S', 0, 'latin1');
+    frame.writeUInt32BE(id, 1);
+    frame.writeUInt32BE(4 + spec.length + options.stdin.length, 5);
+    frame.writeUInt32BE(spec.length, 9);
+    spec.copy(frame, 13);
+    options.stdin.copy(frame, 13 + spec.length);
+    return new Promise((resolve) => {
+      const run: PendingRun = { options, resolve, pid: undefined, exit: undefined, closed: false, killTimer: undefined, onAbort: () => this.#terminate(run) };
+      this.#runs.set(id, run);
+      child.stdin?.write(frame);
+    });
+  }
+
+  /** Stops the helper; scripts still running keep running in their groups (the job manager stops them first). */
+  close(): void {
+    this.#closed = true;
+    this.#child?.stdin?.end();
+    this.#child = undefined;
+  }
+
+  #ensure(): ChildProcess {
+    if (this.#child) return this.#child;
+    const child = spawn(this.#python, ['-I', '-S', '-u', join(import.meta.dirname, 'spawner.py')], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+      env: { PATH: '/usr/bin:/bin', LANG: 'C.UTF-8' },
+    });
+    child.stdout?.on('data', (chunk: Buffer) => this.#onData(chunk));
+    child.on('error', (err) => this.#log.error({ err }, 'spawn helper failed to start; check that python3 works'));
+    child.on('exit', (code, signal) => {
+      if (this.#child === child) this.#child = undefined;
+      if (this.#closed && this.#runs.size === 0) return;
+      this.#log.error({ code, signal, running: this.#runs.size }, 'spawn helper exited; its running scripts are stopped and reported as failed, the next job starts a new helper');
+      for (const [id, run] of this.#runs) {
+        this.#killGroup(run, 'SIGKILL');
+        this.#finish(id, run, 'the spawn helper exited while the script ran');
+      }
+    });
+    child.stdin?.on('error', () => undefined);
+    this.#child = child;
+    return child;
+  }
+
+  #onData(chunk: Buffer): void {
+    this.#buffer = this.#buffer.length === 0 ? chunk : Buffer.concat([this.#buffer, chunk]);
+    let offset = 0;
+    while (this.#buffer.length - offset >= HEADER) {
+      const length = this.#buffer.readUInt32BE(offset + 5);
+      if (this.#buffer.length - offset < HEADER + length) break;
+      const kind = this.#buffer[offset];
+      const id = this.#buffer.readUInt32BE(offset + 1);
+      const payload = this.#buffer.subarray(offset + HEADER, offset + HEADER + length);
+      offset += HEADER + length;
+      this.#onFrame(kind ?? 0, id, payload);
+    }
+    this.#buffer = offset === this.#buffer.length ? Buffer.alloc(0) : this.#buffer.subarray(offset);
+  }
+
+  #onFrame(kind: number, id: number, payload: Buffer): void {
+    const run = this.#runs.get(id);
+    if (!run) return;
+    switch (String.fromCharCode(kind)) {
+      case 'P': {
+        run.pid = payload.readUInt32BE(0);
+        run.options.onStart(run.pid);
+        if (run.options.signal.aborted) this.#terminate(run);
+        else run.options.signal.addEventListener('abort', run.onAbort, { once: true });
+        break;
+      }
+      case 'F':
+        this.#finish(id, run, payload.toString('utf8'));
+        break;
+      case 'O':
+        // Copy: the frame buffer is reused for the next chunk.
+        run.options.onOutput('stdout', Buffer.from(payload));
+        break;
+      case 'E':
+        run.options.onOutput('stderr', Buffer.from(payload));
+        break;
+      case 'X':
+        run.exit = payload.readInt32BE(0);
+        // The script is over: end whatever it left running in its group (see runScript).
+        this.#terminate(run);
+        if (run.closed) this.#finish(id, run);
+        break;
+      case 'C':
+        run.closed = true;
+        if (run.exit !== undefined) this.#finish(id, run);
+        break;
+    }
+  }
+
+  #killGroup(run: PendingRun, signal: NodeJS.Signals): void {
+    if (run.pid === undefined) return;
+    try {
+      process.kill(-run.pid, signal);
+    } catch {
+      // ESRCH: nothing left in the group.
+    }
+  }
+
+  #terminate(run: PendingRun): void {
+    this.#killGroup(run, 'SIGTERM');
+    run.killTimer ??= setTimeout(() => this.#killGroup(run, 'SIGKILL'), run.options.killGraceMs);
+    run.killTimer.unref();
+  }
+
+  #finish(id: number, run: PendingRun, startError?: string): void {
+    this.#runs.delete(id);
+    if (run.killTimer) clearTimeout(run.killTimer);
+    run.options.signal.removeEventListener('abort', run.onAbort);
+    const exit = run.exit;
+    run.resolve({
+      exitCode: exit !== undefined && exit >= 0 ? exit : null,
+      signal: exit !== undefined && exit < 0 ? (SIGNAL_NAMES.get(-exit) ?? `signal ${-exit}`) : null,
+      startError: run.pid === undefined ? (startError ?? 'the script could not be started') : startError,
+    });
+  }
+}

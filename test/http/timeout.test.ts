@@ -1,0 +1,188 @@
+// Issue 3 acceptance — timeouts and cancel end the whole process tree: the script and whatever it
+// forked. "Gone" is checked after the job's done event, never after a clock: a process is gone
+// when it no longer exists or is a zombie (dead; orphans wait for PID 1 to reap them).
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import {
+  assertJsonError,
+  curl,
+  curlResponse,
+  doneRecord,
+  fetchText,
+  listJobs,
+  open,
+  parseSse,
+  processGone,
+  processGroupMembers,
+  startServer,
+  streamReader,
+  type SseEvent,
+  type TestServer,
+} from '../helpers/server.ts';
+
+let server: TestServer;
+const strays = new Set<number>();
+
+// Forks a grandchild, prints both pids, then blocks (the foreground sleep is a third process).
+const FORKS = '#!/bin/sh\nsleep 300 &\necho "grandchild $!"\necho "script $$"\nsleep 300\n';
+// The grandchild ignores SIGTERM and closes its stdio: only SIGKILL of the group ends it, and
+// nothing (no open pipe) keeps the job waiting for it.
+const STUBBORN_DETACHED = '#!/bin/sh\n(trap "" TERM; exec sleep 300 </dev/null >/dev/null 2>&1) &\necho "grandchild $!"\necho "script $$"\nsleep 300\n';
+// The grandchild ignores SIGTERM but keeps the output pipe open.
+const STUBBORN_ATTACHED = '#!/bin/sh\n(trap "" TERM; exec sleep 300) &\necho "grandchild $!"\necho "script $$"\nsleep 300\n';
+
+before(async () => {
+  server = await startServer({
+    config: { killGrace: 1 },
+    scripts: {
+      'forks.sh': `#!/bin/sh\n# @timeout 1\n${FORKS.slice('#!/bin/sh\n'.length)}`,
+      'stubborn-detached.sh': `#!/bin/sh\n# @timeout 1\n${STUBBORN_DETACHED.slice('#!/bin/sh\n'.length)}`,
+      'stubborn-attached.sh': `#!/bin/sh\n# @timeout 1\n${STUBBORN_ATTACHED.slice('#!/bin/sh\n'.length)}`,
+      'cancel-me.sh': FORKS,
+      'cancel-stubborn.sh': STUBBORN_DETACHED,
+      'cancel-json.sh': FORKS,
+      'leaves-child.sh': '#!/bin/sh\nsleep 300 </dev/null >/dev/null 2>&1 &\necho "grandchild $!"\necho "script $$"\nexit 0\n',
+      'leaves-stubborn-child.sh': '#!/bin/sh\n(trap "" TERM; exec sleep 300 </dev/null >/dev/null 2>&1) &\necho "grandchild $!"\necho "script $$"\nexit 0\n',
+      'slow-json.sh': '#!/bin/sh\n# @timeout 1\necho started\nsleep 300\n',
+    },
+  });
+});
+
+after(async () => {
+  for (const pid of strays) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  await server.close();
+});
+
+function pidOf(events: SseEvent[], label: string): number {
+  const line = events.find((e) => e.event === 'message' && e.data.startsWith(`${label} `));
+  assert.ok(line, `the script printed its ${label} pid`);
+  const pid = Number(line.data.slice(label.length + 1));
+  strays.add(pid);
+  return pid;
+}
+
+function assertTreeGone(record: Record<string, any>, pids: number[]): void {
+  for (const pid of pids) assert.ok(processGone(pid), `process ${pid} is gone once the job is done`);
+  if (typeof record.pgid === 'number') assert.deepEqual(processGroupMembers(record.pgid), [], 'nothing is left in the job\'s process group');
+}
+
+test('a script over its @timeout is killed with the grandchild it forked: status timed-out, no process left', async () => {
+  const result = await curl(server, ['-XPOST', `${server.url}/forks`]);
+  const { events } = parseSse(result.stdout);
+  const record = doneRecord(events);
+  assert.equal(record.status, 'timed-out');
+  assert.equal(record.error?.code, 'timed_out');
+  assert.match(record.error?.message ?? '', /timed out/);
+  assertTreeGone(record, [pidOf(events, 'script'), pidOf(events, 'grandchild')]);
+});
+
+test('timeout: a grandchild that ignores SIGTERM and closed its output is killed too (SIGKILL after the grace)', async () => {
+  const result = await curl(server, ['-XPOST', `${server.url}/stubborn-detached`]);
+  const { events } = parseSse(result.stdout);
+  const record = doneRecord(events);
+  assert.equal(record.status, 'timed-out');
+  assertTreeGone(record, [pidOf(events, 'script'), pidOf(events, 'grandchild')]);
+});
+
+test('timeout: a grandchild that ignores SIGTERM and holds the output pipe is killed too', async () => {
+  const result = await curl(server, ['-XPOST', `${server.url}/stubborn-attached`]);
+  const { events } = parseSse(result.stdout);
+  const record = doneRecord(events);
+  assert.equal(record.status, 'timed-out');
+  assertTreeGone(record, [pidOf(events, 'script'), pidOf(events, 'grandchild')]);
+});
+
+test('timeout in JSON mode answers 504 with the record', async () => {
+  const res = await curlResponse(server, ['-XPOST', '-H', 'Accept: application/json', `${server.url}/slow-json`]);
+  assert.equal(res.status, 504);
+  const body = res.json();
+  assert.equal(body.status, 'timed-out');
+  assert.match(body.output, /started/);
+  assert.equal(res.headers['armhook-job-id'], body.id);
+});
+
+test('timeout in text mode ends with a status line that says so', async () => {
+  const res = await curlResponse(server, ['-XPOST', '-H', 'Accept: text/plain', `${server.url}/slow-json`]);
+  assert.equal(res.status, 200);
+  assert.match(res.body, /^started\n/);
+  assert.match(res.body, /armhook: job \S+ timed-out.*\n$/);
+});
+
+async function startAndCancel(hook: string): Promise<{ record: Record<string, any>; events: SseEvent[]; cancelled: Record<string, any> }> {
+  const res = await open(server, `/${hook}`, { method: 'POST' });
+  const id = String(res.headers['armhook-job-id']);
+  const reader = streamReader(res);
+  await reader.until((t) => t.includes('data: script '));
+  const cancel = await curlResponse(server, ['-X', 'DELETE', `${server.url}/jobs/${id}`]);
+  assert.equal(cancel.status, 200, cancel.body);
+  const cancelled = cancel.json();
+  const { events } = parseSse(await reader.end());
+  return { record: doneRecord(events), events, cancelled };
+}
+
+test('DELETE /jobs/<id> cancels a running job and its grandchild: status cancelled, no process left', async () => {
+  const { record, events, cancelled } = await startAndCancel('cancel-me');
+  assert.equal(cancelled.status, 'cancelled');
+  assert.equal(record.status, 'cancelled');
+  assert.equal(record.error?.code, 'cancelled');
+  assertTreeGone(record, [pidOf(events, 'script'), pidOf(events, 'grandchild')]);
+  // The answer to DELETE comes when the job has ended: by then the tree is gone too.
+  assertTreeGone(cancelled, []);
+});
+
+test('cancel also ends a grandchild that ignores SIGTERM and closed its output', async () => {
+  const { record, events } = await startAndCancel('cancel-stubborn');
+  assert.equal(record.status, 'cancelled');
+  assertTreeGone(record, [pidOf(events, 'script'), pidOf(events, 'grandchild')]);
+});
+
+test('cancelling a job that already ended is a 409; an unknown job is a 404', async () => {
+  const jobs = await listJobs(server, { hook: 'cancel-me' });
+  const ended = jobs[0];
+  assert.ok(ended);
+  assertJsonError(await fetchText(server, `/jobs/${ended.id}`, { method: 'DELETE' }), 409);
+  assertJsonError(await fetchText(server, '/jobs/01ARZ3NDEKTSV4RRFFQ69G5FAV', { method: 'DELETE' }), 404);
+});
+
+test('a JSON-mode run that is cancelled answers 409', async () => {
+  const res = await open(server, '/cancel-json', { method: 'POST', headers: { Accept: 'application/json' } });
+  // JSON mode answers at the end, so the job is found through the job list.
+  let running: Record<string, any> | undefined;
+  while (!running) {
+    running = (await listJobs(server, { hook: 'cancel-json' })).find((j) => j.status === 'running');
+  }
+  // The script has started once its first line is in the log.
+  const events = await open(server, `/jobs/${running.id}/events`);
+  const eventsReader = streamReader(events);
+  await eventsReader.until((t) => t.includes('data: script '));
+  const cancel = await fetchText(server, `/jobs/${running.id}`, { method: 'DELETE' });
+  assert.equal(cancel.status, 200);
+  const reader = streamReader(res);
+  await reader.end();
+  assert.equal(res.statusCode, 409);
+  const body = JSON.parse(reader.text);
+  assert.equal(body.status, 'cancelled');
+  await eventsReader.end();
+});
+
+test('a background child left behind by a script that exited is ended with the job', async () => {
+  const result = await curl(server, ['-XPOST', `${server.url}/leaves-child`]);
+  const { events } = parseSse(result.stdout);
+  const record = doneRecord(events);
+  assert.equal(record.status, 'succeeded');
+  assertTreeGone(record, [pidOf(events, 'script'), pidOf(events, 'grandchild')]);
+});
+
+test('a background child that ignores SIGTERM, left behind by a script that exited, is ended with the job', async () => {
+  const result = await curl(server, ['-XPOST', `${server.url}/leaves-stubborn-child`]);
+  const { events } = parseSse(result.stdout);
+  const record = doneRecord(events);
+  assert.equal(record.status, 'succeeded');
+  assertTreeGone(record, [pidOf(events, 'script'), pidOf(events, 'grandchild')]);
+});
