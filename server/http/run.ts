@@ -32,8 +32,10 @@ export function httpStatusFor(record: JobRecord): number {
       return 503;
     default: {
       if (record.kind === 'script') return 500;
+      // A handler's own verdict (ARM's 4xx, or 500 for a script that failed inside a VM) passes
+      // through; anything else from ARM is a bad gateway.
       const status = record.error?.status;
-      return typeof status === 'number' && status >= 400 && status < 500 ? status : 502;
+      return typeof status === 'number' && status >= 400 && status <= 500 ? status : 502;
     }
   }
 }

@@ -51,8 +51,11 @@ export class LineSplitter {
     }
     this.#partial += text.slice(start);
     while (this.#partial.length > this.#maxLine) {
-      lines.push(this.#partial.slice(0, this.#maxLine));
-      this.#partial = this.#partial.slice(this.#maxLine);
+      // Never cut between the two halves of a surrogate pair (a 4-byte UTF-8 character).
+      const high = this.#partial.charCodeAt(this.#maxLine - 1);
+      const cut = high >= 0xd800 && high <= 0xdbff ? this.#maxLine - 1 : this.#maxLine;
+      lines.push(this.#partial.slice(0, cut));
+      this.#partial = this.#partial.slice(cut);
     }
     return lines;
   }

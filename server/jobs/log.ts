@@ -1,4 +1,4 @@
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, writeSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { JobEvent, JobEventType } from './types.ts';
 
@@ -16,16 +16,26 @@ interface TailEntry {
 }
 
 /**
- * A job's output: an append-only file of JSON lines (one event each, with its id), written
- * synchronously as it is produced so readers and crashes see everything appended so far, plus a
- * bounded in-memory tail for live readers. Readers pull at their own pace (see `reader`), so a
- * slow reader holds at most one read chunk, never the job's output.
+ * A job's output: an append-only file of JSON lines (one event each, with its id), plus a bounded
+ * in-memory tail for live readers. Readers pull at their own pace (see `reader`), so a slow reader
+ * holds at most one read chunk, never the job's output.
+ *
+ * Creating a file is the slowest thing a job does to the disk (often more than spawning), so a new
+ * log's file is opened off the event loop; until it is open, lines wait in memory (and stay in the
+ * tail, which never drops what is not on disk yet). From then on every append is one synchronous
+ * write to the open file, so readers and crashes see everything appended so far.
  */
 export class JobLog {
   readonly file: string;
   #fd: number | undefined;
+  /** Text appended before the file was open. */
+  #pending: string[] = [];
+  #endRequested = false;
   #lastId: number;
+  /** Bytes appended (the file's size once everything is written). */
   #bytes: number;
+  /** Bytes actually in the file. */
+  #flushed: number;
   #ended: boolean;
   readonly #tail: TailEntry[] = [];
   #tailBytes = 0;
@@ -36,34 +46,74 @@ export class JobLog {
     this.#fd = fd;
     this.#lastId = lastId;
     this.#bytes = bytes;
+    this.#flushed = bytes;
     this.#ended = ended;
   }
 
-  /** A new log for a job about to be accepted, starting with its record. */
-  static create(file: string, record: object): JobLog {
-    const fd = openSync(file, 'wx', 0o600);
-    const log = new JobLog(file, fd, 0, 0, false);
+  /**
+   * A new log for a job about to be accepted, starting with its record. `onError` hears when the
+   * file can't be created (the job still runs; its output then lives only in memory, bounded).
+   */
+  static create(file: string, record: object, onError: (err: Error) => void): JobLog {
+    const log = new JobLog(file, undefined, 0, 0, false);
     log.writeRecord(record);
+    open(file, 'wx', 0o600).then(
+      (handle) => log.#opened(handle.fd, handle),
+      (err: Error) => {
+        onError(err);
+        log.#pending = [];
+        log.#flushed = log.#bytes;
+        log.#failed = true;
+        if (log.#endRequested) log.#close();
+      },
+    );
     return log;
+  }
+
+  #failed = false;
+  #handle: { close(): Promise<void> } | undefined;
+
+  #opened(fd: number, handle: { close(): Promise<void> }): void {
+    this.#handle = handle;
+    this.#fd = fd;
+    if (this.#pending.length > 0) {
+      const text = this.#pending.join('');
+      this.#pending = [];
+      writeSync(fd, text);
+    }
+    this.#flushed = this.#bytes;
+    this.#trimTail();
+    if (this.#endRequested) this.#close();
+  }
+
+  #write(text: string, bytes: number): void {
+    this.#bytes += bytes;
+    if (this.#fd !== undefined) {
+      writeSync(this.#fd, text);
+      this.#flushed = this.#bytes;
+    } else if (!this.#failed) {
+      this.#pending.push(text);
+    } else {
+      this.#flushed = this.#bytes;
+    }
   }
 
   /** The log of a job from disk (finished, or interrupted by a restart: `reopen` lets it append the end). */
   static async load(file: string, options: { reopen: boolean }): Promise<JobLog> {
     let lastId = 0;
-    let bytes = 0;
     try {
-      const scan = new JobLog(file, undefined, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER, true);
+      const scan = new JobLog(file, undefined, Number.MAX_SAFE_INTEGER, 0, true);
       const reader = scan.reader(0);
       for (let batch = await reader.next(); batch; batch = await reader.next()) {
         const last = batch.at(-1);
         if (last) lastId = last.id;
       }
-      bytes = reader.offset;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
-    const fd = options.reopen ? openSync(file, 'a', 0o600) : undefined;
-    return new JobLog(file, fd, lastId, bytes, !options.reopen);
+    if (!options.reopen) return new JobLog(file, undefined, lastId, 0, true);
+    const fd = openSync(file, 'a', 0o600);
+    return new JobLog(file, fd, lastId, fstatSync(fd).size, false);
   }
 
   get lastId(): number {
@@ -80,40 +130,56 @@ export class JobLog {
    * most on a busy disk. The last record line (or the `done` event) is the job's state.
    */
   writeRecord(record: object): void {
-    if (this.#fd === undefined) return;
+    if (this.#endRequested) return;
     const line = `${JSON.stringify({ record })}\n`;
-    writeSync(this.#fd, line);
-    this.#bytes += Buffer.byteLength(line);
+    this.#write(line, Buffer.byteLength(line));
   }
 
   /** Appends events (one disk write for the batch) and wakes live readers. Returns the last id. */
   append(items: ReadonlyArray<{ event: JobEventType; data: string }>): number {
-    if (this.#fd === undefined || items.length === 0) return this.#lastId;
+    if (this.#endRequested || items.length === 0) return this.#lastId;
     const at = Date.now();
     let text = '';
+    let end = this.#bytes;
     const added: TailEntry[] = [];
     for (const item of items) {
       const event: JobEvent = { id: ++this.#lastId, event: item.event, data: item.data, at };
       const line = `${JSON.stringify(event)}\n`;
       text += line;
-      this.#bytes += Buffer.byteLength(line);
-      added.push({ event, end: this.#bytes, size: line.length });
+      end += Buffer.byteLength(line);
+      added.push({ event, end, size: line.length });
       this.#tailBytes += line.length;
     }
-    writeSync(this.#fd, text);
+    this.#write(text, end - this.#bytes);
     this.#tail.push(...added);
-    while (this.#tail.length > TAIL_EVENTS || (this.#tailBytes > TAIL_BYTES && this.#tail.length > 1)) {
-      const dropped = this.#tail.shift();
-      if (dropped) this.#tailBytes -= dropped.size;
-    }
+    this.#trimTail();
     this.#wake();
     return this.#lastId;
   }
 
+  /** Drops the oldest tail entries beyond the bounds, but never what is not in the file yet. */
+  #trimTail(): void {
+    while (this.#tail.length > TAIL_EVENTS || (this.#tailBytes > TAIL_BYTES && this.#tail.length > 1)) {
+      const oldest = this.#tail[0];
+      if (!oldest || oldest.end > this.#flushed) break;
+      this.#tail.shift();
+      this.#tailBytes -= oldest.size;
+    }
+  }
+
   /** No more events will come; readers finish after what is there. */
   end(): void {
-    if (this.#fd !== undefined) closeSync(this.#fd);
+    if (this.#endRequested) return;
+    this.#endRequested = true;
+    // A file still being created is closed once its pending lines are written.
+    if (this.#fd !== undefined || this.#failed) this.#close();
+  }
+
+  #close(): void {
+    if (this.#handle) void this.#handle.close();
+    else if (this.#fd !== undefined) closeSync(this.#fd);
     this.#fd = undefined;
+    this.#handle = undefined;
     this.#ended = true;
     this.#wake();
   }

@@ -2,13 +2,13 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { request as httpsRequest } from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
-import { buildApp, type Armhook } from '../../server/app.ts';
+import { buildApp, type AppOptions, type Armhook } from '../../server/app.ts';
 import { loadConfig, type Config } from '../../server/config/index.ts';
 import { captureLog, type CapturedLog } from './log.ts';
 import { writeTestPki } from './certs.ts';
@@ -36,6 +36,8 @@ export interface StartOptions {
   config?: Partial<Config>;
   /** Reuse a directory (restart tests); a new temp dir otherwise. */
   root?: string;
+  /** Extra Azure options (fast LRO polling, retries) for tests against the IMDS/ARM fakes. */
+  azure?: AppOptions['azure'];
 }
 
 /** A script line that records that it ran (use in every script a test expects NOT to run). */
@@ -78,7 +80,7 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
     },
   });
   const logs = captureLog();
-  const armhook = await buildApp(config, { log: logs.log });
+  const armhook = await buildApp(config, { log: logs.log, ...(options.azure ? { azure: options.azure } : {}) });
   const listening = await armhook.listen();
   const port = Number(new URL(listening).port);
   return {
@@ -375,4 +377,13 @@ export function processGroupMembers(pgid: number): number[] {
     if (state !== 'Z' && Number(pgrp) === pgid) members.push(Number(entry));
   }
   return members;
+}
+
+/** Every file under a directory, concatenated (for "this value is stored nowhere" checks). */
+export async function readTree(dir: string): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile()) parts.push(await readFile(join(entry.parentPath, entry.name)));
+  }
+  return Buffer.concat(parts);
 }

@@ -151,8 +151,8 @@ test('cancelling a job that already ended is a 409; an unknown job is a 404', as
 });
 
 test('a JSON-mode run that is cancelled answers 409', async () => {
-  const res = await open(server, '/cancel-json', { method: 'POST', headers: { Accept: 'application/json' } });
-  // JSON mode answers at the end, so the job is found through the job list.
+  // JSON mode answers at the end (headers included), so the job is found through the job list.
+  const answer = open(server, '/cancel-json', { method: 'POST', headers: { Accept: 'application/json' } });
   let running: Record<string, any> | undefined;
   while (!running) {
     running = (await listJobs(server, { hook: 'cancel-json' })).find((j) => j.status === 'running');
@@ -163,6 +163,7 @@ test('a JSON-mode run that is cancelled answers 409', async () => {
   await eventsReader.until((t) => t.includes('data: script '));
   const cancel = await fetchText(server, `/jobs/${running.id}`, { method: 'DELETE' });
   assert.equal(cancel.status, 200);
+  const res = await answer;
   const reader = streamReader(res);
   await reader.end();
   assert.equal(res.statusCode, 409);
