@@ -1,11 +1,15 @@
+import { readFile } from 'node:fs/promises';
 import { HtpasswdAuthenticator } from '../auth/index.ts';
+import { createAzure } from '../azure/index.ts';
 import { isLoopback, type Config } from '../config/index.ts';
 import { HookCatalog } from '../hooks/index.ts';
 import type { Logger } from '../log/index.ts';
 import { loadTlsMaterial } from '../tls/index.ts';
 
 /** `armhook check`: everything start-up would refuse, and more, as a list. Non-zero on problems. */
-export async function check(config: Config, log: Logger): Promise<number> {
+export async function check(config: Config, parentLog: Logger): Promise<number> {
+  // The report is the output; the log only carries errors.
+  const log = parentLog.child({}, { level: 'error' });
   const problems: string[] = [];
   const ok = (line: string): void => {
     process.stdout.write(`ok    ${line}\n`);
@@ -44,6 +48,30 @@ export async function check(config: Config, log: Logger): Promise<number> {
   } else {
     ok('auth: none (loopback only)');
   }
+  let armCaCert: string | undefined;
+  if (config.armCaFile) {
+    try {
+      armCaCert = await readFile(config.armCaFile, 'utf8');
+    } catch (err) {
+      fail(`ARMHOOK_ARM_CA_FILE ${config.armCaFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
+  }
+  // One attempt, no background retries: metadata, a token, and one call to Resource Manager.
+  const azure = createAzure({
+    imdsEndpoint: config.imdsEndpoint,
+    armEndpoint: config.armEndpoint,
+    ...(config.managedIdentityClientId ? { managedIdentityClientId: config.managedIdentityClientId } : {}),
+    ...(armCaCert ? { armCaCert } : {}),
+    log,
+  });
+  try {
+    const result = await azure.check();
+    for (const line of result.lines) (result.ok ? ok : fail)(`azure: ${line}`);
+    if (!result.ok && result.lines.length === 0) fail('azure: not ready');
+  } finally {
+    azure.close();
+  }
+
   process.stdout.write(problems.length === 0 ? 'armhook check: all good\n' : `armhook check: ${problems.length} problem(s)\n`);
   return problems.length === 0 ? 0 : 1;
 }

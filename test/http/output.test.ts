@@ -119,7 +119,8 @@ test('the done event carries the job record; GET /jobs/<id> returns the same rec
   const stored = await fetchText(server, `/jobs/${record.id}`);
   assert.equal(stored.status, 200);
   const { jobId: _jobId, ...withoutJobId } = record;
-  assert.deepEqual({ ...stored.json(), jobId: undefined }, { ...withoutJobId, jobId: undefined });
+  const storedRecord: Record<string, unknown> = stored.json();
+  assert.deepEqual({ ...storedRecord, jobId: undefined }, { ...withoutJobId, jobId: undefined });
 });
 
 test('the first line reaches the client while the script is still running', async () => {
@@ -326,7 +327,8 @@ test('Prefer: respond-async answers 202 with Location and Armhook-Job-Id; the jo
 });
 
 test('every run response carries Armhook-Job-Id, in every mode, before the job ends', async () => {
-  for (const headers of [{}, { Accept: 'text/event-stream' }, { Accept: 'text/plain' }, { Prefer: 'respond-async' }]) {
+  const modes: Array<Record<string, string>> = [{}, { Accept: 'text/event-stream' }, { Accept: 'text/plain' }, { Prefer: 'respond-async' }];
+  for (const headers of modes) {
     const gate = `g-header-${Object.values(headers).join('') || 'default'}`.replace(/[^a-z0-9-]/gi, '');
     const res = await open(server, `/gated?gate=${gate}`, { method: 'POST', headers });
     try {

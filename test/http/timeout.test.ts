@@ -20,7 +20,8 @@ import {
   type TestServer,
 } from '../helpers/server.ts';
 
-let server: TestServer;
+const SPAWNERS = ['helper', 'node'] as const;
+const servers = new Map<string, TestServer>();
 const strays = new Set<number>();
 
 // Forks a grandchild, prints both pids, then blocks (the foreground sleep is a third process).
@@ -31,21 +32,21 @@ const STUBBORN_DETACHED = '#!/bin/sh\n(trap "" TERM; exec sleep 300 </dev/null >
 // The grandchild ignores SIGTERM but keeps the output pipe open.
 const STUBBORN_ATTACHED = '#!/bin/sh\n(trap "" TERM; exec sleep 300) &\necho "grandchild $!"\necho "script $$"\nsleep 300\n';
 
+const SCRIPTS = {
+  'forks.sh': `#!/bin/sh\n# @timeout 1\n${FORKS.slice('#!/bin/sh\n'.length)}`,
+  'stubborn-detached.sh': `#!/bin/sh\n# @timeout 1\n${STUBBORN_DETACHED.slice('#!/bin/sh\n'.length)}`,
+  'stubborn-attached.sh': `#!/bin/sh\n# @timeout 1\n${STUBBORN_ATTACHED.slice('#!/bin/sh\n'.length)}`,
+  'cancel-me.sh': FORKS,
+  'cancel-stubborn.sh': STUBBORN_DETACHED,
+  'cancel-json.sh': FORKS,
+  'leaves-child.sh': '#!/bin/sh\nsleep 300 </dev/null >/dev/null 2>&1 &\necho "grandchild $!"\necho "script $$"\nexit 0\n',
+  'leaves-stubborn-child.sh': '#!/bin/sh\n(trap "" TERM; exec sleep 300 </dev/null >/dev/null 2>&1) &\necho "grandchild $!"\necho "script $$"\nexit 0\n',
+  'slow-json.sh': '#!/bin/sh\n# @timeout 1\necho started\nsleep 300\n',
+};
+
 before(async () => {
-  server = await startServer({
-    config: { killGrace: 1 },
-    scripts: {
-      'forks.sh': `#!/bin/sh\n# @timeout 1\n${FORKS.slice('#!/bin/sh\n'.length)}`,
-      'stubborn-detached.sh': `#!/bin/sh\n# @timeout 1\n${STUBBORN_DETACHED.slice('#!/bin/sh\n'.length)}`,
-      'stubborn-attached.sh': `#!/bin/sh\n# @timeout 1\n${STUBBORN_ATTACHED.slice('#!/bin/sh\n'.length)}`,
-      'cancel-me.sh': FORKS,
-      'cancel-stubborn.sh': STUBBORN_DETACHED,
-      'cancel-json.sh': FORKS,
-      'leaves-child.sh': '#!/bin/sh\nsleep 300 </dev/null >/dev/null 2>&1 &\necho "grandchild $!"\necho "script $$"\nexit 0\n',
-      'leaves-stubborn-child.sh': '#!/bin/sh\n(trap "" TERM; exec sleep 300 </dev/null >/dev/null 2>&1) &\necho "grandchild $!"\necho "script $$"\nexit 0\n',
-      'slow-json.sh': '#!/bin/sh\n# @timeout 1\necho started\nsleep 300\n',
-    },
-  });
+  // Both ways scripts are started (the posix_spawn helper and Node's own spawn) must end whole trees.
+  for (const spawner of SPAWNERS) servers.set(spawner, await startServer({ config: { killGrace: 1, spawner }, scripts: SCRIPTS }));
 });
 
 after(async () => {
@@ -56,7 +57,7 @@ after(async () => {
       // already gone
     }
   }
-  await server.close();
+  for (const server of servers.values()) await server.close();
 });
 
 function pidOf(events: SseEvent[], label: string): number {
@@ -72,49 +73,7 @@ function assertTreeGone(record: Record<string, any>, pids: number[]): void {
   if (typeof record.pgid === 'number') assert.deepEqual(processGroupMembers(record.pgid), [], 'nothing is left in the job\'s process group');
 }
 
-test('a script over its @timeout is killed with the grandchild it forked: status timed-out, no process left', async () => {
-  const result = await curl(server, ['-XPOST', `${server.url}/forks`]);
-  const { events } = parseSse(result.stdout);
-  const record = doneRecord(events);
-  assert.equal(record.status, 'timed-out');
-  assert.equal(record.error?.code, 'timed_out');
-  assert.match(record.error?.message ?? '', /timed out/);
-  assertTreeGone(record, [pidOf(events, 'script'), pidOf(events, 'grandchild')]);
-});
-
-test('timeout: a grandchild that ignores SIGTERM and closed its output is killed too (SIGKILL after the grace)', async () => {
-  const result = await curl(server, ['-XPOST', `${server.url}/stubborn-detached`]);
-  const { events } = parseSse(result.stdout);
-  const record = doneRecord(events);
-  assert.equal(record.status, 'timed-out');
-  assertTreeGone(record, [pidOf(events, 'script'), pidOf(events, 'grandchild')]);
-});
-
-test('timeout: a grandchild that ignores SIGTERM and holds the output pipe is killed too', async () => {
-  const result = await curl(server, ['-XPOST', `${server.url}/stubborn-attached`]);
-  const { events } = parseSse(result.stdout);
-  const record = doneRecord(events);
-  assert.equal(record.status, 'timed-out');
-  assertTreeGone(record, [pidOf(events, 'script'), pidOf(events, 'grandchild')]);
-});
-
-test('timeout in JSON mode answers 504 with the record', async () => {
-  const res = await curlResponse(server, ['-XPOST', '-H', 'Accept: application/json', `${server.url}/slow-json`]);
-  assert.equal(res.status, 504);
-  const body = res.json();
-  assert.equal(body.status, 'timed-out');
-  assert.match(body.output, /started/);
-  assert.equal(res.headers['armhook-job-id'], body.id);
-});
-
-test('timeout in text mode ends with a status line that says so', async () => {
-  const res = await curlResponse(server, ['-XPOST', '-H', 'Accept: text/plain', `${server.url}/slow-json`]);
-  assert.equal(res.status, 200);
-  assert.match(res.body, /^started\n/);
-  assert.match(res.body, /armhook: job \S+ timed-out.*\n$/);
-});
-
-async function startAndCancel(hook: string): Promise<{ record: Record<string, any>; events: SseEvent[]; cancelled: Record<string, any> }> {
+async function startAndCancel(server: TestServer, hook: string): Promise<{ record: Record<string, any>; events: SseEvent[]; cancelled: Record<string, any> }> {
   const res = await open(server, `/${hook}`, { method: 'POST' });
   const id = String(res.headers['armhook-job-id']);
   const reader = streamReader(res);
@@ -126,8 +85,53 @@ async function startAndCancel(hook: string): Promise<{ record: Record<string, an
   return { record: doneRecord(events), events, cancelled };
 }
 
-test('DELETE /jobs/<id> cancels a running job and its grandchild: status cancelled, no process left', async () => {
-  const { record, events, cancelled } = await startAndCancel('cancel-me');
+for (const spawner of SPAWNERS) {
+  const server = (): TestServer => servers.get(spawner) as TestServer;
+  test(`${spawner}: ' .replace('x','x')+'a script over its @timeout is killed with the grandchild it forked: status timed-out, no process left', async () => {
+  const result = await curl(server, ['-XPOST', `${server.url}/forks`]);
+  const { events } = parseSse(result.stdout);
+  const record = doneRecord(events);
+  assert.equal(record.status, 'timed-out');
+  assert.equal(record.error?.code, 'timed_out');
+  assert.match(record.error?.message ?? '', /timed out/);
+  assertTreeGone(record, [pidOf(events, 'script'), pidOf(events, 'grandchild')]);
+});
+
+  test(`${spawner}: ' .replace('x','x')+'timeout: a grandchild that ignores SIGTERM and closed its output is killed too (SIGKILL after the grace)', async () => {
+  const result = await curl(server, ['-XPOST', `${server.url}/stubborn-detached`]);
+  const { events } = parseSse(result.stdout);
+  const record = doneRecord(events);
+  assert.equal(record.status, 'timed-out');
+  assertTreeGone(record, [pidOf(events, 'script'), pidOf(events, 'grandchild')]);
+});
+
+  test(`${spawner}: ' .replace('x','x')+'timeout: a grandchild that ignores SIGTERM and holds the output pipe is killed too', async () => {
+  const result = await curl(server, ['-XPOST', `${server.url}/stubborn-attached`]);
+  const { events } = parseSse(result.stdout);
+  const record = doneRecord(events);
+  assert.equal(record.status, 'timed-out');
+  assertTreeGone(record, [pidOf(events, 'script'), pidOf(events, 'grandchild')]);
+});
+
+  test(`${spawner}: ' .replace('x','x')+'timeout in JSON mode answers 504 with the record', async () => {
+  const res = await curlResponse(server, ['-XPOST', '-H', 'Accept: application/json', `${server.url}/slow-json`]);
+  assert.equal(res.status, 504);
+  const body = res.json();
+  assert.equal(body.status, 'timed-out');
+  assert.match(body.output, /started/);
+  assert.equal(res.headers['armhook-job-id'], body.id);
+});
+
+  test(`${spawner}: ' .replace('x','x')+'timeout in text mode ends with a status line that says so', async () => {
+  const res = await curlResponse(server, ['-XPOST', '-H', 'Accept: text/plain', `${server.url}/slow-json`]);
+  assert.equal(res.status, 200);
+  assert.match(res.body, /^started\n/);
+  assert.match(res.body, /armhook: job \S+ timed-out.*\n$/);
+});
+
+
+  test(`${spawner}: ' .replace('x','x')+'DELETE /jobs/<id> cancels a running job and its grandchild: status cancelled, no process left', async () => {
+  const { record, events, cancelled } = await startAndCancel(server, 'cancel-me');
   assert.equal(cancelled.status, 'cancelled');
   assert.equal(record.status, 'cancelled');
   assert.equal(record.error?.code, 'cancelled');
@@ -136,13 +140,13 @@ test('DELETE /jobs/<id> cancels a running job and its grandchild: status cancell
   assertTreeGone(cancelled, []);
 });
 
-test('cancel also ends a grandchild that ignores SIGTERM and closed its output', async () => {
-  const { record, events } = await startAndCancel('cancel-stubborn');
+  test(`${spawner}: ' .replace('x','x')+'cancel also ends a grandchild that ignores SIGTERM and closed its output', async () => {
+  const { record, events } = await startAndCancel(server, 'cancel-stubborn');
   assert.equal(record.status, 'cancelled');
   assertTreeGone(record, [pidOf(events, 'script'), pidOf(events, 'grandchild')]);
 });
 
-test('cancelling a job that already ended is a 409; an unknown job is a 404', async () => {
+  test(`${spawner}: ' .replace('x','x')+'cancelling a job that already ended is a 409; an unknown job is a 404', async () => {
   const jobs = await listJobs(server, { hook: 'cancel-me' });
   const ended = jobs[0];
   assert.ok(ended);
@@ -150,7 +154,7 @@ test('cancelling a job that already ended is a 409; an unknown job is a 404', as
   assertJsonError(await fetchText(server, '/jobs/01ARZ3NDEKTSV4RRFFQ69G5FAV', { method: 'DELETE' }), 404);
 });
 
-test('a JSON-mode run that is cancelled answers 409', async () => {
+  test(`${spawner}: ' .replace('x','x')+'a JSON-mode run that is cancelled answers 409', async () => {
   // JSON mode answers at the end (headers included), so the job is found through the job list.
   const answer = open(server, '/cancel-json', { method: 'POST', headers: { Accept: 'application/json' } });
   let running: Record<string, any> | undefined;
@@ -172,7 +176,7 @@ test('a JSON-mode run that is cancelled answers 409', async () => {
   await eventsReader.end();
 });
 
-test('a background child left behind by a script that exited is ended with the job', async () => {
+  test(`${spawner}: ' .replace('x','x')+'a background child left behind by a script that exited is ended with the job', async () => {
   const result = await curl(server, ['-XPOST', `${server.url}/leaves-child`]);
   const { events } = parseSse(result.stdout);
   const record = doneRecord(events);
@@ -180,10 +184,11 @@ test('a background child left behind by a script that exited is ended with the j
   assertTreeGone(record, [pidOf(events, 'script'), pidOf(events, 'grandchild')]);
 });
 
-test('a background child that ignores SIGTERM, left behind by a script that exited, is ended with the job', async () => {
+  test(`${spawner}: ' .replace('x','x')+'a background child that ignores SIGTERM, left behind by a script that exited, is ended with the job', async () => {
   const result = await curl(server, ['-XPOST', `${server.url}/leaves-stubborn-child`]);
   const { events } = parseSse(result.stdout);
   const record = doneRecord(events);
   assert.equal(record.status, 'succeeded');
   assertTreeGone(record, [pidOf(events, 'script'), pidOf(events, 'grandchild')]);
 });
+}
