@@ -1,4 +1,3 @@
-import { execa } from 'execa';
 
 export type OutputStream = 'stdout' | 'stderr';
 
@@ -32,6 +31,8 @@ export interface ScriptRunResult {
  * only reach the direct child, not what it forked), `reject: false` (a non-zero exit is a result).
  */
 export async function runScript(options: ScriptRunOptions): Promise<ScriptRunResult> {
+  // Loaded on first use: with the spawn helper (the default) this path is only the fallback.
+  const { execa } = await import('execa');
   const subprocess = execa(options.file, [], {
     cwd: options.cwd,
     env: options.env,

@@ -144,3 +144,69 @@ export async function startAzureEnv(
     },
   };
 }
+
+// ---- the real server against the fakes (test/azure/server-*.test.ts) ----
+
+/** Azure options for a real server under test: fast LRO polling, fast SDK and start-up retries. */
+export const SERVER_AZURE_OPTIONS: Partial<Omit<AzureOptions, 'log'>> = {
+  pollIntervalMs: 10,
+  retry: { maxRetries: 2, retryDelayInMs: 1, maxRetryDelayInMs: 5 },
+  startupRetry: { initialDelayMs: 5, maxDelayMs: 20 },
+};
+
+export interface AzureServerEnv {
+  imds: ImdsFake;
+  arm: ArmFake;
+  pki: TestPki;
+  /** The ARM fake's CA, as a PEM file (ARMHOOK_ARM_CA_FILE). */
+  caFile: string;
+  server: import('../helpers/server.ts').TestServer;
+  close(): Promise<void>;
+}
+
+/**
+ * A real armhook server (HTTPS, loopback) pointed at a fresh IMDS fake and HTTPS ARM fake. One
+ * per test process (see startImdsFake). Waits until the server's Azure side is ready unless
+ * `waitReady` is false.
+ */
+export async function startAzureServer(
+  options: {
+    imds?: ImdsFakeOptions;
+    arm?: Partial<Omit<ArmFakeOptions, 'cert' | 'key' | 'subscriptionId'>>;
+    scripts?: Record<string, string>;
+    config?: Partial<import('../../server/config/index.ts').Config>;
+    azure?: Partial<Omit<AzureOptions, 'log'>>;
+    waitReady?: boolean;
+  } = {},
+): Promise<AzureServerEnv> {
+  const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  // Loaded lazily: the handler-level tests that import this file don't need the whole server.
+  const { startServer } = await import('../helpers/server.ts');
+  const imds = await startImdsFake(options.imds);
+  const pki = await createTestPki(['127.0.0.1']);
+  const arm = await startArmFake({ cert: pki.serverCert, key: pki.serverKey, subscriptionId: imds.compute.subscriptionId, ...options.arm });
+  const dir = await mkdtemp(join(tmpdir(), 'armhook-arm-ca-'));
+  const caFile = join(dir, 'arm-ca.pem');
+  await writeFile(caFile, pki.caCert);
+  const server = await startServer({
+    ...(options.scripts ? { scripts: options.scripts } : {}),
+    config: { imdsEndpoint: imds.url, armEndpoint: arm.url, armCaFile: caFile, ...options.config },
+    azure: { ...SERVER_AZURE_OPTIONS, ...options.azure },
+  });
+  if (options.waitReady !== false) await server.armhook.azure.whenReady();
+  return {
+    imds,
+    arm,
+    pki,
+    caFile,
+    server,
+    async close() {
+      await server.close();
+      await arm.close();
+      await imds.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -18,7 +18,8 @@ import {
   type TestServer,
 } from '../helpers/server.ts';
 
-let server: TestServer;
+const SPAWNERS = ['default', 'node'] as const;
+const servers = new Map<string, TestServer>();
 let quiet: TestServer;
 
 // `f`: a fixture file copied to stdout; `e`: one copied to stderr; `code`: the exit code.
@@ -51,21 +52,23 @@ async function release(target: TestServer, gate: string): Promise<void> {
   await writeFile(join(target.markerDir, gate), '');
 }
 
+const SCRIPTS = {
+  'cat.sh': CAT_FIXTURE,
+  'gated.sh': GATED,
+  'streams.sh': '#!/bin/sh\ni=1\nwhile [ $i -le 2000 ]; do echo "out $i"; echo "err $i" >&2; i=$((i+1)); done\n',
+  // One write with a whole line and the first two bytes of "€"; the third byte comes after the gate.
+  'split-char.sh': '#!/bin/sh\nprintf "line1\\nx\\342\\202"\nwhile [ ! -e "$ARMHOOK_TEST_MARKERS/$gate" ]; do sleep 0.05; done\nprintf "\\254y\\n"\n',
+};
+
 before(async () => {
-  server = await startServer({
-    scripts: {
-      'cat.sh': CAT_FIXTURE,
-      'gated.sh': GATED,
-      'streams.sh': '#!/bin/sh\ni=1\nwhile [ $i -le 2000 ]; do echo "out $i"; echo "err $i" >&2; i=$((i+1)); done\n',
-      // One write with a whole line and the first two bytes of "€"; the third byte comes after the gate.
-      'split-char.sh': '#!/bin/sh\nprintf "line1\\nx\\342\\202"\nwhile [ ! -e "$ARMHOOK_TEST_MARKERS/$gate" ]; do sleep 0.05; done\nprintf "\\254y\\n"\n',
-    },
-  });
+  for (const spawner of SPAWNERS) {
+    servers.set(spawner, await startServer({ config: spawner === 'node' ? { spawner: 'node' } : {}, scripts: SCRIPTS }));
+  }
   quiet = await startServer({ config: { keepAlive: 1, outputLimit: 1024 }, scripts: { 'gated.sh': GATED, 'cat.sh': CAT_FIXTURE } });
 });
 
 after(async () => {
-  await server.close();
+  for (const server of servers.values()) await server.close();
   await quiet.close();
 });
 
@@ -83,223 +86,278 @@ function assertIds(events: SseEvent[]): void {
   }
 }
 
-test('SSE: event job first, stdout as data:, stderr as event: stderr, each in order, ids everywhere, one done', async () => {
-  const res = await curlResponse(server, ['-XPOST', `${server.url}/streams`]);
-  assert.equal(res.status, 200);
-  assert.match(String(res.headers['content-type']), /^text\/event-stream/);
-  const { events } = parseSse(res.body);
-  assert.equal(events[0]?.event, 'job');
-  const job = JSON.parse(events[0]?.data ?? '{}');
-  assert.equal(job.status, 'running');
-  assert.equal(res.headers['armhook-job-id'], job.jobId, 'the header names the job of the stream');
-  assertIds(events);
-  const expected = (prefix: string): string[] => Array.from({ length: 2000 }, (_, i) => `${prefix} ${i + 1}`);
-  assert.deepEqual(lines(events, 'message'), expected('out'));
-  assert.deepEqual(lines(events, 'stderr'), expected('err'));
-  const record = doneRecord(events);
-  assert.equal(record.exitCode, 0);
-});
+function serverFor(spawner: string): TestServer {
+  const server = servers.get(spawner);
+  assert.ok(server, `a server with the ${spawner} spawner`);
+  return server;
+}
 
-test('the done event carries the job record; GET /jobs/<id> returns the same record', async () => {
-  const result = await curl(server, ['-XPOST', `${server.url}/cat?code=4`]);
-  const { events } = parseSse(result.stdout);
-  const record = doneRecord(events);
-  for (const key of ['id', 'hook', 'status', 'exitCode', 'createdAt', 'startedAt', 'endedAt', 'durationMs', 'caller', 'params', 'result', 'error']) {
-    assert.ok(key in record, `done has ${key}`);
-  }
-  assert.equal(record.jobId, record.id);
-  assert.equal(record.hook, 'cat');
-  assert.equal(record.status, 'failed');
-  assert.equal(record.exitCode, 4);
-  assert.equal(record.caller, 'anonymous');
-  assert.deepEqual(record.params, { code: '4' });
-  assert.equal(typeof record.error?.code, 'string');
-  assert.equal(typeof record.error?.message, 'string');
-  assert.doesNotMatch(record.id, /^\d+$/, 'job ids are not counters');
-  const stored = await fetchText(server, `/jobs/${record.id}`);
-  assert.equal(stored.status, 200);
-  const { jobId: _jobId, ...withoutJobId } = record;
-  const storedRecord: Record<string, unknown> = stored.json();
-  assert.deepEqual({ ...storedRecord, jobId: undefined }, { ...withoutJobId, jobId: undefined });
-});
+for (const spawner of SPAWNERS) {
+  test(`${spawner}: SSE: event job first, stdout as data:, stderr as event: stderr, each in order, ids everywhere, one done`, async () => {
+    const server = serverFor(spawner);
+    const res = await curlResponse(server, ['-XPOST', `${server.url}/streams`]);
+    assert.equal(res.status, 200);
+    assert.match(String(res.headers['content-type']), /^text\/event-stream/);
+    const { events } = parseSse(res.body);
+    assert.equal(events[0]?.event, 'job');
+    const job = JSON.parse(events[0]?.data ?? '{}');
+    assert.equal(job.status, 'running');
+    assert.equal(res.headers['armhook-job-id'], job.jobId, 'the header names the job of the stream');
+    assertIds(events);
+    const expected = (prefix: string): string[] => Array.from({ length: 2000 }, (_, i) => `${prefix} ${i + 1}`);
+    assert.deepEqual(lines(events, 'message'), expected('out'));
+    assert.deepEqual(lines(events, 'stderr'), expected('err'));
+    const record = doneRecord(events);
+    assert.equal(record.exitCode, 0);
+  });
 
-test('the first line reaches the client while the script is still running', async () => {
-  const res = await open(server, '/gated?gate=g-first', { method: 'POST' });
-  assert.equal(res.statusCode, 200);
-  const reader = streamReader(res);
-  try {
-    const soFar = await reader.until((t) => t.includes('data: first\n'));
-    assert.ok(!soFar.includes('event: done'), 'the job has not ended');
-    assert.ok(!soFar.includes('data: second'), 'the script is still blocked');
-  } finally {
-    await release(server, 'g-first');
-  }
-  const text = await reader.end();
-  const { events } = parseSse(text);
-  assert.deepEqual(lines(events, 'message').filter((l) => !l.startsWith('pid ')), ['first', 'second']);
-  assert.equal(doneRecord(events).status, 'succeeded');
-});
+  test(`${spawner}: the done event carries the job record; GET /jobs/<id> returns the same record`, async () => {
+    const server = serverFor(spawner);
+    const result = await curl(server, ['-XPOST', `${server.url}/cat?code=4`]);
+    const { events } = parseSse(result.stdout);
+    const record = doneRecord(events);
+    for (const key of ['id', 'hook', 'status', 'exitCode', 'createdAt', 'startedAt', 'endedAt', 'durationMs', 'caller', 'params', 'result', 'error']) {
+      assert.ok(key in record, `done has ${key}`);
+    }
+    assert.equal(record.jobId, record.id);
+    assert.equal(record.hook, 'cat');
+    assert.equal(record.status, 'failed');
+    assert.equal(record.exitCode, 4);
+    assert.equal(record.caller, 'anonymous');
+    assert.deepEqual(record.params, { code: '4' });
+    assert.equal(typeof record.error?.code, 'string');
+    assert.equal(typeof record.error?.message, 'string');
+    assert.doesNotMatch(record.id, /^\d+$/, 'job ids are not counters');
+    const stored = await fetchText(server, `/jobs/${record.id}`);
+    assert.equal(stored.status, 200);
+    const { jobId: _jobId, ...withoutJobId } = record;
+    const storedRecord: Record<string, unknown> = stored.json();
+    assert.deepEqual({ ...storedRecord, jobId: undefined }, { ...withoutJobId, jobId: undefined });
+  });
 
-test('a client that disconnects does not kill its job', async () => {
-  const res = await open(server, '/gated?gate=g-disconnect', { method: 'POST' });
-  const id = String(res.headers['armhook-job-id']);
-  const reader = streamReader(res);
-  try {
-    await reader.until((t) => t.includes('data: first\n'));
-  } finally {
-    res.destroy();
-  }
-  await release(server, 'g-disconnect');
-  const replay = await fetchText(server, `/jobs/${id}/events`);
-  const { events } = parseSse(replay.body);
-  assert.ok(lines(events, 'message').includes('second'), 'the job went on after the client left');
-  assert.equal(doneRecord(events).status, 'succeeded');
-});
+  test(`${spawner}: the first line reaches the client while the script is still running`, async () => {
+    const server = serverFor(spawner);
+    const res = await open(server, '/gated?gate=g-first', { method: 'POST' });
+    assert.equal(res.statusCode, 200);
+    const reader = streamReader(res);
+    try {
+      const soFar = await reader.until((t) => t.includes('data: first\n'));
+      assert.ok(!soFar.includes('event: done'), 'the job has not ended');
+      assert.ok(!soFar.includes('data: second'), 'the script is still blocked');
+    } finally {
+      await release(server, 'g-first');
+    }
+    const text = await reader.end();
+    const { events } = parseSse(text);
+    assert.deepEqual(lines(events, 'message').filter((l) => !l.startsWith('pid ')), ['first', 'second']);
+    assert.equal(doneRecord(events).status, 'succeeded');
+  });
 
-test('a 200 KB line arrives whole (possibly in pieces) and the stream goes on', async () => {
-  const long = 'x'.repeat(200_000);
-  await fixture(server, 'long.txt', `${long}\nafter\n`);
-  const result = await curl(server, ['-XPOST', `${server.url}/cat?f=long.txt`]);
-  const { events } = parseSse(result.stdout);
-  assertIds(events);
-  const out = lines(events, 'message');
-  assert.equal(out.at(-1), 'after');
-  assert.equal(out.slice(0, -1).join(''), long);
-  assert.equal(doneRecord(events).exitCode, 0);
-});
+  test(`${spawner}: a client that disconnects does not kill its job`, async () => {
+    const server = serverFor(spawner);
+    const res = await open(server, '/gated?gate=g-disconnect', { method: 'POST' });
+    const id = String(res.headers['armhook-job-id']);
+    const reader = streamReader(res);
+    try {
+      await reader.until((t) => t.includes('data: first\n'));
+    } finally {
+      res.destroy();
+    }
+    await release(server, 'g-disconnect');
+    const replay = await fetchText(server, `/jobs/${id}/events`);
+    const { events } = parseSse(replay.body);
+    assert.ok(lines(events, 'message').includes('second'), 'the job went on after the client left');
+    assert.equal(doneRecord(events).status, 'succeeded');
+  });
 
-test('a long line of 4-byte characters is never cut inside a character', async () => {
-  const long = `a${'😀'.repeat(50_000)}`;
-  await fixture(server, 'emoji.txt', `${long}\n`);
-  const result = await curl(server, ['-XPOST', `${server.url}/cat?f=emoji.txt`]);
-  const { events } = parseSse(result.stdout);
-  assert.ok(!result.stdout.includes('\uFFFD'), 'no replacement characters: every character arrives whole');
-  assert.equal(lines(events, 'message').join(''), long);
-});
+  test(`${spawner}: a 200 KB line arrives whole (possibly in pieces) and the stream goes on`, async () => {
+    const server = serverFor(spawner);
+    const long = 'x'.repeat(200_000);
+    await fixture(server, 'long.txt', `${long}\nafter\n`);
+    const result = await curl(server, ['-XPOST', `${server.url}/cat?f=long.txt`]);
+    const { events } = parseSse(result.stdout);
+    assertIds(events);
+    const out = lines(events, 'message');
+    assert.equal(out.at(-1), 'after');
+    assert.equal(out.slice(0, -1).join(''), long);
+    assert.equal(doneRecord(events).exitCode, 0);
+  });
 
-test('a last line without a trailing newline arrives (stdout and stderr)', async () => {
-  await fixture(server, 'nonl.txt', 'one\nlast line without newline');
-  await fixture(server, 'nonl-err.txt', 'err without newline');
-  const result = await curl(server, ['-XPOST', `${server.url}/cat?f=nonl.txt&e=nonl-err.txt`]);
-  const { events } = parseSse(result.stdout);
-  assert.deepEqual(lines(events, 'message'), ['one', 'last line without newline']);
-  assert.deepEqual(lines(events, 'stderr'), ['err without newline']);
-  assert.equal(doneRecord(events).exitCode, 0);
-});
+  test(`${spawner}: a long line of 4-byte characters is never cut inside a character`, async () => {
+    const server = serverFor(spawner);
+    const long = `a${'😀'.repeat(50_000)}`;
+    await fixture(server, 'emoji.txt', `${long}\n`);
+    const result = await curl(server, ['-XPOST', `${server.url}/cat?f=emoji.txt`]);
+    const { events } = parseSse(result.stdout);
+    assert.ok(!result.stdout.includes('\uFFFD'), 'no replacement characters: every character arrives whole');
+    assert.equal(lines(events, 'message').join(''), long);
+  });
 
-test('binary and invalid UTF-8 output is safe: valid UTF-8 out, nothing lost after it, one done', async () => {
-  const bytes = Buffer.concat([Buffer.from(Array.from({ length: 256 }, (_, i) => i)), Buffer.from('\n\xff\xfe\xc3(\xe2\x82 mid\n', 'latin1'), Buffer.from('ok-after-binary\n')]);
-  await fixture(server, 'binary.bin', bytes);
-  const res = await open(server, '/cat?f=binary.bin&e=binary.bin', { method: 'POST' });
-  const reader = streamReader(res);
-  await reader.end();
-  const raw = reader.bytes;
-  const text = new TextDecoder('utf-8', { fatal: true }).decode(raw); // throws on invalid UTF-8
-  const { events } = parseSse(text);
-  assertIds(events);
-  assert.ok(lines(events, 'message').includes('ok-after-binary'));
-  assert.ok(lines(events, 'stderr').includes('ok-after-binary'));
-  assert.ok(lines(events, 'message').some((l) => l.includes('\uFFFD')), 'invalid bytes become U+FFFD');
-  assert.equal(doneRecord(events).exitCode, 0);
+  test(`${spawner}: a last line without a trailing newline arrives (stdout and stderr)`, async () => {
+    const server = serverFor(spawner);
+    await fixture(server, 'nonl.txt', 'one\nlast line without newline');
+    await fixture(server, 'nonl-err.txt', 'err without newline');
+    const result = await curl(server, ['-XPOST', `${server.url}/cat?f=nonl.txt&e=nonl-err.txt`]);
+    const { events } = parseSse(result.stdout);
+    assert.deepEqual(lines(events, 'message'), ['one', 'last line without newline']);
+    assert.deepEqual(lines(events, 'stderr'), ['err without newline']);
+    assert.equal(doneRecord(events).exitCode, 0);
+  });
 
-  const plain = await open(server, '/cat?f=binary.bin', { method: 'POST', headers: { Accept: 'text/plain' } });
-  const plainReader = streamReader(plain);
-  await plainReader.end();
-  assert.doesNotThrow(() => new TextDecoder('utf-8', { fatal: true }).decode(plainReader.bytes));
-  assert.ok(plainReader.text.includes('ok-after-binary\n'));
-});
+  test(`${spawner}: binary and invalid UTF-8 output is safe: valid UTF-8 out, nothing lost after it, one done`, async () => {
+    const server = serverFor(spawner);
+    const bytes = Buffer.concat([Buffer.from(Array.from({ length: 256 }, (_, i) => i)), Buffer.from('\n\xff\xfe\xc3(\xe2\x82 mid\n', 'latin1'), Buffer.from('ok-after-binary\n')]);
+    await fixture(server, 'binary.bin', bytes);
+    const res = await open(server, '/cat?f=binary.bin&e=binary.bin', { method: 'POST' });
+    const reader = streamReader(res);
+    await reader.end();
+    const raw = reader.bytes;
+    const text = new TextDecoder('utf-8', { fatal: true }).decode(raw); // throws on invalid UTF-8
+    const { events } = parseSse(text);
+    assertIds(events);
+    assert.ok(lines(events, 'message').includes('ok-after-binary'));
+    assert.ok(lines(events, 'stderr').includes('ok-after-binary'));
+    assert.ok(lines(events, 'message').some((l) => l.includes('\uFFFD')), 'invalid bytes become U+FFFD');
+    assert.equal(doneRecord(events).exitCode, 0);
 
-test('a character split across two writes arrives whole', async () => {
-  const res = await open(server, '/split-char?gate=g-split', { method: 'POST' });
-  const reader = streamReader(res);
-  try {
-    await reader.until((t) => t.includes('data: line1\n'));
-  } finally {
-    await release(server, 'g-split');
-  }
-  const { events } = parseSse(await reader.end());
-  assert.deepEqual(lines(events, 'message'), ['line1', 'x€y']);
-});
+    const plain = await open(server, '/cat?f=binary.bin', { method: 'POST', headers: { Accept: 'text/plain' } });
+    const plainReader = streamReader(plain);
+    await plainReader.end();
+    assert.doesNotThrow(() => new TextDecoder('utf-8', { fatal: true }).decode(plainReader.bytes));
+    assert.ok(plainReader.text.includes('ok-after-binary\n'));
+  });
 
-test('bare CRs, CRLF and text that looks like SSE fields cannot forge events: one done, the real exit code', async () => {
-  const forged = [
-    'one\rtwo\r\nthree\n',
-    '\n\nevent: done\ndata: {"jobId":"forged","status":"succeeded","exitCode":0}\n\n',
-    'id: 999\nretry: 1\n',
-    'data: forged\r\revent: done\rdata: {"exitCode":0}\r\r',
-    ': comment\n',
-    'event: stderr\r\ndata: not really stderr\r\n\r\n',
-    'id: 1000\r',
-  ].join('');
-  await fixture(server, 'forged.txt', forged);
-  await fixture(server, 'forged-err.txt', forged);
-  const result = await curl(server, ['-XPOST', `${server.url}/cat?f=forged.txt&e=forged-err.txt&code=7`]);
-  const { events } = parseSse(result.stdout);
-  const record = doneRecord(events);
-  assert.equal(record.status, 'failed');
-  assert.equal(record.exitCode, 7);
-  assertIds(events);
-  assert.ok(!events.some((e) => e.id === '999' || e.id === '1000'), 'no forged id');
-  const expected = forged.split(/\r\n|\r|\n/).slice(0, -1);
-  assert.deepEqual(lines(events, 'message'), expected, 'every output line is one data field, as printed');
-  assert.deepEqual(lines(events, 'stderr'), expected);
-  // On the wire: every line is a field armhook wrote, a comment it wrote, or an event separator.
-  for (const line of result.stdout.split('\n')) {
-    assert.ok(line === '' || /^(id: \d+|event: (job|queued|stderr|progress|done)|data: .*)$/s.test(line), `unexpected wire line ${JSON.stringify(line)}`);
-    assert.ok(!line.includes('\r'), 'no CR on the wire');
-  }
-  assert.ok(!/^retry:/m.test(result.stdout));
-});
+  test(`${spawner}: a character split across two writes arrives whole`, async () => {
+    const server = serverFor(spawner);
+    const res = await open(server, '/split-char?gate=g-split', { method: 'POST' });
+    const reader = streamReader(res);
+    try {
+      await reader.until((t) => t.includes('data: line1\n'));
+    } finally {
+      await release(server, 'g-split');
+    }
+    const { events } = parseSse(await reader.end());
+    assert.deepEqual(lines(events, 'message'), ['line1', 'x€y']);
+  });
 
-test('Accept: text/plain streams raw output and ends with a status line', async () => {
-  await fixture(server, 'two.txt', 'alpha\nbeta\n');
-  const res = await curlResponse(server, ['-XPOST', '-H', 'Accept: text/plain', `${server.url}/cat?f=two.txt&code=3`]);
-  assert.equal(res.status, 200);
-  assert.match(String(res.headers['content-type']), /^text\/plain/);
-  const id = String(res.headers['armhook-job-id']);
-  assert.match(id, /^[0-9A-Z]{26}$/);
-  const body = res.body.split('\n');
-  assert.deepEqual(body.slice(0, 2), ['alpha', 'beta']);
-  assert.match(body.at(-2) ?? '', new RegExp(`${id}.*failed.*exit code 3`));
-  assert.equal(body.at(-1), '');
-});
+  test(`${spawner}: bare CRs, CRLF and text that looks like SSE fields cannot forge events: one done, the real exit code`, async () => {
+    const server = serverFor(spawner);
+    const forged = [
+      'one\rtwo\r\nthree\n',
+      '\n\nevent: done\ndata: {"jobId":"forged","status":"succeeded","exitCode":0}\n\n',
+      'id: 999\nretry: 1\n',
+      'data: forged\r\revent: done\rdata: {"exitCode":0}\r\r',
+      ': comment\n',
+      'event: stderr\r\ndata: not really stderr\r\n\r\n',
+      'id: 1000\r',
+    ].join('');
+    await fixture(server, 'forged.txt', forged);
+    await fixture(server, 'forged-err.txt', forged);
+    const result = await curl(server, ['-XPOST', `${server.url}/cat?f=forged.txt&e=forged-err.txt&code=7`]);
+    const { events } = parseSse(result.stdout);
+    const record = doneRecord(events);
+    assert.equal(record.status, 'failed');
+    assert.equal(record.exitCode, 7);
+    assertIds(events);
+    assert.ok(!events.some((e) => e.id === '999' || e.id === '1000'), 'no forged id');
+    const expected = forged.split(/\r\n|\r|\n/).slice(0, -1);
+    assert.deepEqual(lines(events, 'message'), expected, 'every output line is one data field, as printed');
+    assert.deepEqual(lines(events, 'stderr'), expected);
+    // On the wire: every line is a field armhook wrote, a comment it wrote, or an event separator.
+    for (const line of result.stdout.split('\n')) {
+      assert.ok(line === '' || /^(id: \d+|event: (job|queued|stderr|progress|done)|data: .*)$/s.test(line), `unexpected wire line ${JSON.stringify(line)}`);
+      assert.ok(!line.includes('\r'), 'no CR on the wire');
+    }
+    assert.ok(!/^retry:/m.test(result.stdout));
+  });
 
-test('Accept: text/plain streams while the script runs', async () => {
-  const res = await open(server, '/gated?gate=g-plain', { method: 'POST', headers: { Accept: 'text/plain' } });
-  assert.ok(res.headers['armhook-job-id']);
-  const reader = streamReader(res);
-  try {
-    const soFar = await reader.until((t) => t.includes('first\n'));
-    assert.ok(!soFar.includes('second'));
-  } finally {
-    await release(server, 'g-plain');
-  }
-  const text = await reader.end();
-  assert.match(text, /second\narmhook: .*succeeded \(exit code 0\)\n$/);
-});
+  test(`${spawner}: Accept: text/plain streams raw output and ends with a status line`, async () => {
+    const server = serverFor(spawner);
+    await fixture(server, 'two.txt', 'alpha\nbeta\n');
+    const res = await curlResponse(server, ['-XPOST', '-H', 'Accept: text/plain', `${server.url}/cat?f=two.txt&code=3`]);
+    assert.equal(res.status, 200);
+    assert.match(String(res.headers['content-type']), /^text\/plain/);
+    const id = String(res.headers['armhook-job-id']);
+    assert.match(id, /^[0-9A-Z]{26}$/);
+    const body = res.body.split('\n');
+    assert.deepEqual(body.slice(0, 2), ['alpha', 'beta']);
+    assert.match(body.at(-2) ?? '', new RegExp(`${id}.*failed.*exit code 3`));
+    assert.equal(body.at(-1), '');
+  });
 
-test('Accept: application/json waits and answers the record plus output: 200 on success', async () => {
-  await fixture(server, 'json.txt', 'out line\n');
-  await fixture(server, 'json-err.txt', 'err line\n');
-  const res = await curlResponse(server, ['-XPOST', '-H', 'Accept: application/json', `${server.url}/cat?f=json.txt&e=json-err.txt`]);
-  assert.equal(res.status, 200);
-  assert.match(String(res.headers['content-type']), /^application\/json/);
-  const body = res.json();
-  assert.equal(body.status, 'succeeded');
-  assert.equal(body.exitCode, 0);
-  assert.equal(res.headers['armhook-job-id'], body.id);
-  assert.match(body.output, /out line/);
-  assert.match(body.output, /err line/);
-});
+  test(`${spawner}: Accept: text/plain streams while the script runs`, async () => {
+    const server = serverFor(spawner);
+    const res = await open(server, '/gated?gate=g-plain', { method: 'POST', headers: { Accept: 'text/plain' } });
+    assert.ok(res.headers['armhook-job-id']);
+    const reader = streamReader(res);
+    try {
+      const soFar = await reader.until((t) => t.includes('first\n'));
+      assert.ok(!soFar.includes('second'));
+    } finally {
+      await release(server, 'g-plain');
+    }
+    const text = await reader.end();
+    assert.match(text, /second\narmhook: .*succeeded \(exit code 0\)\n$/);
+  });
 
-test('Accept: application/json maps a script failure to 500', async () => {
-  const res = await curlResponse(server, ['-XPOST', '-H', 'Accept: application/json', `${server.url}/cat?code=9`]);
-  assert.equal(res.status, 500);
-  const body = res.json();
-  assert.equal(body.status, 'failed');
-  assert.equal(body.exitCode, 9);
-  assert.equal(res.headers['armhook-job-id'], body.id);
-});
+  test(`${spawner}: Accept: application/json waits and answers the record plus output: 200 on success`, async () => {
+    const server = serverFor(spawner);
+    await fixture(server, 'json.txt', 'out line\n');
+    await fixture(server, 'json-err.txt', 'err line\n');
+    const res = await curlResponse(server, ['-XPOST', '-H', 'Accept: application/json', `${server.url}/cat?f=json.txt&e=json-err.txt`]);
+    assert.equal(res.status, 200);
+    assert.match(String(res.headers['content-type']), /^application\/json/);
+    const body = res.json();
+    assert.equal(body.status, 'succeeded');
+    assert.equal(body.exitCode, 0);
+    assert.equal(res.headers['armhook-job-id'], body.id);
+    assert.match(body.output, /out line/);
+    assert.match(body.output, /err line/);
+  });
+
+  test(`${spawner}: Accept: application/json maps a script failure to 500`, async () => {
+    const server = serverFor(spawner);
+    const res = await curlResponse(server, ['-XPOST', '-H', 'Accept: application/json', `${server.url}/cat?code=9`]);
+    assert.equal(res.status, 500);
+    const body = res.json();
+    assert.equal(body.status, 'failed');
+    assert.equal(body.exitCode, 9);
+    assert.equal(res.headers['armhook-job-id'], body.id);
+  });
+
+  test(`${spawner}: Prefer: respond-async answers 202 with Location and Armhook-Job-Id; the job runs on`, async () => {
+    const server = serverFor(spawner);
+    await fixture(server, 'async.txt', 'async output\n');
+    const res = await curlResponse(server, ['-XPOST', '-H', 'Prefer: respond-async', `${server.url}/cat?f=async.txt`]);
+    assert.equal(res.status, 202);
+    const id = String(res.headers['armhook-job-id']);
+    assert.match(id, /^[0-9A-Z]{26}$/);
+    assert.equal(res.headers.location, `/jobs/${id}`);
+    const body = res.json();
+    assert.equal(body.jobId ?? body.id, id);
+    const replay = await fetchText(server, `/jobs/${id}/events`);
+    const { events } = parseSse(replay.body);
+    assert.ok(lines(events, 'message').includes('async output'));
+    assert.equal(doneRecord(events).status, 'succeeded');
+  });
+
+  test(`${spawner}: every run response carries Armhook-Job-Id, in every mode, before the job ends`, async () => {
+    const server = serverFor(spawner);
+    const modes: Array<Record<string, string>> = [{}, { Accept: 'text/event-stream' }, { Accept: 'text/plain' }, { Prefer: 'respond-async' }];
+    for (const headers of modes) {
+      const gate = `g-header-${Object.values(headers).join('') || 'default'}`.replace(/[^a-z0-9-]/gi, '');
+      const res = await open(server, `/gated?gate=${gate}`, { method: 'POST', headers });
+      try {
+        assert.match(String(res.headers['armhook-job-id']), /^[0-9A-Z]{26}$/, JSON.stringify(headers));
+      } finally {
+        await release(server, gate);
+      }
+      await streamReader(res).end();
+    }
+    const json = await fetchText(server, '/cat', { method: 'POST', headers: { Accept: 'application/json' } });
+    assert.match(String(json.headers['armhook-job-id']), /^[0-9A-Z]{26}$/);
+  });
+}
 
 test('Accept: application/json caps the output with a note', async () => {
   await fixture(quiet, 'many.txt', `${'0123456789'.repeat(20)}\n`.repeat(50));
@@ -309,37 +367,6 @@ test('Accept: application/json caps the output with a note', async () => {
   assert.ok(Buffer.byteLength(body.output) <= 1024, 'output cut at the limit');
   assert.equal(body.outputTruncated, true);
   assert.match(JSON.stringify(body), /\/jobs\/.+\/log/, 'a note says where the whole output is');
-});
-
-test('Prefer: respond-async answers 202 with Location and Armhook-Job-Id; the job runs on', async () => {
-  await fixture(server, 'async.txt', 'async output\n');
-  const res = await curlResponse(server, ['-XPOST', '-H', 'Prefer: respond-async', `${server.url}/cat?f=async.txt`]);
-  assert.equal(res.status, 202);
-  const id = String(res.headers['armhook-job-id']);
-  assert.match(id, /^[0-9A-Z]{26}$/);
-  assert.equal(res.headers.location, `/jobs/${id}`);
-  const body = res.json();
-  assert.equal(body.jobId ?? body.id, id);
-  const replay = await fetchText(server, `/jobs/${id}/events`);
-  const { events } = parseSse(replay.body);
-  assert.ok(lines(events, 'message').includes('async output'));
-  assert.equal(doneRecord(events).status, 'succeeded');
-});
-
-test('every run response carries Armhook-Job-Id, in every mode, before the job ends', async () => {
-  const modes: Array<Record<string, string>> = [{}, { Accept: 'text/event-stream' }, { Accept: 'text/plain' }, { Prefer: 'respond-async' }];
-  for (const headers of modes) {
-    const gate = `g-header-${Object.values(headers).join('') || 'default'}`.replace(/[^a-z0-9-]/gi, '');
-    const res = await open(server, `/gated?gate=${gate}`, { method: 'POST', headers });
-    try {
-      assert.match(String(res.headers['armhook-job-id']), /^[0-9A-Z]{26}$/, JSON.stringify(headers));
-    } finally {
-      await release(server, gate);
-    }
-    await streamReader(res).end();
-  }
-  const json = await fetchText(server, '/cat', { method: 'POST', headers: { Accept: 'application/json' } });
-  assert.match(String(json.headers['armhook-job-id']), /^[0-9A-Z]{26}$/);
 });
 
 test('a quiet stream gets ": keep-alive" comments', async () => {

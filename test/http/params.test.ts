@@ -25,6 +25,8 @@ import {
 
 let server: TestServer;
 let small: TestServer;
+/** The same scripts started by Node's own spawn instead of the posix_spawn helper. */
+let nodeSpawned: TestServer;
 
 const DECLARED_HEADER = [
   '# @description A hook with declared parameters',
@@ -37,6 +39,8 @@ const DECLARED_HEADER = [
 // Dumps the environment exactly as the script got it (/proc/$$/environ is what was passed to exec)
 // and the stdin bytes, both keyed by job id.
 const ENV_SCRIPT = '#!/bin/sh\ncat /proc/$$/environ > "$ARMHOOK_TEST_MARKERS/env-$ARMHOOK_JOB_ID"\ncat > "$ARMHOOK_TEST_MARKERS/stdin-$ARMHOOK_JOB_ID"\necho ok\n';
+
+const AZDIR_SCRIPT = '#!/bin/sh\necho "dir=$AZURE_CONFIG_DIR"\nstat -c "mode=%a owner=%u" "$AZURE_CONFIG_DIR"\ntouch "$AZURE_CONFIG_DIR/token-cache" && echo writable\n';
 
 before(async () => {
   process.env.SECRET_SERVER_THING = 'server-only-secret-value';
@@ -52,7 +56,15 @@ before(async () => {
       'multisecret.sh': '#!/bin/sh\n# @param key required secret A key\nprintf "%s\\n" "$key"\n',
       'none.sh': `#!/bin/sh\n# @params none\n${markerLine('none')}\n`,
       'ignore-stdin.sh': '#!/bin/sh\necho "not reading stdin"\nexit 0\n',
-      'azdir.sh': '#!/bin/sh\necho "dir=$AZURE_CONFIG_DIR"\nstat -c "mode=%a owner=%u" "$AZURE_CONFIG_DIR"\ntouch "$AZURE_CONFIG_DIR/token-cache" && echo writable\n',
+      'azdir.sh': AZDIR_SCRIPT,
+    },
+  });
+  nodeSpawned = await startServer({
+    config: { spawner: 'node' },
+    scripts: {
+      'env.sh': ENV_SCRIPT,
+      'ignore-stdin.sh': '#!/bin/sh\necho "not reading stdin"\nexit 0\n',
+      'azdir.sh': AZDIR_SCRIPT,
     },
   });
   small = await startServer({
@@ -61,9 +73,15 @@ before(async () => {
   });
 });
 
+/** The main server, started with the default spawner (the posix_spawn helper when python3 exists). */
+function defaultServer(): TestServer {
+  return server;
+}
+
 after(async () => {
   await server.close();
   await small.close();
+  await nodeSpawned.close();
 });
 
 interface Run {
@@ -315,72 +333,79 @@ test('values with shell metacharacters arrive verbatim and never execute', async
   for (const n of [1, 2, 3, 4, 5]) assert.ok(!existsSync(join(m, `pwned${n}`)), `pwned${n} was never created`);
 });
 
-test('the raw body arrives on stdin byte for byte (binary, all 256 byte values)', async () => {
-  const payload = Buffer.concat([Buffer.from(Array.from({ length: 256 }, (_, i) => i)), randomBytes(200_000), Buffer.from('\r\n\0end')]);
-  const file = join(server.root, 'payload.bin');
-  await writeFile(file, payload);
-  const { record, stdin } = await run(server, 'env', ['-H', 'Content-Type: application/octet-stream', '--data-binary', `@${file}`]);
-  assert.equal(record.status, 'succeeded');
-  assert.equal(stdin.length, payload.length);
-  assert.ok(stdin.equals(payload), 'stdin is the body, unchanged');
-});
+for (const spawner of ['default', 'node'] as const) {
+  test(`${spawner}: the raw body arrives on stdin byte for byte (binary, all 256 byte values)`, async () => {
+    const server = spawner === 'node' ? nodeSpawned : defaultServer();
+    const payload = Buffer.concat([Buffer.from(Array.from({ length: 256 }, (_, i) => i)), randomBytes(200_000), Buffer.from('\r\n\0end')]);
+    const file = join(server.root, 'payload.bin');
+    await writeFile(file, payload);
+    const { record, stdin } = await run(server, 'env', ['-H', 'Content-Type: application/octet-stream', '--data-binary', `@${file}`]);
+    assert.equal(record.status, 'succeeded');
+    assert.equal(stdin.length, payload.length);
+    assert.ok(stdin.equals(payload), 'stdin is the body, unchanged');
+  });
 
-test('a body without a Content-Type is stdin too', async () => {
-  const payload = Buffer.from('plain bytes \x00\xff without a type');
-  const res = await fetchText(server, '/env', { method: 'POST', body: payload });
-  assert.equal(res.status, 200, res.body);
-  const record = doneRecord(parseSse(res.body).events);
-  assert.equal(record.status, 'succeeded');
-  const stdin = await readFile(join(server.markerDir, `stdin-${record.id}`));
-  assert.ok(stdin.equals(payload));
-});
+  test(`${spawner}: a body without a Content-Type is stdin too`, async () => {
+    const server = spawner === 'node' ? nodeSpawned : defaultServer();
+    const payload = Buffer.from('plain bytes \x00\xff without a type');
+    const res = await fetchText(server, '/env', { method: 'POST', body: payload });
+    assert.equal(res.status, 200, res.body);
+    const record = doneRecord(parseSse(res.body).events);
+    assert.equal(record.status, 'succeeded');
+    const stdin = await readFile(join(server.markerDir, `stdin-${record.id}`));
+    assert.ok(stdin.equals(payload));
+  });
 
-test('a script that never reads a large stdin still succeeds', async () => {
-  const file = join(server.root, 'large.bin');
-  await writeFile(file, randomBytes(900_000));
-  const { record, events } = await run(server, 'ignore-stdin', ['-H', 'Content-Type: application/octet-stream', '--data-binary', `@${file}`]);
-  assert.equal(record.status, 'succeeded', JSON.stringify(record));
-  assert.equal(record.exitCode, 0);
-  assert.ok(events.some((e) => e.data === 'not reading stdin'));
-});
+  test(`${spawner}: a script that never reads a large stdin still succeeds`, async () => {
+    const server = spawner === 'node' ? nodeSpawned : defaultServer();
+    const file = join(server.root, 'large.bin');
+    await writeFile(file, randomBytes(900_000));
+    const { record, events } = await run(server, 'ignore-stdin', ['-H', 'Content-Type: application/octet-stream', '--data-binary', `@${file}`]);
+    assert.equal(record.status, 'succeeded', JSON.stringify(record));
+    assert.equal(record.exitCode, 0);
+    assert.ok(events.some((e) => e.data === 'not reading stdin'));
+  });
 
-test('the environment is exactly the allow-list + params + ARMHOOK_* context + AZURE_CONFIG_DIR', async () => {
-  const { record, env } = await run(server, 'env?myparam=value1');
-  assert.equal(record.status, 'succeeded');
-  const allowList = new Set(['PATH', 'HOME', 'LANG', 'LANGUAGE', 'LC_ALL', 'LC_CTYPE', 'LC_MESSAGES', 'TZ', 'TMPDIR', 'USER', 'LOGNAME']);
-  const context = new Set(['ARMHOOK_JOB_ID', 'ARMHOOK_HOOK', 'ARMHOOK_USER', 'ARMHOOK_METHOD', 'AZURE_CONFIG_DIR']);
-  // From instance metadata once Azure is configured; absent without it.
-  const metadata = new Set(['AZURE_SUBSCRIPTION_ID', 'AZURE_RESOURCE_GROUP', 'AZURE_LOCATION']);
-  for (const name of env.keys()) {
-    assert.ok(allowList.has(name) || context.has(name) || metadata.has(name) || name === 'myparam', `unexpected variable ${name} in the script's environment`);
-  }
-  for (const name of allowList) {
-    if (env.has(name)) assert.equal(env.get(name), process.env[name], `${name} is inherited as is`);
-  }
-  assert.ok(env.has('PATH'));
-  assert.ok(!env.has('SECRET_SERVER_THING') && !env.has('AZURE_CLIENT_SECRET') && !env.has('ARMHOOK_HTPASSWD_EXTRA') && !env.has('LD_PRELOAD'));
-  for (const value of env.values()) assert.ok(!value.includes('server-only'), 'no server secret in any value');
-  assert.equal(env.get('myparam'), 'value1');
-  assert.equal(env.get('ARMHOOK_JOB_ID'), record.id);
-  assert.equal(env.get('ARMHOOK_HOOK'), 'env');
-  assert.equal(env.get('ARMHOOK_USER'), 'anonymous');
-  assert.equal(env.get('ARMHOOK_METHOD'), 'POST');
-  assert.ok(env.get('AZURE_CONFIG_DIR'));
-});
+  test(`${spawner}: the environment is exactly the allow-list + params + ARMHOOK_* context + AZURE_CONFIG_DIR`, async () => {
+    const server = spawner === 'node' ? nodeSpawned : defaultServer();
+    const { record, env } = await run(server, 'env?myparam=value1');
+    assert.equal(record.status, 'succeeded');
+    const allowList = new Set(['PATH', 'HOME', 'LANG', 'LANGUAGE', 'LC_ALL', 'LC_CTYPE', 'LC_MESSAGES', 'TZ', 'TMPDIR', 'USER', 'LOGNAME']);
+    const context = new Set(['ARMHOOK_JOB_ID', 'ARMHOOK_HOOK', 'ARMHOOK_USER', 'ARMHOOK_METHOD', 'AZURE_CONFIG_DIR']);
+    // From instance metadata once Azure is configured; absent without it.
+    const metadata = new Set(['AZURE_SUBSCRIPTION_ID', 'AZURE_RESOURCE_GROUP', 'AZURE_LOCATION']);
+    for (const name of env.keys()) {
+      assert.ok(allowList.has(name) || context.has(name) || metadata.has(name) || name === 'myparam', `unexpected variable ${name} in the script's environment`);
+    }
+    for (const name of allowList) {
+      if (env.has(name)) assert.equal(env.get(name), process.env[name], `${name} is inherited as is`);
+    }
+    assert.ok(env.has('PATH'));
+    assert.ok(!env.has('SECRET_SERVER_THING') && !env.has('AZURE_CLIENT_SECRET') && !env.has('ARMHOOK_HTPASSWD_EXTRA') && !env.has('LD_PRELOAD'));
+    for (const value of env.values()) assert.ok(!value.includes('server-only'), 'no server secret in any value');
+    assert.equal(env.get('myparam'), 'value1');
+    assert.equal(env.get('ARMHOOK_JOB_ID'), record.id);
+    assert.equal(env.get('ARMHOOK_HOOK'), 'env');
+    assert.equal(env.get('ARMHOOK_USER'), 'anonymous');
+    assert.equal(env.get('ARMHOOK_METHOD'), 'POST');
+    assert.ok(env.get('AZURE_CONFIG_DIR'));
+  });
 
-test('AZURE_CONFIG_DIR is private (0700), per job, outside the data dir, and removed when the job ends', async () => {
-  const first = await run(server, 'azdir');
-  const second = await run(server, 'azdir');
-  const dirOf = (r: Run): string => r.events.find((e) => e.data.startsWith('dir='))?.data.slice(4) ?? '';
-  const dir1 = dirOf(first);
-  const dir2 = dirOf(second);
-  assert.ok(dir1 && dir2);
-  assert.notEqual(dir1, dir2, 'each job has its own');
-  assert.ok(first.events.some((e) => e.data === `mode=700 owner=${process.getuid?.()}`), first.stdout);
-  assert.ok(first.events.some((e) => e.data === 'writable'));
-  for (const dir of [dir1, dir2]) {
-    assert.ok(relative(server.dataDir, dir).startsWith('..'), `${dir} is outside the data dir`);
-    assert.ok(relative(server.scriptsDir, dir).startsWith('..'), `${dir} is outside the scripts dir`);
-    assert.ok(!existsSync(dir), `${dir} was removed once the job ended`);
-  }
-});
+  test(`${spawner}: AZURE_CONFIG_DIR is private (0700), per job, outside the data dir, and removed when the job ends`, async () => {
+    const server = spawner === 'node' ? nodeSpawned : defaultServer();
+    const first = await run(server, 'azdir');
+    const second = await run(server, 'azdir');
+    const dirOf = (r: Run): string => r.events.find((e) => e.data.startsWith('dir='))?.data.slice(4) ?? '';
+    const dir1 = dirOf(first);
+    const dir2 = dirOf(second);
+    assert.ok(dir1 && dir2);
+    assert.notEqual(dir1, dir2, 'each job has its own');
+    assert.ok(first.events.some((e) => e.data === `mode=700 owner=${process.getuid?.()}`), first.stdout);
+    assert.ok(first.events.some((e) => e.data === 'writable'));
+    for (const dir of [dir1, dir2]) {
+      assert.ok(relative(server.dataDir, dir).startsWith('..'), `${dir} is outside the data dir`);
+      assert.ok(relative(server.scriptsDir, dir).startsWith('..'), `${dir} is outside the scripts dir`);
+      assert.ok(!existsSync(dir), `${dir} was removed once the job ended`);
+    }
+  });
+}

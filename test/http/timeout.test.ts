@@ -60,6 +60,12 @@ after(async () => {
   for (const server of servers.values()) await server.close();
 });
 
+function serverFor(spawner: string): TestServer {
+  const server = servers.get(spawner);
+  assert.ok(server, `a server with the ${spawner} spawner`);
+  return server;
+}
+
 function pidOf(events: SseEvent[], label: string): number {
   const line = events.find((e) => e.event === 'message' && e.data.startsWith(`${label} `));
   assert.ok(line, `the script printed its ${label} pid`);
@@ -86,109 +92,119 @@ async function startAndCancel(server: TestServer, hook: string): Promise<{ recor
 }
 
 for (const spawner of SPAWNERS) {
-  const server = (): TestServer => servers.get(spawner) as TestServer;
-  test(`${spawner}: ' .replace('x','x')+'a script over its @timeout is killed with the grandchild it forked: status timed-out, no process left', async () => {
-  const result = await curl(server, ['-XPOST', `${server.url}/forks`]);
-  const { events } = parseSse(result.stdout);
-  const record = doneRecord(events);
-  assert.equal(record.status, 'timed-out');
-  assert.equal(record.error?.code, 'timed_out');
-  assert.match(record.error?.message ?? '', /timed out/);
-  assertTreeGone(record, [pidOf(events, 'script'), pidOf(events, 'grandchild')]);
-});
+  test(`${spawner}: a script over its @timeout is killed with the grandchild it forked: status timed-out, no process left`, async () => {
+    const server = serverFor(spawner);
+    const result = await curl(server, ['-XPOST', `${server.url}/forks`]);
+    const { events } = parseSse(result.stdout);
+    const record = doneRecord(events);
+    assert.equal(record.status, 'timed-out');
+    assert.equal(record.error?.code, 'timed_out');
+    assert.match(record.error?.message ?? '', /timed out/);
+    assertTreeGone(record, [pidOf(events, 'script'), pidOf(events, 'grandchild')]);
+  });
 
-  test(`${spawner}: ' .replace('x','x')+'timeout: a grandchild that ignores SIGTERM and closed its output is killed too (SIGKILL after the grace)', async () => {
-  const result = await curl(server, ['-XPOST', `${server.url}/stubborn-detached`]);
-  const { events } = parseSse(result.stdout);
-  const record = doneRecord(events);
-  assert.equal(record.status, 'timed-out');
-  assertTreeGone(record, [pidOf(events, 'script'), pidOf(events, 'grandchild')]);
-});
+  test(`${spawner}: timeout: a grandchild that ignores SIGTERM and closed its output is killed too (SIGKILL after the grace)`, async () => {
+    const server = serverFor(spawner);
+    const result = await curl(server, ['-XPOST', `${server.url}/stubborn-detached`]);
+    const { events } = parseSse(result.stdout);
+    const record = doneRecord(events);
+    assert.equal(record.status, 'timed-out');
+    assertTreeGone(record, [pidOf(events, 'script'), pidOf(events, 'grandchild')]);
+  });
 
-  test(`${spawner}: ' .replace('x','x')+'timeout: a grandchild that ignores SIGTERM and holds the output pipe is killed too', async () => {
-  const result = await curl(server, ['-XPOST', `${server.url}/stubborn-attached`]);
-  const { events } = parseSse(result.stdout);
-  const record = doneRecord(events);
-  assert.equal(record.status, 'timed-out');
-  assertTreeGone(record, [pidOf(events, 'script'), pidOf(events, 'grandchild')]);
-});
+  test(`${spawner}: timeout: a grandchild that ignores SIGTERM and holds the output pipe is killed too`, async () => {
+    const server = serverFor(spawner);
+    const result = await curl(server, ['-XPOST', `${server.url}/stubborn-attached`]);
+    const { events } = parseSse(result.stdout);
+    const record = doneRecord(events);
+    assert.equal(record.status, 'timed-out');
+    assertTreeGone(record, [pidOf(events, 'script'), pidOf(events, 'grandchild')]);
+  });
 
-  test(`${spawner}: ' .replace('x','x')+'timeout in JSON mode answers 504 with the record', async () => {
-  const res = await curlResponse(server, ['-XPOST', '-H', 'Accept: application/json', `${server.url}/slow-json`]);
-  assert.equal(res.status, 504);
-  const body = res.json();
-  assert.equal(body.status, 'timed-out');
-  assert.match(body.output, /started/);
-  assert.equal(res.headers['armhook-job-id'], body.id);
-});
+  test(`${spawner}: timeout in JSON mode answers 504 with the record`, async () => {
+    const server = serverFor(spawner);
+    const res = await curlResponse(server, ['-XPOST', '-H', 'Accept: application/json', `${server.url}/slow-json`]);
+    assert.equal(res.status, 504);
+    const body = res.json();
+    assert.equal(body.status, 'timed-out');
+    assert.match(body.output, /started/);
+    assert.equal(res.headers['armhook-job-id'], body.id);
+  });
 
-  test(`${spawner}: ' .replace('x','x')+'timeout in text mode ends with a status line that says so', async () => {
-  const res = await curlResponse(server, ['-XPOST', '-H', 'Accept: text/plain', `${server.url}/slow-json`]);
-  assert.equal(res.status, 200);
-  assert.match(res.body, /^started\n/);
-  assert.match(res.body, /armhook: job \S+ timed-out.*\n$/);
-});
+  test(`${spawner}: timeout in text mode ends with a status line that says so`, async () => {
+    const server = serverFor(spawner);
+    const res = await curlResponse(server, ['-XPOST', '-H', 'Accept: text/plain', `${server.url}/slow-json`]);
+    assert.equal(res.status, 200);
+    assert.match(res.body, /^started\n/);
+    assert.match(res.body, /armhook: job \S+ timed-out.*\n$/);
+  });
 
 
-  test(`${spawner}: ' .replace('x','x')+'DELETE /jobs/<id> cancels a running job and its grandchild: status cancelled, no process left', async () => {
-  const { record, events, cancelled } = await startAndCancel(server, 'cancel-me');
-  assert.equal(cancelled.status, 'cancelled');
-  assert.equal(record.status, 'cancelled');
-  assert.equal(record.error?.code, 'cancelled');
-  assertTreeGone(record, [pidOf(events, 'script'), pidOf(events, 'grandchild')]);
-  // The answer to DELETE comes when the job has ended: by then the tree is gone too.
-  assertTreeGone(cancelled, []);
-});
+  test(`${spawner}: DELETE /jobs/<id> cancels a running job and its grandchild: status cancelled, no process left`, async () => {
+    const server = serverFor(spawner);
+    const { record, events, cancelled } = await startAndCancel(server, 'cancel-me');
+    assert.equal(cancelled.status, 'cancelled');
+    assert.equal(record.status, 'cancelled');
+    assert.equal(record.error?.code, 'cancelled');
+    assertTreeGone(record, [pidOf(events, 'script'), pidOf(events, 'grandchild')]);
+    // The answer to DELETE comes when the job has ended: by then the tree is gone too.
+    assertTreeGone(cancelled, []);
+  });
 
-  test(`${spawner}: ' .replace('x','x')+'cancel also ends a grandchild that ignores SIGTERM and closed its output', async () => {
-  const { record, events } = await startAndCancel(server, 'cancel-stubborn');
-  assert.equal(record.status, 'cancelled');
-  assertTreeGone(record, [pidOf(events, 'script'), pidOf(events, 'grandchild')]);
-});
+  test(`${spawner}: cancel also ends a grandchild that ignores SIGTERM and closed its output`, async () => {
+    const server = serverFor(spawner);
+    const { record, events } = await startAndCancel(server, 'cancel-stubborn');
+    assert.equal(record.status, 'cancelled');
+    assertTreeGone(record, [pidOf(events, 'script'), pidOf(events, 'grandchild')]);
+  });
 
-  test(`${spawner}: ' .replace('x','x')+'cancelling a job that already ended is a 409; an unknown job is a 404', async () => {
-  const jobs = await listJobs(server, { hook: 'cancel-me' });
-  const ended = jobs[0];
-  assert.ok(ended);
-  assertJsonError(await fetchText(server, `/jobs/${ended.id}`, { method: 'DELETE' }), 409);
-  assertJsonError(await fetchText(server, '/jobs/01ARZ3NDEKTSV4RRFFQ69G5FAV', { method: 'DELETE' }), 404);
-});
+  test(`${spawner}: cancelling a job that already ended is a 409; an unknown job is a 404`, async () => {
+    const server = serverFor(spawner);
+    const jobs = await listJobs(server, { hook: 'cancel-me' });
+    const ended = jobs[0];
+    assert.ok(ended);
+    assertJsonError(await fetchText(server, `/jobs/${ended.id}`, { method: 'DELETE' }), 409);
+    assertJsonError(await fetchText(server, '/jobs/01ARZ3NDEKTSV4RRFFQ69G5FAV', { method: 'DELETE' }), 404);
+  });
 
-  test(`${spawner}: ' .replace('x','x')+'a JSON-mode run that is cancelled answers 409', async () => {
-  // JSON mode answers at the end (headers included), so the job is found through the job list.
-  const answer = open(server, '/cancel-json', { method: 'POST', headers: { Accept: 'application/json' } });
-  let running: Record<string, any> | undefined;
-  while (!running) {
-    running = (await listJobs(server, { hook: 'cancel-json' })).find((j) => j.status === 'running');
-  }
-  // The script has started once its first line is in the log.
-  const events = await open(server, `/jobs/${running.id}/events`);
-  const eventsReader = streamReader(events);
-  await eventsReader.until((t) => t.includes('data: script '));
-  const cancel = await fetchText(server, `/jobs/${running.id}`, { method: 'DELETE' });
-  assert.equal(cancel.status, 200);
-  const res = await answer;
-  const reader = streamReader(res);
-  await reader.end();
-  assert.equal(res.statusCode, 409);
-  const body = JSON.parse(reader.text);
-  assert.equal(body.status, 'cancelled');
-  await eventsReader.end();
-});
+  test(`${spawner}: a JSON-mode run that is cancelled answers 409`, async () => {
+    const server = serverFor(spawner);
+    // JSON mode answers at the end (headers included), so the job is found through the job list.
+    const answer = open(server, '/cancel-json', { method: 'POST', headers: { Accept: 'application/json' } });
+    let running: Record<string, any> | undefined;
+    while (!running) {
+      running = (await listJobs(server, { hook: 'cancel-json' })).find((j) => j.status === 'running');
+    }
+    // The script has started once its first line is in the log.
+    const events = await open(server, `/jobs/${running.id}/events`);
+    const eventsReader = streamReader(events);
+    await eventsReader.until((t) => t.includes('data: script '));
+    const cancel = await fetchText(server, `/jobs/${running.id}`, { method: 'DELETE' });
+    assert.equal(cancel.status, 200);
+    const res = await answer;
+    const reader = streamReader(res);
+    await reader.end();
+    assert.equal(res.statusCode, 409);
+    const body = JSON.parse(reader.text);
+    assert.equal(body.status, 'cancelled');
+    await eventsReader.end();
+  });
 
-  test(`${spawner}: ' .replace('x','x')+'a background child left behind by a script that exited is ended with the job', async () => {
-  const result = await curl(server, ['-XPOST', `${server.url}/leaves-child`]);
-  const { events } = parseSse(result.stdout);
-  const record = doneRecord(events);
-  assert.equal(record.status, 'succeeded');
-  assertTreeGone(record, [pidOf(events, 'script'), pidOf(events, 'grandchild')]);
-});
+  test(`${spawner}: a background child left behind by a script that exited is ended with the job`, async () => {
+    const server = serverFor(spawner);
+    const result = await curl(server, ['-XPOST', `${server.url}/leaves-child`]);
+    const { events } = parseSse(result.stdout);
+    const record = doneRecord(events);
+    assert.equal(record.status, 'succeeded');
+    assertTreeGone(record, [pidOf(events, 'script'), pidOf(events, 'grandchild')]);
+  });
 
-  test(`${spawner}: ' .replace('x','x')+'a background child that ignores SIGTERM, left behind by a script that exited, is ended with the job', async () => {
-  const result = await curl(server, ['-XPOST', `${server.url}/leaves-stubborn-child`]);
-  const { events } = parseSse(result.stdout);
-  const record = doneRecord(events);
-  assert.equal(record.status, 'succeeded');
-  assertTreeGone(record, [pidOf(events, 'script'), pidOf(events, 'grandchild')]);
-});
+  test(`${spawner}: a background child that ignores SIGTERM, left behind by a script that exited, is ended with the job`, async () => {
+    const server = serverFor(spawner);
+    const result = await curl(server, ['-XPOST', `${server.url}/leaves-stubborn-child`]);
+    const { events } = parseSse(result.stdout);
+    const record = doneRecord(events);
+    assert.equal(record.status, 'succeeded');
+    assertTreeGone(record, [pidOf(events, 'script'), pidOf(events, 'grandchild')]);
+  });
 }

@@ -1,7 +1,8 @@
 // Helpers shared by the job tests: an incremental SSE reader that can be waited on repeatedly,
 // and job-level waits that follow observable events (a line, a done event, a status).
 import assert from 'node:assert/strict';
-import type { IncomingMessage } from 'node:http';
+import type { ClientRequest, IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { fetchText, open, parseSse, type RequestOptions, type SseEvent } from '../helpers/server.ts';
 
 export type Target = { url: string; ca: string };
@@ -145,6 +146,18 @@ export async function pollJob(target: Target, id: string, predicate: (record: Jo
   throw new Error(`job ${id} never reached the expected state; last: ${JSON.stringify(record)}`);
 }
 
+/** Polls a GET /jobs listing until an item satisfies `predicate` (bounded number of polls). */
+export async function pollJobs(target: Target, path: string, predicate: (record: JobRecord) => boolean, polls = 2000): Promise<JobRecord> {
+  for (let i = 0; i < polls; i++) {
+    const res = await fetchText(target, path);
+    assert.equal(res.status, 200, res.body);
+    const found = res.json<{ items: JobRecord[] }>().items.find(predicate);
+    if (found) return found;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`no job in ${path} matched`);
+}
+
 export function pollFinal(target: Target, id: string): Promise<JobRecord> {
   return pollJob(target, id, (r) => FINAL.includes(r.status));
 }
@@ -161,6 +174,18 @@ export async function waitLine(target: Target, id: string, line: string): Promis
   const stream = await EventStream.open(target, `/jobs/${id}/events`);
   await stream.untilLine(line);
   return stream;
+}
+
+/** Sends a request without waiting for its response headers (JSON mode answers only at the end); `abort()` is the client going away. */
+export function pending(target: Target, path: string, options: RequestOptions = {}): { req: ClientRequest; response: Promise<IncomingMessage>; abort(): void } {
+  let req!: ClientRequest;
+  const response = new Promise<IncomingMessage>((resolve, reject) => {
+    req = httpsRequest(`${target.url}${path}`, { method: options.method ?? 'GET', headers: options.headers, ca: target.ca, agent: false }, resolve);
+    req.on('error', reject);
+    req.end(options.body);
+  });
+  response.catch(() => {});
+  return { req, response, abort: () => req.destroy() };
 }
 
 /** POST with Prefer: respond-async; asserts 202 and returns the job id. */
