@@ -157,9 +157,11 @@ export class HookCatalog {
       this.#log.warn({ hook: path }, 'hook ignored: the script is not executable; run chmod +x on it');
       return undefined;
     }
-    const key = `${info.ino}:${info.size}:${info.mtimeMs}`;
+    // File times move in coarse ticks, so an edit of the same size right after another could
+    // keep its key: a file changed in the last two seconds is always read again.
+    const key = `${info.ino}:${info.size}:${info.mtimeMs}:${info.ctimeMs}`;
     let cached = this.#headers.get(real);
-    if (!cached || cached.key !== key) {
+    if (!cached || cached.key !== key || Date.now() - info.ctimeMs < 2000) {
       const handle = await open(real, 'r');
       try {
         const buffer = Buffer.alloc(HEADER_BYTES);
@@ -174,13 +176,16 @@ export class HookCatalog {
   }
 }
 
-/** Files that can serve `base`: base.sh first, then base itself, then base.<any extension>. */
+/**
+ * Files that can serve `base`: base.sh first, then base itself (a file without extension), then
+ * base.<any extension>. A hook path never includes the extension: /hello.sh is not hello.sh.
+ */
 function candidates(entries: string[], base: string): string[] {
   const out: string[] = [];
   if (entries.includes(`${base}.sh`)) out.push(`${base}.sh`);
-  if (entries.includes(base)) out.push(base);
+  if (!base.includes('.') && entries.includes(base)) out.push(base);
   for (const entry of entries.sort()) {
-    if (entry !== `${base}.sh` && entry.startsWith(`${base}.`) && !entry.slice(base.length + 1).includes('.')) out.push(entry);
+    if (!base.includes('.') && entry !== `${base}.sh` && entry.startsWith(`${base}.`) && !entry.slice(base.length + 1).includes('.')) out.push(entry);
   }
   return out;
 }

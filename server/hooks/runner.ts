@@ -1,4 +1,6 @@
 
+import { ProcessGroup } from './process-group.ts';
+
 export type OutputStream = 'stdout' | 'stderr';
 
 export interface ScriptRunOptions {
@@ -46,34 +48,22 @@ export async function runScript(options: ScriptRunOptions): Promise<ScriptRunRes
     encoding: 'buffer',
   });
   const pid = subprocess.pid;
-  let killTimer: NodeJS.Timeout | undefined;
-  const killGroup = (signal: NodeJS.Signals): void => {
-    if (pid === undefined) return;
-    try {
-      process.kill(-pid, signal);
-    } catch {
-      // ESRCH: the group is already gone.
-    }
-  };
-  const terminate = (): void => {
-    killGroup('SIGTERM');
-    killTimer ??= setTimeout(() => killGroup('SIGKILL'), options.killGraceMs);
-    killTimer.unref();
-  };
-  const onAbort = (): void => terminate();
+  const group = pid === undefined ? undefined : new ProcessGroup(pid, options.killGraceMs);
+  const onAbort = (): void => group?.terminate();
 
   if (pid !== undefined) {
     options.onStart(pid);
-    if (options.signal.aborted) terminate();
+    if (options.signal.aborted) onAbort();
     else options.signal.addEventListener('abort', onAbort, { once: true });
     subprocess.stdout?.on('data', (chunk: Buffer) => options.onOutput('stdout', chunk));
     subprocess.stderr?.on('data', (chunk: Buffer) => options.onOutput('stderr', chunk));
     // When the script itself exits, whatever it left behind in its group (a background child
     // holding the output pipes open) is ended too: a job is over when its script is.
-    subprocess.nodeChildProcess.once('exit', () => terminate());
+    subprocess.nodeChildProcess.once('exit', () => group?.terminate());
   }
   try {
     const result = await subprocess;
+    await group?.settle();
     const startError = pid === undefined || (result.failed && result.exitCode === undefined && result.signal === undefined)
       ? (result.originalMessage || result.shortMessage || 'the script could not be started')
       : undefined;
@@ -84,6 +74,5 @@ export async function runScript(options: ScriptRunOptions): Promise<ScriptRunRes
     };
   } finally {
     options.signal.removeEventListener('abort', onAbort);
-    if (killTimer) clearTimeout(killTimer);
   }
 }

@@ -3,6 +3,7 @@ import { accessSync, constants } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { ProcessGroup } from './process-group.ts';
 import type { ScriptRunOptions, ScriptRunResult } from './runner.ts';
 
 const HEADER = 9;
@@ -12,9 +13,9 @@ interface PendingRun {
   options: ScriptRunOptions;
   resolve(result: ScriptRunResult): void;
   pid: number | undefined;
+  group: ProcessGroup | undefined;
   exit: number | undefined;
   closed: boolean;
-  killTimer: NodeJS.Timeout | undefined;
   onAbort: () => void;
 }
 
@@ -71,7 +72,7 @@ export class SpawnHelper {
     spec.copy(frame, 13);
     options.stdin.copy(frame, 13 + spec.length);
     return new Promise((resolve) => {
-      const run: PendingRun = { options, resolve, pid: undefined, exit: undefined, closed: false, killTimer: undefined, onAbort: () => this.#terminate(run) };
+      const run: PendingRun = { options, resolve, pid: undefined, group: undefined, exit: undefined, closed: false, onAbort: () => run.group?.terminate() };
       this.#runs.set(id, run);
       child.stdin?.write(frame);
     });
@@ -97,7 +98,7 @@ export class SpawnHelper {
       if (this.#closed && this.#runs.size === 0) return;
       this.#log.error({ code, signal, running: this.#runs.size }, 'spawn helper exited; its running scripts are stopped and reported as failed, the next job starts a new helper');
       for (const [id, run] of this.#runs) {
-        this.#killGroup(run, 'SIGKILL');
+        run.group?.signal('SIGKILL');
         this.#finish(id, run, 'the spawn helper exited while the script ran');
       }
     });
@@ -127,8 +128,9 @@ export class SpawnHelper {
     switch (String.fromCharCode(kind)) {
       case 'P': {
         run.pid = payload.readUInt32BE(0);
+        run.group = new ProcessGroup(run.pid, run.options.killGraceMs);
         run.options.onStart(run.pid);
-        if (run.options.signal.aborted) this.#terminate(run);
+        if (run.options.signal.aborted) run.group.terminate();
         else run.options.signal.addEventListener('abort', run.onAbort, { once: true });
         break;
       }
@@ -145,7 +147,7 @@ export class SpawnHelper {
       case 'X':
         run.exit = payload.readInt32BE(0);
         // The script is over: end whatever it left running in its group (see runScript).
-        this.#terminate(run);
+        run.group?.terminate();
         if (run.closed) this.#finish(id, run);
         break;
       case 'C':
@@ -155,30 +157,18 @@ export class SpawnHelper {
     }
   }
 
-  #killGroup(run: PendingRun, signal: NodeJS.Signals): void {
-    if (run.pid === undefined) return;
-    try {
-      process.kill(-run.pid, signal);
-    } catch {
-      // ESRCH: nothing left in the group.
-    }
-  }
-
-  #terminate(run: PendingRun): void {
-    this.#killGroup(run, 'SIGTERM');
-    run.killTimer ??= setTimeout(() => this.#killGroup(run, 'SIGKILL'), run.options.killGraceMs);
-    run.killTimer.unref();
-  }
-
   #finish(id: number, run: PendingRun, startError?: string): void {
     this.#runs.delete(id);
-    if (run.killTimer) clearTimeout(run.killTimer);
-    run.options.signal.removeEventListener('abort', run.onAbort);
     const exit = run.exit;
-    run.resolve({
+    const result: ScriptRunResult = {
       exitCode: exit !== undefined && exit >= 0 ? exit : null,
       signal: exit !== undefined && exit < 0 ? (SIGNAL_NAMES.get(-exit) ?? `signal ${-exit}`) : null,
       startError: run.pid === undefined ? (startError ?? 'the script could not be started') : startError,
+    };
+    // Resolve once nothing of the group is left alive (SIGTERM-proof leftovers get the SIGKILL).
+    void (run.group?.settle() ?? Promise.resolve()).then(() => {
+      run.options.signal.removeEventListener('abort', run.onAbort);
+      run.resolve(result);
     });
   }
 }

@@ -3,8 +3,10 @@ export class SecretMasker {
   readonly #secrets: string[];
 
   constructor(secrets: string[]) {
+    // Output is masked line by line, so a secret with line breaks is masked line by line too.
+    const parts = secrets.flatMap((secret) => [secret, ...secret.split(/\r\n|\r|\n/)]);
     // Longest first, so a secret that contains another is masked whole.
-    this.#secrets = [...new Set(secrets.filter((s) => s.length > 0))].sort((a, b) => b.length - a.length);
+    this.#secrets = [...new Set(parts.filter((s) => s.length > 0))].sort((a, b) => b.length - a.length);
   }
 
   get empty(): boolean {

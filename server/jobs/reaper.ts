@@ -1,4 +1,5 @@
-import { readdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
+import { liveGroupMembers } from '../hooks/process-group.ts';
 
 /**
  * Kills what is left of a job's processes after armhook itself died (SIGKILL, power loss, OOM).
@@ -7,29 +8,20 @@ import { readdir, readFile } from 'node:fs/promises';
  * elsewhere nothing is killed. Returns the pids killed.
  */
 export async function killJobLeftovers(jobId: string, pgid: number): Promise<number[]> {
-  let entries: string[];
+  const marker = `\0ARMHOOK_JOB_ID=${jobId}\0`;
+  const ours = async (pid: number): Promise<boolean> => `\0${await readFile(`/proc/${pid}/environ`, 'latin1')}`.includes(marker);
+  let members: number[];
   try {
-    entries = await readdir('/proc');
+    members = await liveGroupMembers(pgid, ours);
   } catch {
     return [];
   }
-  const marker = `\0ARMHOOK_JOB_ID=${jobId}\0`;
-  const killed: number[] = [];
-  for (const entry of entries) {
-    if (!/^\d+$/.test(entry)) continue;
-    const pid = Number(entry);
+  for (const pid of members) {
     try {
-      const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-      // Fields after the command name (which may hold spaces and parentheses): state ppid pgrp ...
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[2]) !== pgid) continue;
-      const environ = `\0${await readFile(`/proc/${pid}/environ`, 'latin1')}`;
-      if (!environ.includes(marker)) continue;
       process.kill(pid, 'SIGKILL');
-      killed.push(pid);
     } catch {
-      // The process ended while we looked, or is not ours to read: nothing to do.
+      // already gone
     }
   }
-  return killed;
+  return members;
 }

@@ -177,6 +177,8 @@ export async function startAzureServer(
     config?: Partial<import('../../server/config/index.ts').Config>;
     azure?: Partial<Omit<AzureOptions, 'log'>>;
     waitReady?: boolean;
+    /** Stop the IMDS fake before the server starts (its port refuses connections until imds.up()). */
+    imdsDown?: boolean;
   } = {},
 ): Promise<AzureServerEnv> {
   const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
@@ -190,12 +192,13 @@ export async function startAzureServer(
   const dir = await mkdtemp(join(tmpdir(), 'armhook-arm-ca-'));
   const caFile = join(dir, 'arm-ca.pem');
   await writeFile(caFile, pki.caCert);
+  if (options.imdsDown) await imds.down();
   const server = await startServer({
     ...(options.scripts ? { scripts: options.scripts } : {}),
     config: { imdsEndpoint: imds.url, armEndpoint: arm.url, armCaFile: caFile, ...options.config },
     azure: { ...SERVER_AZURE_OPTIONS, ...options.azure },
   });
-  if (options.waitReady !== false) await server.armhook.azure.whenReady();
+  if (options.waitReady !== false && !options.imdsDown) await server.armhook.azure.whenReady();
   return {
     imds,
     arm,

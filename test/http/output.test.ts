@@ -9,7 +9,11 @@ import {
   curl,
   curlResponse,
   doneRecord,
+  assertJsonError,
+  assertNothingRan,
   fetchText,
+  listJobs,
+  markerLine,
   open,
   parseSse,
   startServer,
@@ -21,6 +25,8 @@ import {
 const SPAWNERS = ['default', 'node'] as const;
 const servers = new Map<string, TestServer>();
 let quiet: TestServer;
+/** One worker and a queue of one: the second job waits, the third is refused. */
+let busy: TestServer;
 
 // `f`: a fixture file copied to stdout; `e`: one copied to stderr; `code`: the exit code.
 const CAT_FIXTURE = [
@@ -64,12 +70,14 @@ before(async () => {
   for (const spawner of SPAWNERS) {
     servers.set(spawner, await startServer({ config: spawner === 'node' ? { spawner: 'node' } : {}, scripts: SCRIPTS }));
   }
+  busy = await startServer({ config: { workers: 1, queue: 1 }, scripts: { 'gated.sh': GATED, 'marked.sh': `#!/bin/sh\n${markerLine('third')}\n` } });
   quiet = await startServer({ config: { keepAlive: 1, outputLimit: 1024 }, scripts: { 'gated.sh': GATED, 'cat.sh': CAT_FIXTURE } });
 });
 
 after(async () => {
   for (const server of servers.values()) await server.close();
   await quiet.close();
+  await busy.close();
 });
 
 function lines(events: SseEvent[], type: 'message' | 'stderr'): string[] {
@@ -382,4 +390,37 @@ test('a quiet stream gets ": keep-alive" comments', async () => {
   assert.ok(comments.includes('keep-alive'));
   assert.equal(doneRecord(events).status, 'succeeded');
   assertIds(events);
+});
+
+test('a job waiting for a worker streams event: queued with its position; a full queue is a 429 with Retry-After and runs nothing', async () => {
+  const first = await open(busy, '/gated?gate=g-busy-1', { method: 'POST' });
+  const firstReader = streamReader(first);
+  let secondReader: ReturnType<typeof streamReader> | undefined;
+  try {
+    await firstReader.until((t) => t.includes('data: first\n'));
+    const second = await open(busy, '/gated?gate=g-busy-2', { method: 'POST' });
+    assert.equal(second.statusCode, 200);
+    assert.match(String(second.headers['armhook-job-id']), /^[0-9A-Z]{26}$/, 'a queued job has its id at once');
+    secondReader = streamReader(second);
+    const soFar = await secondReader.until((t) => t.includes('event: queued'));
+    const queuedEvents = parseSse(soFar).events;
+    assert.equal(queuedEvents[0]?.event, 'job');
+    assert.equal(JSON.parse(queuedEvents[0]?.data ?? '{}').status, 'queued');
+    const queued = queuedEvents.find((e) => e.event === 'queued');
+    assert.equal(JSON.parse(queued?.data ?? '{}').position, 1);
+
+    const before = (await listJobs(busy)).length;
+    const third = await curlResponse(busy, ['-XPOST', `${busy.url}/marked`]);
+    assertJsonError(third, 429);
+    assert.match(String(third.headers['retry-after'] ?? ''), /^\d+$/, 'Retry-After says when to come back');
+    await assertNothingRan(busy, 'third', before);
+  } finally {
+    await release(busy, 'g-busy-1');
+    await release(busy, 'g-busy-2');
+  }
+  assert.equal(doneRecord(parseSse(await firstReader.end()).events).status, 'succeeded');
+  const { events } = parseSse(await secondReader.end());
+  assertIds(events);
+  assert.ok(lines(events, 'message').includes('second'));
+  assert.equal(doneRecord(events).status, 'succeeded');
 });

@@ -1,0 +1,227 @@
+// Issue 5: jobs outlive the process that ran them. The real CLI (`armhook serve`) runs as its own
+// process; SIGKILL mid-job then a restart on the same data dir shows the job interrupted with its
+// output and reaps its processes; SIGTERM drains running jobs (up to ARMHOOK_DRAIN_TIMEOUT).
+import assert from 'node:assert/strict';
+import { access } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { gateLine, isGone, markerLine, release, removeRoot, startServerProcess, waitGone, type ProcessOptions, type ServerProcess } from '../helpers/process.ts';
+import { curl, fetchText, parseSse } from '../helpers/server.ts';
+import { assertConsecutive, EventStream, getJob, logLines, pidFrom, startAsync, type JobRecord } from './helpers.ts';
+
+// Three lines, its pid, a child and a grandchild, then blocks until released.
+const TREE = `#!/bin/sh
+${markerLine('ran-$name')}
+echo "line 1"
+echo "line 2"
+echo "oops" >&2
+echo "line 3"
+echo "pid $$"
+sh -c 'sleep 1000 & echo "grandchild $!"; wait' &
+echo "child $!"
+${gateLine('go-$name')}
+echo "released"
+`;
+
+const SCRIPTS = { 'tree.sh': TREE };
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Starts a server process and makes sure the test leaves nothing behind, whatever happens. */
+async function start(t: TestContext, options: ProcessOptions, groups: number[]): Promise<ServerProcess> {
+  const server = await startServerProcess(options);
+  t.after(async () => {
+    await server.kill();
+    for (const pgid of groups) {
+      try {
+        process.kill(-pgid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  });
+  return server;
+}
+
+async function treePids(stream: EventStream): Promise<{ pid: number; child: number; grandchild: number }> {
+  const events = await stream.until((e) => ['pid ', 'child ', 'grandchild '].every((p) => e.some((x) => x.event === 'message' && x.data.startsWith(p))), 'the three pid lines');
+  const lines = events.filter((e) => e.event === 'message').map((e) => e.data);
+  return { pid: pidFrom(lines, 'pid'), child: pidFrom(lines, 'child'), grandchild: pidFrom(lines, 'grandchild') };
+}
+
+test('SIGKILL during a job, start again on the same data dir: the job is interrupted with its output up to the kill, its processes are gone, a queued job never runs', async (t) => {
+  const groups: number[] = [];
+  const env = { ARMHOOK_WORKERS: '1', ARMHOOK_QUEUE: '5' };
+  const first = await start(t, { scripts: SCRIPTS, env }, groups);
+  t.after(() => removeRoot(first.root));
+
+  const id = await startAsync(first, '/tree?name=k1');
+  const queuedId = await startAsync(first, '/tree?name=k2');
+  const tail = await EventStream.open(first, `/jobs/${id}/events`);
+  const pids = await treePids(tail);
+  groups.push(pids.pid);
+  const before = tail.events;
+  assert.equal((await getJob(first, queuedId)).status, 'queued');
+
+  const exit = await first.kill();
+  assert.equal(exit.signal, 'SIGKILL');
+  await tail.toEnd();
+  // The job's processes are in their own process group: the server's death alone does not end them.
+  for (const [name, pid] of Object.entries(pids)) assert.equal(isGone(pid), false, `${name} ${pid} outlived the SIGKILLed server (so the restart has something to reap)`);
+
+  const second = await start(t, { root: first.root, env }, groups);
+  for (const [name, pid] of Object.entries(pids)) assert.ok(await waitGone(pid), `${name} ${pid} was reaped by the restart`);
+  const reaped = second.logs().find((l) => l.msg === 'killed processes left running by an interrupted job');
+  assert.ok(reaped, 'the restart logs what it killed');
+  assert.equal(reaped.jobId, id);
+
+  const record = await getJob(second, id);
+  assert.equal(record.status, 'interrupted');
+  assert.equal(record.exitCode, null);
+  assert.equal(record.error?.code, 'interrupted');
+  assert.notEqual(record.startedAt, null);
+  assert.notEqual(record.endedAt, null);
+
+  const lines = await logLines(second, id);
+  for (const line of ['line 1', 'line 2', 'line 3', 'oops', `pid ${pids.pid}`, `child ${pids.child}`, `grandchild ${pids.grandchild}`]) assert.ok(lines.includes(line), `the log kept "${line}"`);
+  assert.ok(!lines.includes('released'));
+  assert.match(lines.at(-1) ?? '', new RegExp(`^armhook: job ${id} interrupted`));
+
+  // The replay is the output up to the kill, event for event, then done.
+  const replay = parseSse((await fetchText(second, `/jobs/${id}/events`)).body).events;
+  assertConsecutive(replay, 1);
+  assert.deepEqual(replay.slice(0, before.length), before, 'events up to the kill are kept with their ids');
+  assert.equal(replay.length, before.length + 1);
+  assert.equal(replay.at(-1)?.event, 'done');
+  assert.equal(JSON.parse(replay.at(-1)?.data ?? '{}').status, 'interrupted');
+
+  const queued = await getJob(second, queuedId);
+  assert.equal(queued.status, 'interrupted');
+  assert.equal(queued.startedAt, null);
+
+  // The restarted server works: a new job runs (the stale job holds no worker), and the queued one never ran.
+  const fresh = await EventStream.open(second, '/tree?name=k3', { method: 'POST' });
+  const freshPids = await treePids(fresh);
+  groups.push(freshPids.pid);
+  await release(second.markerDir, 'go-k3');
+  assert.equal((await fresh.done()).status, 'succeeded');
+  assert.equal(await exists(join(second.markerDir, 'ran-k2')), false, 'the queued job never ran');
+  const listed = (await fetchText(second, '/jobs?status=interrupted')).json<{ items: JobRecord[] }>().items.map((r) => r.id).sort();
+  assert.deepEqual(listed, [id, queuedId].sort());
+});
+
+test('SIGKILL twice in a row: a job interrupted once stays interrupted; nothing is reaped twice or lost', async (t) => {
+  const groups: number[] = [];
+  const first = await start(t, { scripts: SCRIPTS }, groups);
+  t.after(() => removeRoot(first.root));
+  const id = await startAsync(first, '/tree?name=twice');
+  const pids = await treePids(await EventStream.open(first, `/jobs/${id}/events`));
+  groups.push(pids.pid);
+  await first.kill();
+  const second = await start(t, { root: first.root }, groups);
+  const once = await getJob(second, id);
+  assert.equal(once.status, 'interrupted');
+  await second.kill();
+  const third = await start(t, { root: first.root }, groups);
+  const twice = await getJob(third, id);
+  assert.deepEqual(twice, once, 'the record is unchanged by another restart');
+  assert.equal(third.logs().some((l) => l.msg === 'killed processes left running by an interrupted job'), false);
+  const replay = parseSse((await fetchText(third, `/jobs/${id}/events`)).body).events;
+  assert.equal(replay.filter((e) => e.event === 'done').length, 1, 'one done event, not one per restart');
+});
+
+test('SIGTERM with a running job: the server stops accepting, waits for the job, the job succeeds, the server exits 0', async (t) => {
+  const groups: number[] = [];
+  const env = { ARMHOOK_WORKERS: '1', ARMHOOK_DRAIN_TIMEOUT: '600' };
+  const server = await start(t, { scripts: SCRIPTS, env }, groups);
+  t.after(() => removeRoot(server.root));
+
+  const stream = await EventStream.open(server, '/tree?name=drain', { method: 'POST' });
+  const pids = await treePids(stream);
+  groups.push(pids.pid);
+  const queued = await EventStream.open(server, '/tree?name=drain-queued', { method: 'POST' });
+  await queued.until((e) => e.some((x) => x.event === 'queued'), 'queued');
+
+  server.signal('SIGTERM');
+  await server.waitForLog((l) => l.msg === 'waiting for running jobs to finish before exit');
+  // The queued job never starts: its caller is told at once.
+  const queuedRecord = await queued.done();
+  assert.equal(queuedRecord.status, 'interrupted');
+  assert.equal(queuedRecord.startedAt, null);
+
+  // Draining: new work is refused.
+  const refused = await curl(server, ['-i', '-XPOST', `${server.url}/tree?name=late`]);
+  assert.match(refused.stdout, /^HTTP\/1\.1 503 /, refused.stdout + refused.stderr);
+  assert.equal(await exists(join(server.markerDir, 'ran-late')), false);
+
+  // The job is still running and its caller still connected; it finishes when released.
+  assert.equal(server.child.exitCode, null, 'the server waits for the job');
+  assert.ok(!stream.lines.includes('released'));
+  await release(server.markerDir, 'go-drain');
+  const record = await stream.done();
+  assert.equal(record.status, 'succeeded');
+  assert.ok(stream.lines.includes('released'));
+  const exit = await server.exited;
+  assert.deepEqual(exit, { code: 0, signal: null });
+  for (const [name, pid] of Object.entries(pids)) assert.ok(await waitGone(pid), `${name} ${pid} gone`);
+  assert.equal(await exists(join(server.markerDir, 'ran-drain-queued')), false, 'the queued job never ran');
+
+  const again = await start(t, { root: server.root, env }, groups);
+  assert.equal((await getJob(again, record.id)).status, 'succeeded', 'the record was saved before exit');
+  assert.equal(again.logs().some((l) => l.msg.startsWith('jobs left running by a previous process')), false);
+});
+
+test('SIGTERM with ARMHOOK_DRAIN_TIMEOUT=1 and a job that never ends: the job is interrupted, its processes are gone, the server exits', async (t) => {
+  const groups: number[] = [];
+  const env = { ARMHOOK_DRAIN_TIMEOUT: '1', ARMHOOK_KILL_GRACE: '1' };
+  const server = await start(t, { scripts: SCRIPTS, env }, groups);
+  t.after(() => removeRoot(server.root));
+
+  const stream = await EventStream.open(server, '/tree?name=never', { method: 'POST' });
+  const pids = await treePids(stream);
+  groups.push(pids.pid);
+  server.signal('SIGTERM');
+  const record = await stream.done();
+  assert.equal(record.status, 'interrupted');
+  assert.equal(record.error?.code, 'interrupted');
+  for (const [name, pid] of Object.entries(pids)) assert.ok(await waitGone(pid), `${name} ${pid} gone`);
+  const exit = await server.exited;
+  assert.equal(exit.signal, null);
+  assert.equal(exit.code, 0);
+
+  const again = await start(t, { root: server.root, env }, groups);
+  const stored = await getJob(again, record.id);
+  assert.equal(stored.status, 'interrupted');
+  const lines = await logLines(again, record.id);
+  assert.ok(lines.includes('line 3'), 'output kept');
+  assert.equal(again.logs().some((l) => l.msg.startsWith('jobs left running by a previous process')), false, 'the first process recorded the end itself');
+});
+
+test('a run request during the drain is refused with armhook\'s own 503: JSON {error, message} and Retry-After', async (t) => {
+  const groups: number[] = [];
+  const server = await start(t, { scripts: SCRIPTS, env: { ARMHOOK_DRAIN_TIMEOUT: '600' } }, groups);
+  t.after(() => removeRoot(server.root));
+  const stream = await EventStream.open(server, '/tree?name=shape', { method: 'POST' });
+  groups.push((await treePids(stream)).pid);
+  server.signal('SIGTERM');
+  await server.waitForLog((l) => l.msg === 'waiting for running jobs to finish before exit');
+  try {
+    const refused = await curl(server, ['-i', '-XPOST', `${server.url}/tree?name=late`]);
+    assert.match(refused.stdout, /^HTTP\/1\.1 503 /, refused.stdout + refused.stderr);
+    const body = JSON.parse(refused.stdout.slice(refused.stdout.indexOf('\r\n\r\n') + 4)) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(body).sort(), ['error', 'message'], `armhook's error shape, got ${JSON.stringify(body)}`);
+    assert.equal(body.error, 'shutting_down');
+    assert.match(refused.stdout, /\r\nretry-after: \d+\r\n/i, 'Retry-After tells automation when to come back');
+  } finally {
+    await release(server.markerDir, 'go-shape');
+    await stream.done();
+    await server.exited;
+  }
+});
