@@ -11,6 +11,7 @@ import {
   describeHandler,
   registerCatalogRoutes,
   registerErrorHandlers,
+  clientErrorHandler,
   registerHealthRoutes,
   registerJobRoutes,
   registerRequestLog,
@@ -106,6 +107,7 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
     bodyLimit: config.bodyLimit,
     exposeHeadRoutes: true,
     return503OnClosing: true,
+    clientErrorHandler,
   }) as unknown as FastifyInstance;
 
   // The raw body is the script's stdin, so every body is read as bytes (up to bodyLimit, refused

@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { RequestError } from '../errors.ts';
 
@@ -14,6 +15,22 @@ export function pathOf(url: string | undefined): string {
  * Every error leaves as `{ error, message }` JSON with the right status. 4xx messages say what to
  * do; 5xx are logged in full and shown to the caller only as "internal error".
  */
+/**
+ * Requests Node's HTTP parser refuses before fastify sees them (headers or URL too large,
+ * malformed requests, slow clients) still get armhook's `{ error, message }` shape.
+ */
+export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed || !socket.writable) return;
+  const [status, text, code, message] =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'Request Header Fields Too Large', 'headers_too_large', 'the request line or headers are too large (16 KiB in all); send large parameters in the body']
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'Request Timeout', 'request_timeout', 'the request did not arrive in time']
+        : [400, 'Bad Request', 'bad_request', 'the request is not valid HTTP'];
+  const body = JSON.stringify({ error: code, message });
+  socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+}
+
 export function registerErrorHandlers(app: FastifyInstance, options: { bodyLimit: number }): void {
   app.setErrorHandler((err: FastifyError | RequestError, request, reply) => {
     if (err instanceof RequestError) {
