@@ -14,6 +14,7 @@ import {
   clientErrorHandler,
   registerHealthRoutes,
   registerJobRoutes,
+  registerMetricsRoute,
   registerRequestLog,
   registerRunRoutes,
   type Authenticator,
@@ -122,6 +123,7 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
   registerCatalogRoutes(app, { catalog, extra: () => azure.handlers.map(describeHandler) });
   registerAzureRoutes(app, { azure, jobs, log, timeout: config.timeout, keepAliveMs: config.keepAlive * 1000, outputLimit: config.outputLimit });
   registerJobRoutes(app, { jobs, keepAliveMs: config.keepAlive * 1000 });
+  registerMetricsRoute(app, { jobs });
   registerRunRoutes(app, {
     catalog,
     jobs,

@@ -10,3 +10,4 @@ export { registerRequestLog } from './request-log.ts';
 export { crossSiteReason } from './security.ts';
 export { runMode } from './negotiate.ts';
 export { registerAzureRoutes, describeHandler, handlerParams } from './azure.ts';
+export { registerMetricsRoute } from './metrics.ts';

@@ -1,5 +1,5 @@
 export { JobManager, LiveJob } from './manager.ts';
-export type { Task, TaskContext, TaskOutcome, JobSpec, JobFilter, JobManagerOptions } from './manager.ts';
+export type { Task, TaskContext, TaskOutcome, JobSpec, JobFilter, JobManagerOptions, JobCounters } from './manager.ts';
 export { JobStore, isJobId } from './store.ts';
 export { JobLog } from './log.ts';
 export type { JobOutput } from './output.ts';

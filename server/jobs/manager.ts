@@ -42,6 +42,15 @@ export interface JobSpec {
 
 type AbortReason = 'cancelled' | 'timed-out' | 'interrupted';
 
+/** Counts for /metrics, kept as plain numbers so nothing is loaded until someone scrapes. */
+export interface JobCounters {
+  /** `${hook}\u0000${status}` → jobs that ended so */
+  finished: Map<string, number>;
+  /** hook → [count, seconds] of jobs that ran */
+  durations: Map<string, [number, number]>;
+  refused: number;
+}
+
 /** A job this process is running or holding in its queue. */
 export class LiveJob {
   readonly record: JobRecord;
@@ -100,6 +109,7 @@ export class JobManager {
   /** Running jobs per concurrency key. */
   readonly #keyCounts = new Map<string, number>();
   #accepting = true;
+  readonly counters: JobCounters = { finished: new Map(), durations: new Map(), refused: 0 };
 
   constructor(options: JobManagerOptions) {
     this.#store = options.store;
@@ -173,6 +183,7 @@ export class JobManager {
     if (!this.#accepting) throw new RequestError(503, 'shutting_down', 'armhook is shutting down and accepts no new jobs; retry shortly', { 'Retry-After': '5' });
     const startsNow = this.#running.size < this.#workers && this.#queue.length === 0 && !this.#keyBusy(spec);
     if (!startsNow && this.#queue.length >= this.#queueLimit) {
+      this.counters.refused++;
       throw new RequestError(429, 'queue_full', `all ${this.#workers} workers are busy and the queue of ${this.#queueLimit} is full; retry later`, { 'Retry-After': String(this.#retryAfterSeconds()) });
     }
     const record: JobRecord = {
@@ -383,6 +394,12 @@ export class JobManager {
   #finishLive(job: LiveJob, status: JobStatus, exitCode: number | null, error: JobError | null): void {
     this.#finish(job.record, job.log, status, exitCode, error);
     this.#live.delete(job.record.id);
+    const key = `${job.record.hook}\u0000${status}`;
+    this.counters.finished.set(key, (this.counters.finished.get(key) ?? 0) + 1);
+    if (job.record.startedAt) {
+      const [count, seconds] = this.counters.durations.get(job.record.hook) ?? [0, 0];
+      this.counters.durations.set(job.record.hook, [count + 1, seconds + (job.record.durationMs ?? 0) / 1000]);
+    }
     job.resolveDone(job.record);
   }
 
