@@ -83,17 +83,29 @@ export function registerAzureRoutes(
   options: { azure: AzureService; jobs: JobManager; log: Logger; timeout: number; keepAliveMs: number; outputLimit: number },
 ): void {
   for (const handler of options.azure.handlers) {
+    const url = `/${handler.path}`;
+    // The other methods on a handler's path never run it: GET/HEAD describe a POST handler (as
+    // for scripts), HEAD describes a GET handler, anything else is 405 naming what is allowed.
+    const allow = handler.method === 'GET' ? 'GET, HEAD' : 'GET, HEAD, POST';
+    if (handler.method === 'POST') app.get(url, { exposeHeadRoute: false }, async () => describeHandler(handler));
+    app.head(url, async (_request, reply) => reply.code(200).type('application/json; charset=utf-8').send());
+    app.route({
+      method: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'].filter((m) => m !== handler.method && !(m === 'GET' && handler.method === 'POST')),
+      url,
+      handler: async (_request, reply) =>
+        reply.code(405).header('Allow', allow).send({ error: 'method_not_allowed', message: `${url} runs on ${handler.method}${handler.method === 'POST' ? '; GET describes it' : ''}` }),
+    });
     app.route({
       method: handler.method,
-      url: `/${handler.path}`,
+      url,
       exposeHeadRoute: false,
       handler: async (request, reply) => {
         refuseResume(request);
-        const url = request.url;
+        const requestUrl = request.url;
         const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
         // The deployment handler's body is a template, not parameters: only the query counts there.
         const contentType = handler.path === 'azure/deployments/create' ? undefined : request.headers['content-type'];
-        const raw = collectParams(url.includes('?') ? url.slice(url.indexOf('?') + 1) : '', contentType, body);
+        const raw = collectParams(requestUrl.includes('?') ? requestUrl.slice(requestUrl.indexOf('?') + 1) : '', contentType, body);
         const params = handlerParams(handler, raw);
         try {
           options.azure.requireReady();

@@ -19,6 +19,8 @@ export interface RunRouteOptions {
   spawn: (options: ScriptRunOptions) => Promise<ScriptRunResult>;
 }
 
+const PASSED_THROUGH = new Set([400, 403, 404, 409, 500]);
+
 /** The HTTP status an `Accept: application/json` run answers with, from the job's result. */
 export function httpStatusFor(record: JobRecord): number {
   switch (record.status) {
@@ -32,10 +34,11 @@ export function httpStatusFor(record: JobRecord): number {
       return 503;
     default: {
       if (record.kind === 'script') return 500;
-      // A handler's own verdict (ARM's 4xx, or 500 for a script that failed inside a VM) passes
-      // through; anything else from ARM is a bad gateway.
+      // What the caller can act on passes through (ARM's 400/403/404/409, or 500 for a script
+      // that failed inside a VM); anything else from ARM — throttling included, so a 429 from
+      // armhook always means its own queue is full — is a bad gateway.
       const status = record.error?.status;
-      return typeof status === 'number' && status >= 400 && status <= 500 ? status : 502;
+      return typeof status === 'number' && PASSED_THROUGH.has(status) ? status : 502;
     }
   }
 }
