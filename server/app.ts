@@ -107,7 +107,11 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
     https: httpsServerOptions(tls),
     bodyLimit: config.bodyLimit,
     exposeHeadRoutes: true,
-    return503OnClosing: true,
+    // While draining, run requests get armhook's own 503 (JSON, Retry-After) from the job
+    // manager, and job reads keep working so callers can follow their jobs to the end.
+    return503OnClosing: false,
+    // After the drain, connections still open (a tailer that stopped reading) are closed.
+    forceCloseConnections: true,
     clientErrorHandler,
   }) as unknown as FastifyInstance;
 

@@ -5,11 +5,15 @@
  */
 import { getCACertificates } from 'node:tls';
 import type { TokenCredential } from '@azure/identity';
-import type { ResourceManagementClient } from '@azure/arm-resources';
+import type { ResourceManagementClient, ResourceManagementClientOptionalParams } from '@azure/arm-resources';
 import type { ComputeManagementClient } from '@azure/arm-compute';
 import type { DeploymentsClient } from '@azure/arm-resourcesdeployments';
 import type { IdentityInfo } from './identity.ts';
 import type { InstanceMetadata } from './metadata.ts';
+import { recordArmError } from './errors.ts';
+
+/** The SDK's pipeline policy type, as the clients' options name it (no direct core-rest-pipeline import). */
+type PipelinePolicy = NonNullable<ResourceManagementClientOptionalParams['additionalPolicies']>[number]['policy'];
 
 export interface RetryOptions {
   /** Retries of throttled (429), unavailable (5xx) and failed-to-send requests. SDK default 3. */
@@ -52,6 +56,21 @@ export function armScope(armEndpoint: string): string {
   return `${armEndpoint.replace(/\/+$/, '')}/.default`;
 }
 
+/**
+ * Remembers ARM's error body (code and message only) of every non-2xx answer, by request, so that
+ * errors.ts can map a list call's 403/404 like any other: the SDK's paging helpers throw
+ * "Pagination failed with unexpected statusCode 403" without it. Per call (before the retry
+ * policy): it sees the answer the SDK finally acts on, not the retried ones.
+ */
+export const armErrorBodyPolicy: PipelinePolicy = {
+  name: 'armhookArmErrorBody',
+  async sendRequest(request, next) {
+    const response = await next(request);
+    if (response.status >= 400) recordArmError(request, response.status, response.bodyAsText);
+    return response;
+  },
+};
+
 export async function buildArmClients(
   settings: ClientSettings,
 ): Promise<Pick<AzureClients, 'resources' | 'compute' | 'deployments'>> {
@@ -70,6 +89,7 @@ export async function buildArmClients(
     ...(settings.armCaCert ? { tlsOptions: { ca: [...getCACertificates('default'), settings.armCaCert] } } : {}),
     ...(settings.retry ? { retryOptions: settings.retry } : {}),
     userAgentOptions: { userAgentPrefix: 'armhook' },
+    additionalPolicies: [{ policy: armErrorBodyPolicy, position: 'perCall' as const }],
   };
   return {
     resources: new ResourceManagementClient(settings.credential, settings.subscriptionId, options),

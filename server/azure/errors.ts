@@ -33,6 +33,57 @@ export function isRestError(err: unknown): err is RestErrorShape & Error {
   return err instanceof Error && err.name === 'RestError';
 }
 
+/** ARM's own error of a non-2xx answer: `{"error": {"code": ..., "message": ...}}`. */
+export interface ArmErrorBody {
+  status: number;
+  code: string | undefined;
+  message: string;
+}
+
+/** ARM messages are a sentence or a paragraph; a cap keeps a stray HTML page out of job records. */
+const MAX_ARM_MESSAGE = 4000;
+
+/**
+ * ARM's error bodies, by the SDK request object that got them (filled in by the clients' pipeline
+ * policy, see clients.ts). The SDK's paging helpers throw "Pagination failed with unexpected
+ * statusCode 403" without ARM's message; the RestError still carries the request, so the mapping
+ * below finds ARM's own code and message through it. Only the code and message are kept: no
+ * headers, no request, nothing a token could be in.
+ */
+const armErrorBodies = new WeakMap<object, ArmErrorBody>();
+
+/** Parses a non-2xx response body and remembers ARM's code and message for `request`. */
+export function recordArmError(request: object, status: number, bodyText: string | null | undefined): void {
+  if (status < 400 || !bodyText) return;
+  let doc: unknown;
+  try {
+    doc = JSON.parse(bodyText);
+  } catch {
+    return;
+  }
+  if (typeof doc !== 'object' || doc === null) return;
+  const outer = doc as Record<string, unknown>;
+  const inner = typeof outer['error'] === 'object' && outer['error'] !== null ? (outer['error'] as Record<string, unknown>) : outer;
+  const message = inner['message'];
+  if (typeof message !== 'string' || message === '') return;
+  const code = inner['code'];
+  armErrorBodies.set(request, {
+    status,
+    code: typeof code === 'string' && code !== '' ? code : undefined,
+    message: message.length > MAX_ARM_MESSAGE ? `${message.slice(0, MAX_ARM_MESSAGE)}…` : message,
+  });
+}
+
+/** ARM's own error for a RestError, when the clients' policy saw the response it came from. */
+export function armErrorOf(err: unknown): ArmErrorBody | undefined {
+  if (!isRestError(err)) return undefined;
+  const request = (err as { request?: unknown }).request;
+  if (typeof request !== 'object' || request === null) return undefined;
+  const body = armErrorBodies.get(request);
+  // Only for the answer the error is about (a RestError without a status is a send failure).
+  return body && body.status === err.statusCode ? body : undefined;
+}
+
 /** Roles by the ARM action they are most often missing for. */
 export function roleForAction(armAction: string | undefined, fallback: string): string {
   if (!armAction) return fallback;
@@ -63,10 +114,12 @@ export function toHandlerError(err: unknown, action: ArmAction): HandlerError {
   return new HandlerError(502, 'arm_error', `could not ${action.what}: ${message}`);
 }
 
-function fromRestError(err: RestErrorShape, action: ArmAction): HandlerError {
+function fromRestError(err: RestErrorShape & Error, action: ArmAction): HandlerError {
   const status = err.statusCode;
-  const armCode = err.code;
-  const armMessage = err.message;
+  // ARM's body when the SDK's message is its own ("Pagination failed with unexpected statusCode 403").
+  const arm = armErrorOf(err);
+  const armCode = arm?.code ?? err.code;
+  const armMessage = arm?.message ?? err.message;
   const details: Record<string, unknown> = { armStatus: status ?? null, armCode: armCode ?? null, armMessage };
   if (status === undefined) {
     // No HTTP answer: connection refused, TLS failure, DNS...
@@ -83,7 +136,7 @@ function fromRestError(err: RestErrorShape, action: ArmAction): HandlerError {
   }
   switch (status) {
     case 403:
-      return forbidden(err, action, details);
+      return forbidden(armMessage, action, details);
     case 404:
       return new HandlerError(404, 'arm_not_found', `not found: ${action.resource} (${armCode ?? 'NotFound'}: ${armMessage})`, {
         ...details,
@@ -105,12 +158,12 @@ function fromRestError(err: RestErrorShape, action: ArmAction): HandlerError {
   }
 }
 
-function forbidden(err: RestErrorShape, action: ArmAction, details: Record<string, unknown>): HandlerError {
+function forbidden(armMessage: string, action: ArmAction, details: Record<string, unknown>): HandlerError {
   // ARM: "The client '<id>' with object id '<oid>' does not have authorization to perform
   // action '<action>' over scope '<scope>' or the scope is invalid. ..."
-  const armAction = /perform action '([^']+)'/.exec(err.message)?.[1];
-  const armScope = /over scope '([^']+)'/.exec(err.message)?.[1];
-  const objectId = /with object id '([^']+)'/.exec(err.message)?.[1];
+  const armAction = /perform action '([^']+)'/.exec(armMessage)?.[1];
+  const armScope = /over scope '([^']+)'/.exec(armMessage)?.[1];
+  const objectId = /with object id '([^']+)'/.exec(armMessage)?.[1];
   const principalId = action.principalId ?? objectId;
   const role = roleForAction(armAction, action.role);
   const assignee = principalId ?? '<principal id of the VM identity>';

@@ -30,6 +30,12 @@ export interface TypedHandler<S extends TSchema = TSchema, Clients = unknown> {
   description: string;
   /** TypeBox schema of the query parameters (an object schema). */
   params: S;
+  /**
+   * Checks the raw request body before a job exists (no clients, no readiness needed): throws
+   * HandlerError(400, …) when it cannot be what `run` expects. Absent = any body is accepted.
+   * `run` may still parse (and refuse) the body itself.
+   */
+  validateBody?(body: Buffer): void;
   /** Returns the job's `result` (resource id, provisioning state, outputs...). Throws HandlerError on failure. */
   run(ctx: HandlerContext<Static<S>, Clients>): Promise<unknown>;
 }

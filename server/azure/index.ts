@@ -41,6 +41,18 @@ export interface AzureOptions {
   log: Logger;
 }
 
+/** One line of `armhook check`'s Azure section and whether that step passed. */
+export interface CheckLine {
+  ok: boolean;
+  text: string;
+}
+
+export interface CheckResult {
+  /** Every line ok. */
+  ok: boolean;
+  lines: CheckLine[];
+}
+
 export interface Readiness {
   ready: boolean;
   reasons: string[];
@@ -69,8 +81,11 @@ export interface AzureService {
   whenReady(signal?: AbortSignal): Promise<void>;
   /** Resolves when the first start-up attempt has finished, ready or not. */
   firstAttempt(): Promise<void>;
-  /** For `armhook check`: identity, principal id, subscription, ARM reachability. */
-  check(): Promise<{ ok: boolean; lines: string[] }>;
+  /**
+   * For `armhook check`: instance metadata, identity (principal id), ARM reachability, one line
+   * each with its own verdict; `ok` is true when every line is.
+   */
+  check(): Promise<CheckResult>;
   /** Stops the background retries. */
   close(): void;
 }
@@ -291,6 +306,8 @@ export function createAzure(opts: AzureOptions): AzureService {
       method: def.method,
       description: def.description,
       params: def.params,
+      // Pure: needs neither readiness nor clients, so a bad body is refused even while Azure is not ready.
+      ...(def.validateBody ? { validateBody: (body: Buffer): void => def.validateBody?.(body) } : {}),
       async run(ctx: HandlerContext<unknown, unknown>): Promise<unknown> {
         requireReady();
         const clients = await getClients();
@@ -343,30 +360,37 @@ export function createAzure(opts: AzureOptions): AzureService {
       });
     },
     firstAttempt: () => firstAttemptPromise,
-    async check(): Promise<{ ok: boolean; lines: string[] }> {
+    async check(): Promise<CheckResult> {
       service.start();
       await firstAttemptPromise;
-      const lines: string[] = [];
-      let ok = true;
+      const lines: CheckLine[] = [];
+      const pass = (text: string): void => {
+        lines.push({ ok: true, text });
+      };
+      const fail = (text: string): void => {
+        lines.push({ ok: false, text });
+      };
+      const result = (): CheckResult => ({ ok: lines.every((l) => l.ok), lines });
       if (metadataStep.state === 'ok') {
         const m = metadataStep.value;
-        lines.push(`instance metadata (${imdsEndpoint}): subscription ${m.subscriptionId}, resource group ${m.resourceGroup}, location ${m.location}, VM ${m.vmName}`);
+        pass(`instance metadata (${imdsEndpoint}): subscription ${m.subscriptionId}, resource group ${m.resourceGroup}, location ${m.location}, VM ${m.vmName}`);
       } else {
-        ok = false;
-        lines.push(...reasons().filter((r) => r.startsWith('instance metadata')));
+        const why = reasons().filter((r) => r.startsWith('instance metadata'));
+        for (const r of why.length > 0 ? why : ['instance metadata: not read']) fail(r);
       }
       if (tokenStep.state === 'ok') {
         const id = tokenStep.value;
-        lines.push(
+        pass(
           `managed identity (${id.identityType}): token obtained for ${scope}; principal id ${id.principalId ?? 'unknown'}, tenant ${id.tenantId ?? 'unknown'}, client id ${id.clientId ?? 'unknown'}`,
         );
       } else {
-        ok = false;
-        lines.push(...reasons().filter((r) => r.startsWith('managed identity')));
+        const why = reasons().filter((r) => r.startsWith('managed identity'));
+        for (const r of why.length > 0 ? why : ['managed identity token: not obtained']) fail(r);
       }
       if (!isReady()) {
-        lines.push(`Resource Manager (${armEndpoint}): not checked (identity or metadata missing)`);
-        return { ok: false, lines };
+        // Unverified, so not ok; the failing step above is the one to fix.
+        fail(`Resource Manager (${armEndpoint}): not checked (identity or metadata missing)`);
+        return result();
       }
       try {
         const c = await getClients();
@@ -375,9 +399,8 @@ export function createAzure(opts: AzureOptions): AzureService {
           seen += 1;
           break;
         }
-        lines.push(`Resource Manager (${armEndpoint}): reachable; subscription ${c.subscriptionId} readable (${seen ? 'listed a resource group' : 'no resource groups'})`);
+        pass(`Resource Manager (${armEndpoint}): reachable; subscription ${c.subscriptionId} readable (${seen ? 'listed a resource group' : 'no resource groups'})`);
       } catch (err) {
-        ok = false;
         const m = metadataStep.state === 'ok' ? metadataStep.value : undefined;
         const mapped = toHandlerError(err, {
           what: 'list resource groups',
@@ -387,9 +410,9 @@ export function createAzure(opts: AzureOptions): AzureService {
           principalId: tokenStep.state === 'ok' ? tokenStep.value.principalId : undefined,
           maxRetries: opts.retry?.maxRetries ?? 3,
         });
-        lines.push(`Resource Manager (${armEndpoint}): ${mapped.message}`);
+        fail(`Resource Manager (${armEndpoint}): ${mapped.message}`);
       }
-      return { ok, lines };
+      return result();
     },
     close(): void {
       if (closed) return;

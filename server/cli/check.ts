@@ -66,8 +66,9 @@ export async function check(config: Config, parentLog: Logger): Promise<number> 
   });
   try {
     const result = await azure.check();
-    for (const line of result.lines) (result.ok ? ok : fail)(`azure: ${line}`);
-    if (!result.ok && result.lines.length === 0) fail('azure: not ready');
+    // Each step has its own verdict: a 403 from ARM is one problem, not three.
+    for (const line of result.lines) (line.ok ? ok : fail)(`azure: ${line.text}`);
+    if (!result.ok && !result.lines.some((l) => !l.ok)) fail('azure: not ready');
   } finally {
     azure.close();
   }

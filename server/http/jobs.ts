@@ -5,6 +5,7 @@ import { streamJob, textLine } from './stream.ts';
 
 const PAGE_DEFAULT = 50;
 const PAGE_MAX = 500;
+const LIST_PARAMS = new Set(['hook', 'status', 'caller', 'limit', 'after']);
 
 export function registerJobRoutes(app: FastifyInstance, options: { jobs: JobManager; keepAliveMs: number }): void {
   const { jobs } = options;
@@ -13,6 +14,8 @@ export function registerJobRoutes(app: FastifyInstance, options: { jobs: JobMana
   };
 
   app.get<{ Querystring: { hook?: string; status?: string; caller?: string; limit?: string; after?: string } }>('/jobs', async (request) => {
+    const unknown = Object.keys(request.query).filter((key) => !LIST_PARAMS.has(key));
+    if (unknown.length > 0) throw new RequestError(400, 'bad_filter', `unknown filter ${unknown.map((k) => JSON.stringify(k)).join(', ')}; use hook, status, caller, limit, after`);
     const { hook, status, caller, limit, after } = request.query;
     if (status !== undefined && !(JOB_STATUSES as readonly string[]).includes(status)) {
       throw new RequestError(400, 'bad_filter', `status must be one of ${JOB_STATUSES.join(', ')}`);
@@ -56,8 +59,8 @@ export function registerJobRoutes(app: FastifyInstance, options: { jobs: JobMana
   app.get<{ Params: { id: string }; Querystring: { lastEventId?: string } }>('/jobs/:id/events', async (request, reply) => {
     known(request.params.id);
     const raw = request.headers['last-event-id'] ?? request.query.lastEventId;
-    const afterId = raw === undefined ? 0 : Number(raw);
-    if (!Number.isSafeInteger(afterId) || afterId < 0) throw new RequestError(400, 'bad_last_event_id', 'Last-Event-ID must be an event id (a whole number) from this job');
+    const afterId = raw === undefined ? 0 : /^\d{1,15}$/.test(String(raw).trim()) ? Number(String(raw).trim()) : NaN;
+    if (!Number.isSafeInteger(afterId)) throw new RequestError(400, 'bad_last_event_id', 'Last-Event-ID must be an event id (a whole number) from this job');
     const log = await jobs.openLog(request.params.id);
     if (!log) throw new RequestError(404, 'unknown_job', 'that job has no log');
     reply.hijack();

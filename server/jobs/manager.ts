@@ -150,7 +150,10 @@ export class JobManager {
    * deleted. Returns how many were removed.
    */
   prune(now = Date.now()): number {
-    const finished = [...this.#records.values()].filter((r) => !this.#live.has(r.id) && FINAL_STATUSES.includes(r.status)).sort((a, b) => (a.id < b.id ? -1 : 1));
+    // Oldest to end first: a long job that just finished is not "old" because it started early.
+    const finished = [...this.#records.values()]
+      .filter((r) => !this.#live.has(r.id) && FINAL_STATUSES.includes(r.status))
+      .sort((a, b) => (a.endedAt ?? '').localeCompare(b.endedAt ?? '') || (a.id < b.id ? -1 : 1));
     let excess = finished.length - this.#retentionMax;
     let removed = 0;
     for (const record of finished) {
@@ -181,7 +184,9 @@ export class JobManager {
   /** Accepts a job: starts it now, queues it, or refuses (429 queue full, 503 shutting down). */
   submit(spec: JobSpec): LiveJob {
     if (!this.#accepting) throw new RequestError(503, 'shutting_down', 'armhook is shutting down and accepts no new jobs; retry shortly', { 'Retry-After': '5' });
-    const startsNow = this.#running.size < this.#workers && this.#queue.length === 0 && !this.#keyBusy(spec);
+    // Jobs still queued while a worker is free are all waiting on their concurrency key, so a
+    // job whose key is free may pass them (no head-of-line blocking).
+    const startsNow = this.#running.size < this.#workers && !this.#keyBusy(spec);
     if (!startsNow && this.#queue.length >= this.#queueLimit) {
       this.counters.refused++;
       throw new RequestError(429, 'queue_full', `all ${this.#workers} workers are busy and the queue of ${this.#queueLimit} is full; retry later`, { 'Retry-After': String(this.#retryAfterSeconds()) });

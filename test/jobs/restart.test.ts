@@ -6,8 +6,8 @@ import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { gateLine, isGone, markerLine, release, removeRoot, startServerProcess, waitGone, type ProcessOptions, type ServerProcess } from '../helpers/process.ts';
-import { curl, fetchText, parseSse } from '../helpers/server.ts';
-import { assertConsecutive, EventStream, getJob, logLines, pidFrom, startAsync, type JobRecord } from './helpers.ts';
+import { curl, fetchText, open, parseSse } from '../helpers/server.ts';
+import { assertConsecutive, EventStream, getJob, logLines, pidFrom, pollFinal, startAsync, type JobRecord } from './helpers.ts';
 
 // Three lines, its pid, a child and a grandchild, then blocks until released.
 const TREE = `#!/bin/sh
@@ -23,7 +23,7 @@ ${gateLine('go-$name')}
 echo "released"
 `;
 
-const SCRIPTS = { 'tree.sh': TREE };
+const SCRIPTS = { 'tree.sh': TREE, 'big.sh': '#!/bin/sh\nseq 1 300000\n' };
 
 async function exists(path: string): Promise<boolean> {
   try {
@@ -224,4 +224,30 @@ test('a run request during the drain is refused with armhook\'s own 503: JSON {e
     await stream.done();
     await server.exited;
   }
+});
+
+test('SIGTERM while a client has stopped reading a finished job\'s stream: the server still exits after the drain', async (t) => {
+  const server = await start(t, { scripts: SCRIPTS, env: { ARMHOOK_DRAIN_TIMEOUT: '1' } }, []);
+  t.after(() => removeRoot(server.root));
+  // ~4 MB of SSE: more than the socket buffers hold, so the response cannot finish while paused.
+  const res = await open(server, '/big', { method: 'POST' });
+  t.after(() => res.destroy());
+  res.pause();
+  const id = String(res.headers['armhook-job-id']);
+  assert.equal((await pollFinal(server, id)).status, 'succeeded');
+
+  server.signal('SIGTERM');
+  await server.waitForLog((l) => l.msg.startsWith('stopping'));
+  // Only a bound for the failure case (a stuck server would otherwise hang the test run): the
+  // drain timeout is 1 s and no job is running, so any exit within 20 s is a pass.
+  let bound: NodeJS.Timeout | undefined;
+  const outcome = await Promise.race([
+    server.exited.then((exit) => ({ exit })),
+    new Promise<{ stuck: true }>((resolve) => {
+      bound = setTimeout(() => resolve({ stuck: true }), 20_000);
+    }),
+  ]);
+  clearTimeout(bound);
+  assert.ok('exit' in outcome, 'armhook never exited after SIGTERM: a client that stopped reading holds server.close() forever');
+  assert.equal(outcome.exit.code, 0);
 });

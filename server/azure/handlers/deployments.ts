@@ -159,6 +159,10 @@ export const createDeployment = defineHandler({
   description:
     'Deploy an ARM template into resource group `rg` as deployment `name` (incremental mode). Body: JSON {"template": {...}, "parameters": {...}}. Streams each deployment operation as its state changes; the result carries the outputs.',
   params: Type.Object({ rg: ResourceGroupName, name: DeploymentName }, { additionalProperties: false }),
+  // The HTTP layer calls this before it submits the job: a body that is no deployment document is a 400, not a failed job.
+  validateBody(body) {
+    parseDeploymentBody(body);
+  },
   async run(ctx) {
     const { rg, name } = ctx.params;
     const body = parseDeploymentBody(ctx.body);
