@@ -76,9 +76,9 @@ export async function respondWithJob(job: LiveJob, mode: RunMode, reply: Fastify
     return;
   }
   if (mode === 'json') {
-    // The status depends on how the job ends, so the response waits; a 103 Early Hints tells the
-    // job id now, so a caller that gives up waiting can still find its job.
-    reply.raw.writeEarlyHints({ link: `</jobs/${id}>; rel="monitor"`, 'Armhook-Job-Id': id });
+    // The status depends on how the job ends, so the whole response waits. (Not a 103 Early
+    // Hints with the id: common clients — wrk, Python's http.client — take a 1xx for the final
+    // response.) Callers that need the id at once use SSE or Prefer: respond-async.
     const record = await job.done;
     const output = await collectOutput(job.log, options.outputLimit);
     await reply.code(httpStatusFor(record)).send({ jobId: id, ...record, ...output, ...(output.outputTruncated ? { outputNote: `output cut at ${options.outputLimit} bytes; GET /jobs/${id}/log has all of it` } : {}) });

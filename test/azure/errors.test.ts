@@ -5,6 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { createAzure } from '../../server/azure/index.ts';
+import { armErrorOf, toHandlerError, type ArmAction } from '../../server/azure/errors.ts';
 import { collectingSink, silentLogger, startAzureEnv, type AzureEnv } from './setup.ts';
 
 let env: AzureEnv;
@@ -75,6 +76,108 @@ describe('403 AuthorizationFailed', () => {
     assert.equal(error.status, 403);
     assert.equal(error.code, 'arm_forbidden');
     assert.match(error.message, /az role assignment create/);
+  });
+});
+
+// The SDK's paging helpers throw "Pagination failed with unexpected statusCode 403" without ARM's
+// body; the clients' pipeline policy keeps ARM's code and message so a list maps like any call.
+describe("list calls keep ARM's own error (not the SDK's \"Pagination failed\")", () => {
+  const vmsOfGroup = (rg: string): RegExp => new RegExp(`/resourceGroups/${rg}/providers/Microsoft\\.Compute/virtualMachines$`, 'i');
+  const vmsOfSubscription = /^\/subscriptions\/[^/]+\/providers\/Microsoft\.Compute\/virtualMachines$/i;
+
+  function assertArmForbidden(error: { status: number; code: string; message: string; details?: Record<string, unknown> | undefined }, permission: string): void {
+    assert.equal(error.status, 403);
+    assert.equal(error.code, 'arm_forbidden');
+    assert.doesNotMatch(String(error.details?.['armMessage']), /^Pagination failed/, JSON.stringify(error.details));
+    assert.match(String(error.details?.['armMessage']), /does not have authorization to perform action/);
+    assert.equal(error.details?.['armCode'], 'AuthorizationFailed');
+    assert.equal(error.details?.['permission'], permission);
+    assert.ok(error.message.includes(`missing permission ${permission}`), error.message);
+  }
+
+  test('resource groups', async () => {
+    env.arm.fail({ method: 'GET', path: /\/resourcegroups$/i, status: 403, times: 1 });
+    const { error } = await env.runFailing('azure/groups');
+    assertArmForbidden(error, 'Microsoft.Resources/subscriptions/resourcegroups/read');
+  });
+
+  test('VMs of a resource group', async () => {
+    env.arm.fail({ method: 'GET', path: vmsOfGroup('err-rg'), status: 403, times: 1 });
+    const { error } = await env.runFailing('azure/vms', { rg: 'err-rg' });
+    assertArmForbidden(error, 'Microsoft.Compute/virtualMachines/read');
+    assert.equal(error.details?.['scope'], `/subscriptions/${sub}/resourceGroups/err-rg`);
+  });
+
+  test('VMs of the subscription', async () => {
+    env.arm.fail({ method: 'GET', path: vmsOfSubscription, status: 403, times: 1 });
+    const { error } = await env.runFailing('azure/vms');
+    assertArmForbidden(error, 'Microsoft.Compute/virtualMachines/read');
+    assert.equal(error.details?.['scope'], `/subscriptions/${sub}`);
+  });
+
+  test('VM power states (the statusOnly list after a successful list of the group)', async () => {
+    env.arm.fail({ method: 'GET', path: vmsOfSubscription, status: 403, times: 1 });
+    const before = env.arm.requests.length;
+    const { error } = await env.runFailing('azure/vms', { rg: 'err-rg' });
+    assertArmForbidden(error, 'Microsoft.Compute/virtualMachines/read');
+    const sent = env.arm.requests.slice(before);
+    assert.deepEqual(sent.map((r) => r.status), [200, 403], 'the group list succeeded; the statusOnly list was refused');
+    assert.equal(sent[1]?.query['statusOnly'], 'true');
+  });
+
+  test("404 on a list: ARM's message, the resource named", async () => {
+    const { error } = await env.runFailing('azure/vms', { rg: 'missing-rg' });
+    assert.equal(error.status, 404);
+    assert.equal(error.code, 'arm_not_found');
+    assert.equal(error.details?.['armCode'], 'ResourceGroupNotFound');
+    assert.match(error.message, /^not found: resource group missing-rg \(ResourceGroupNotFound: Resource group 'missing-rg' could not be found\.\)$/);
+  });
+
+  test('deployment operations (403 and 404), through the clients', async () => {
+    const clients = await env.azure.clients();
+    const action: ArmAction = {
+      what: 'list the operations of deployment d1 in resource group err-rg',
+      resource: 'deployment d1 in resource group err-rg',
+      scope: `/subscriptions/${sub}/resourceGroups/err-rg`,
+      role: 'Reader',
+      principalId: oid,
+    };
+    const listing = async (name: string): Promise<unknown> => {
+      try {
+        for await (const _op of clients.deployments.deploymentOperations.list('err-rg', name)) void _op;
+      } catch (err) {
+        return err;
+      }
+      throw new Error('the list was expected to fail');
+    };
+    const missing = await listing('no-such-deployment');
+    assert.deepEqual(armErrorOf(missing), { status: 404, code: 'DeploymentNotFound', message: "Deployment 'no-such-deployment' could not be found." });
+    const notFound = toHandlerError(missing, action);
+    assert.equal(notFound.status, 404);
+    assert.match(notFound.message, /DeploymentNotFound: Deployment 'no-such-deployment' could not be found\./);
+
+    env.arm.fail({ method: 'GET', path: /\/deployments\/d1\/operations$/i, status: 403, times: 1 });
+    const denied = await listing('d1');
+    const forbidden = toHandlerError(denied, action);
+    assert.equal(forbidden.status, 403);
+    assert.equal(forbidden.details?.['permission'], 'Microsoft.Resources/subscriptions/resourcegroups/read', 'parsed from ARM\'s message');
+    assert.doesNotMatch(String(forbidden.details?.['armMessage']), /^Pagination failed/);
+  });
+
+  test('only the code and message are kept: no headers, no request, no token', async () => {
+    env.arm.fail({ method: 'GET', path: /\/resourcegroups$/i, status: 403, times: 1 });
+    const clients = await env.azure.clients();
+    let caught: unknown;
+    try {
+      for await (const _g of clients.resources.resourceGroups.list()) void _g;
+    } catch (err) {
+      caught = err;
+    }
+    const body = armErrorOf(caught);
+    assert.ok(body, 'ARM\'s body was recorded for the failed request');
+    assert.deepEqual(Object.keys(body).sort(), ['code', 'message', 'status']);
+    assert.ok(!JSON.stringify(body).includes('eyJ'), 'no token');
+    assert.equal(armErrorOf(new Error('not a RestError')), undefined);
   });
 });
 
@@ -168,7 +271,8 @@ describe('ARM endpoint problems', () => {
       });
       const check = await azure.check();
       assert.equal(check.ok, false);
-      assert.match(check.lines.at(-1) ?? '', /ECONNREFUSED/);
+      assert.match(check.lines.at(-1)?.text ?? '', /ECONNREFUSED/);
+      assert.deepEqual(check.lines.map((l) => l.ok), [true, true, false], 'metadata and token ok, ARM unreachable');
     } finally {
       azure.close();
     }

@@ -122,21 +122,25 @@ describe('instance metadata', () => {
 });
 
 describe('check', () => {
-  test('lists metadata, identity and ARM reachability', async () => {
+  test('lists metadata, identity and ARM reachability, each line ok', async () => {
     const { ok, lines } = await env.azure.check();
-    assert.equal(ok, true, lines.join('\n'));
+    const texts = lines.map((l) => l.text);
+    assert.equal(ok, true, texts.join('\n'));
     assert.equal(lines.length, 3);
-    assert.match(lines[0] ?? '', /^instance metadata \(http:\/\/127\.0\.0\.1:\d+\): subscription 0{8}-.* resource group runner-rg, location westeurope, VM runner-vm$/);
-    assert.match(lines[1] ?? '', new RegExp(`^managed identity \\(system-assigned\\): token obtained for ${env.arm.url.replace(/\./g, '\\.')}/\\.default; principal id ${env.imds.claims.oid}`));
-    assert.match(lines[2] ?? '', /^Resource Manager \(https:\/\/127\.0\.0\.1:\d+\): reachable; subscription .* readable/);
+    assert.deepEqual(lines.map((l) => l.ok), [true, true, true]);
+    assert.match(texts[0] ?? '', /^instance metadata \(http:\/\/127\.0\.0\.1:\d+\): subscription 0{8}-.* resource group runner-rg, location westeurope, VM runner-vm$/);
+    assert.match(texts[1] ?? '', new RegExp(`^managed identity \\(system-assigned\\): token obtained for ${env.arm.url.replace(/\./g, '\\.')}/\\.default; principal id ${env.imds.claims.oid}`));
+    assert.match(texts[2] ?? '', /^Resource Manager \(https:\/\/127\.0\.0\.1:\d+\): reachable; subscription .* readable/);
     const list = env.arm.requests.filter((r) => /\/resourcegroups$/i.test(r.path)).at(-1);
     assert.equal(list?.query['$top'], '1');
   });
 
-  test('a 403 on the subscription fails the check with the role hint', async () => {
+  test('a 403 on the subscription fails only the ARM line, with the role hint and ARM\'s missing permission', async () => {
     env.arm.fail({ method: 'GET', path: /\/resourcegroups$/i, status: 403, times: 1 });
     const { ok, lines } = await env.azure.check();
     assert.equal(ok, false);
-    assert.match(lines[2] ?? '', /az role assignment create --assignee .* --role "Reader"/);
+    assert.deepEqual(lines.map((l) => l.ok), [true, true, false], JSON.stringify(lines));
+    assert.match(lines[2]?.text ?? '', /az role assignment create --assignee .* --role "Reader"/);
+    assert.match(lines[2]?.text ?? '', /missing permission Microsoft\.Resources\/subscriptions\/resourcegroups\/read/, 'ARM\'s own message, not "Pagination failed"');
   });
 });

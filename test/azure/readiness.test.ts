@@ -80,8 +80,9 @@ describe('IMDS down', () => {
 
       const check = await azure.check();
       assert.equal(check.ok, false);
-      assert.ok(check.lines.some((l) => /ECONNREFUSED — is this an Azure VM\?/.test(l)));
-      assert.match(check.lines.at(-1) ?? '', /not checked/);
+      assert.ok(check.lines.some((l) => !l.ok && /ECONNREFUSED — is this an Azure VM\?/.test(l.text)));
+      assert.match(check.lines.at(-1)?.text ?? '', /not checked/);
+      assert.ok(check.lines.every((l) => !l.ok), 'nothing was verified');
     } finally {
       azure.close();
       await env.imds.up();

@@ -287,17 +287,30 @@ describe('refused before anything runs (no job, no ARM request)', () => {
 });
 
 describe('bad deployment bodies', () => {
-  test('a body that is not JSON → 400 and nothing reaches ARM', async () => {
-    const armBefore = env.arm.requests.length;
-    const res = await fetchText(env.server, '/azure/deployments/create?rg=vm-rg&name=bad', {
-      method: 'POST',
-      headers: { accept: 'application/json', 'content-type': 'application/json' },
-      body: '{not json',
+  // The handler's validateBody runs before the job is submitted: a body that is no deployment
+  // document is refused like a bad parameter (400, no job, nothing sent to ARM).
+  for (const [why, body, pattern] of [
+    ['not JSON', '{not json', /not JSON/],
+    ['empty', '', /empty/],
+    ['no template', '{"parameters": {}}', /"template" must be a JSON object/],
+    ['template without resources', '{"template": {"outputs": {}}}', /no "resources"/],
+  ] as const) {
+    test(`a body that is not a deployment document (${why}) → 400 bad_body, no job, nothing reaches ARM`, async () => {
+      const hook = 'azure/deployments/create';
+      const jobsBefore = (await listJobs(env.server, { hook })).length;
+      const armBefore = env.arm.requests.length;
+      const res = await fetchText(env.server, `/${hook}?rg=vm-rg&name=bad`, {
+        method: 'POST',
+        headers: { accept: 'application/json', 'content-type': 'application/json' },
+        body,
+      });
+      const error = assertJsonError(res, 400, 'bad_body');
+      assert.match(error.message, pattern);
+      assert.equal(res.headers['armhook-job-id'], undefined, 'no job id: no job');
+      assert.equal(env.arm.requests.length, armBefore, 'nothing reached ARM');
+      assert.equal((await listJobs(env.server, { hook })).length, jobsBefore, 'GET /jobs has no job for it');
     });
-    assert.equal(res.status, 400, res.body);
-    assert.match(res.body, /not JSON/);
-    assert.equal(env.arm.requests.length, armBefore, 'nothing reached ARM');
-  });
+  }
 
   test('a template ARM refuses (no resources list) → 400 from ARM, passed through', async () => {
     const res = await fetchText(env.server, '/azure/deployments/create?rg=vm-rg&name=bad2', {

@@ -35,11 +35,22 @@ export class EventStream {
   ended = false;
   readonly #waiters = new Set<() => void>();
 
+  /** Events parsed so far, and the text after the last complete event. */
+  readonly #parsed: SseEvent[] = [];
+  #rest = '';
+
   constructor(res: IncomingMessage) {
     this.res = res;
     res.setEncoding('utf8');
     res.on('data', (chunk: string) => {
       this.text += chunk;
+      // Parse only complete events (they end with a blank line), once each.
+      this.#rest += chunk;
+      const cut = this.#rest.lastIndexOf('\n\n');
+      if (cut >= 0) {
+        this.#parsed.push(...parseSse(this.#rest.slice(0, cut + 2)).events);
+        this.#rest = this.#rest.slice(cut + 2);
+      }
       this.#wake();
     });
     const end = (): void => {
@@ -65,7 +76,7 @@ export class EventStream {
 
   /** Complete events received so far. */
   get events(): SseEvent[] {
-    return parseSse(this.text).events;
+    return [...this.#parsed];
   }
 
   /** stdout lines received so far. */
@@ -76,8 +87,8 @@ export class EventStream {
   /** Waits until `predicate(events)` holds; fails if the stream ends first. */
   async until(predicate: (events: SseEvent[]) => boolean, what = 'the expected events'): Promise<SseEvent[]> {
     for (;;) {
-      const events = this.events;
-      if (predicate(events)) return events;
+      const events = this.#parsed;
+      if (predicate(events)) return [...events];
       if (this.ended) throw new Error(`the stream ended before ${what}; received:\n${this.text.slice(-4000)}`);
       await new Promise<void>((resolve) => {
         const w = (): void => {

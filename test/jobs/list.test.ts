@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { gateLine, release } from '../helpers/process.ts';
-import { fetchText, startServer, type TestServer } from '../helpers/server.ts';
+import { fetchText, open, startServer, type TestServer } from '../helpers/server.ts';
 import { getJob, startAsync, waitDone, type JobRecord } from './helpers.ts';
 
 let server: TestServer;
@@ -236,4 +236,38 @@ test('retention applies at start too: a restart with a lower retentionMax keeps 
   const listed = (await fetchText(second, '/jobs')).json<Page>().items.map((r) => r.id);
   assert.deepEqual(listed, ids.slice(-2).reverse());
   assert.deepEqual(await storedIdsEventually(second.dataDir, ids.slice(-2)), ids.slice(-2).sort());
+});
+
+test('a reader replaying a job that retention deletes mid-stream still gets the whole job and its done event', async (t) => {
+  const local = await startServer({
+    config: { retentionMax: 1 },
+    scripts: { 'big.sh': '#!/bin/sh\nseq 1 300000\n', 'quick.sh': '#!/bin/sh\necho quick\n' },
+  });
+  t.after(() => local.close());
+  const id = await startAsync(local, '/big');
+  assert.equal((await waitDone(local, id)).status, 'succeeded');
+  // ~4 MB of SSE: the reader pauses early, so most of it is still to be read from the job's file.
+  const res = await open(local, `/jobs/${id}/events`);
+  t.after(() => res.destroy());
+  res.pause();
+  const newer = await startAsync(local, '/quick');
+  await waitDone(local, newer);
+  assert.equal((await fetchText(local, `/jobs/${id}`)).status, 404, 'retention deleted the older job');
+
+  let lines = 0;
+  let done = false;
+  let partial = '';
+  res.setEncoding('utf8');
+  for await (const chunk of res) {
+    const parts = (partial + (chunk as string)).split('\n');
+    partial = parts.pop() ?? '';
+    for (const line of parts) {
+      if (/^data: \d+$/.test(line)) lines++;
+      if (line === 'event: done') done = true;
+    }
+  }
+  assert.equal(lines, 300000, 'every line reached the reader that had started before the deletion');
+  assert.ok(done, 'the stream ends with done, not cut off silently');
+  const errors = local.logs.entries().filter((e) => e.level >= 50);
+  assert.deepEqual(errors.map((e) => e.msg), [], 'no error logged for it');
 });
