@@ -1,5 +1,5 @@
-import { constants, type Stats } from 'node:fs';
-import { access, open, readdir, realpath, stat } from 'node:fs/promises';
+import { accessSync, closeSync, constants, openSync, readdirSync, readSync, realpathSync, statSync, type Stats } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import type { Logger } from 'pino';
 import { RequestError } from '../errors.ts';
@@ -77,14 +77,16 @@ export class HookCatalog {
     if ((RESERVED_NAMES as readonly string[]).includes(segments[0] ?? '')) return undefined;
     const base = segments.at(-1) ?? '';
     const dir = join(this.scriptsDir, ...segments.slice(0, -1));
+    // Synchronous on purpose: these are metadata lookups the kernel answers from its caches in
+    // microseconds, while libuv's 4-thread pool may be busy with other jobs' file creations.
     let entries: string[];
     try {
-      entries = await readdir(dir);
+      entries = readdirSync(dir);
     } catch {
       return undefined;
     }
     for (const name of candidates(entries, base)) {
-      const hook = await this.#load(join(dir, name), segments.join('/'));
+      const hook = this.#load(join(dir, name), segments.join('/'));
       if (hook) return hook;
     }
     return undefined;
@@ -135,13 +137,14 @@ export class HookCatalog {
     return out.sort((a, b) => a.path.localeCompare(b.path));
   }
 
-  async #load(candidate: string, path: string): Promise<ScriptHook | undefined> {
+  #load(candidate: string, path: string): ScriptHook | undefined {
     let real: string;
     let root: string;
     let info: Stats;
     try {
-      [real, root] = await Promise.all([realpath(candidate), realpath(this.scriptsDir)]);
-      info = await stat(real);
+      real = realpathSync(candidate);
+      root = realpathSync(this.scriptsDir);
+      info = statSync(real);
     } catch {
       return undefined;
     }
@@ -152,7 +155,7 @@ export class HookCatalog {
     }
     if (!info.isFile()) return undefined;
     try {
-      await access(real, constants.X_OK);
+      accessSync(real, constants.X_OK);
     } catch {
       this.#log.warn({ hook: path }, 'hook ignored: the script is not executable; run chmod +x on it');
       return undefined;
@@ -162,13 +165,13 @@ export class HookCatalog {
     const key = `${info.ino}:${info.size}:${info.mtimeMs}:${info.ctimeMs}`;
     let cached = this.#headers.get(real);
     if (!cached || cached.key !== key || Date.now() - info.ctimeMs < 2000) {
-      const handle = await open(real, 'r');
+      const fd = openSync(real, 'r');
       try {
         const buffer = Buffer.alloc(HEADER_BYTES);
-        const { bytesRead } = await handle.read(buffer, 0, HEADER_BYTES, 0);
+        const bytesRead = readSync(fd, buffer, 0, HEADER_BYTES, 0);
         cached = { key, header: parseScriptHeader(buffer.subarray(0, bytesRead).toString('utf8'), relative(root, real)) };
       } finally {
-        await handle.close();
+        closeSync(fd);
       }
       this.#headers.set(real, cached);
     }

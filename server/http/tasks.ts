@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, rmdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { buildScriptEnvironment, type ScriptHook, type ScriptRunOptions, type ScriptRunResult } from '../hooks/index.ts';
@@ -52,7 +52,8 @@ export function scriptTask(options: ScriptTaskOptions): Task {
       }
       return { ok: false, exitCode: result.exitCode, error: { code: 'exit_code', message: `the script exited with code ${result.exitCode}` } };
     } finally {
-      await rm(azureConfigDir, { recursive: true, force: true });
+      // Usually empty or nearly (az's token cache): try the one-call removal first.
+      await rmdir(azureConfigDir).catch(() => rm(azureConfigDir, { recursive: true, force: true }));
     }
   };
 }

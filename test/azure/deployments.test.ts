@@ -3,7 +3,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { POLL_MS, startAzureEnv, type AzureEnv } from './setup.ts';
+import { createAzure, HandlerError } from '../../server/azure/index.ts';
+import { POLL_MS, silentLogger, startAzureEnv, type AzureEnv } from './setup.ts';
 
 let env: AzureEnv;
 let sub: string;
@@ -141,6 +142,36 @@ describe('deployments/create', () => {
       assert.equal(env.arm.requests.length, before);
     });
   }
+
+  test('validateBody refuses the same bodies before a job exists (400 bad_body), and accepts good ones', () => {
+    const handler = env.azure.handlers.find((h) => h.path === 'azure/deployments/create');
+    assert.equal(typeof handler?.validateBody, 'function', 'the service\'s bound handler exposes validateBody');
+    const before = env.arm.requests.length;
+    for (const bad of ['', '{"template": ', '[1,2]', '{"parameters": {}}', '{"template": {"outputs": {}}}']) {
+      assert.throws(
+        () => handler?.validateBody?.(Buffer.from(bad)),
+        (err: unknown) => err instanceof HandlerError && err.status === 400 && err.code === 'bad_body',
+        bad,
+      );
+    }
+    handler?.validateBody?.(Buffer.from(JSON.stringify({ template: template([]), parameters: { storageName: 'x' } })));
+    handler?.validateBody?.(Buffer.from(JSON.stringify(template([]))));
+    assert.equal(env.arm.requests.length, before, 'nothing reached ARM');
+    // Only handlers that read a body have it.
+    assert.deepEqual(env.azure.handlers.filter((h) => h.validateBody).map((h) => h.path), ['azure/deployments/create']);
+  });
+
+  test('validateBody needs neither readiness nor clients', () => {
+    const azure = createAzure({ imdsEndpoint: 'http://127.0.0.1:9', armEndpoint: 'https://127.0.0.1:9', log: silentLogger() });
+    try {
+      const handler = azure.handlers.find((h) => h.path === 'azure/deployments/create');
+      assert.equal(azure.readiness().ready, false);
+      assert.throws(() => handler?.validateBody?.(Buffer.from('nope')), { status: 400, code: 'bad_body' });
+      handler?.validateBody?.(Buffer.from('{"template": {"resources": []}}'));
+    } finally {
+      azure.close();
+    }
+  });
 
   test('a bare template (no wrapper) is deployed as is', async () => {
     const t = template([{ type: 'Microsoft.Network/virtualNetworks', name: 'bare' }]);

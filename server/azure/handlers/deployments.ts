@@ -3,7 +3,7 @@ import { Type } from '@sinclair/typebox';
 import type { DeploymentOperation, DeploymentParameter } from '@azure/arm-resourcesdeployments';
 import type { AzureClients } from '../clients.ts';
 import { HandlerError, type HandlerSink } from '../handler.ts';
-import { isRestError, toHandlerError, type ArmAction } from '../errors.ts';
+import { armErrorOf, isRestError, toHandlerError, type ArmAction } from '../errors.ts';
 import { runLro } from '../lro.ts';
 import { DeploymentName, ResourceGroupName, defineHandler, deploymentId, groupId } from './common.ts';
 
@@ -135,7 +135,7 @@ async function watchOperations(
     } catch (err) {
       if (stop.aborted) return;
       // 404 before ARM has registered the deployment; anything else: try again next round.
-      if (!(isRestError(err) && err.statusCode === 404)) log.debug({ err: (err as Error).message }, 'azure: listing deployment operations failed');
+      if (!(isRestError(err) && err.statusCode === 404)) log.debug({ err: armErrorOf(err)?.message ?? (err as Error).message }, 'azure: listing deployment operations failed');
     }
     try {
       await sleep(clients.pollIntervalMs, undefined, { signal: stop });
@@ -208,7 +208,7 @@ export const createDeployment = defineHandler({
     try {
       watcher.update(await listOperations(clients, rg, name, ctx.signal));
     } catch (err) {
-      ctx.log.debug({ err: (err as Error).message }, 'azure: final listing of deployment operations failed');
+      ctx.log.debug({ err: armErrorOf(err)?.message ?? (err as Error).message }, 'azure: final listing of deployment operations failed');
     }
 
     if (!outcome.ok) {
