@@ -113,6 +113,13 @@ export function registerAzureRoutes(
           if (err instanceof HandlerError) throw new RequestError(err.status, err.code, err.message, { 'Retry-After': '30' });
           throw err;
         }
+        // A body the handler can't use is refused before a job exists (deployments' template).
+        try {
+          handler.validateBody?.(body);
+        } catch (err) {
+          if (err instanceof HandlerError) throw new RequestError(err.status, err.code, err.message);
+          throw err;
+        }
         const job = options.jobs.submit({
           hook: handler.path,
           kind: 'handler',

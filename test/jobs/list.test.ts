@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { gateLine, release } from '../helpers/process.ts';
 import { fetchText, open, startServer, type TestServer } from '../helpers/server.ts';
-import { getJob, startAsync, waitDone, type JobRecord } from './helpers.ts';
+import { getJob, pollFinal, startAsync, waitDone, type JobRecord } from './helpers.ts';
 
 let server: TestServer;
 let pwDir: string;
@@ -241,12 +241,12 @@ test('retention applies at start too: a restart with a lower retentionMax keeps 
 test('a reader replaying a job that retention deletes mid-stream still gets the whole job and its done event', async (t) => {
   const local = await startServer({
     config: { retentionMax: 1 },
-    scripts: { 'big.sh': '#!/bin/sh\nseq 1 300000\n', 'quick.sh': '#!/bin/sh\necho quick\n' },
+    scripts: { 'big.sh': '#!/bin/sh\nseq 1 600000\n', 'quick.sh': '#!/bin/sh\necho quick\n' },
   });
   t.after(() => local.close());
   const id = await startAsync(local, '/big');
-  assert.equal((await waitDone(local, id)).status, 'succeeded');
-  // ~4 MB of SSE: the reader pauses early, so most of it is still to be read from the job's file.
+  assert.equal((await pollFinal(local, id)).status, 'succeeded');
+  // ~15 MB of SSE: the reader pauses early, so most of it is still to be read from the job's file.
   const res = await open(local, `/jobs/${id}/events`);
   t.after(() => res.destroy());
   res.pause();
@@ -266,7 +266,7 @@ test('a reader replaying a job that retention deletes mid-stream still gets the 
       if (line === 'event: done') done = true;
     }
   }
-  assert.equal(lines, 300000, 'every line reached the reader that had started before the deletion');
+  assert.equal(lines, 600000, 'every line reached the reader that had started before the deletion');
   assert.ok(done, 'the stream ends with done, not cut off silently');
   const errors = local.logs.entries().filter((e) => e.level >= 50);
   assert.deepEqual(errors.map((e) => e.msg), [], 'no error logged for it');

@@ -190,3 +190,21 @@ ${gateLine('go-$name')}
   assert.equal(dRecord.status, 'running', 'rg=z starts at once');
   await waitLine(local, c.jobId, 'start y c').then((s) => s.close());
 });
+
+test('a queued SSE caller that disconnects does not lose its job: it runs when a worker frees up', async () => {
+  const holders = [await EventStream.open(server, '/block?gate=d-run1', { method: 'POST' }), await EventStream.open(server, '/block?gate=d-run2', { method: 'POST' })];
+  for (const h of holders) await h.until((events) => events.some((e) => e.data.startsWith('pid ')), 'pid');
+  const waiting = await EventStream.open(server, '/block?gate=d-wait', { method: 'POST' });
+  await waiting.until((e) => e.some((x) => x.event === 'queued'), 'queued');
+  const id = waiting.jobId;
+  waiting.close();
+  await release(server.markerDir, 'go-d-run1');
+  await holders[0]?.done();
+  const tail = await EventStream.open(server, `/jobs/${id}/events`);
+  await tail.until((e) => e.some((x) => x.event === 'message' && x.data.startsWith('pid ')), 'the job starting');
+  tail.close();
+  await release(server.markerDir, 'go-d-wait');
+  await release(server.markerDir, 'go-d-run2');
+  assert.equal((await waitDone(server, id)).status, 'succeeded');
+  await holders[1]?.done();
+});

@@ -23,7 +23,7 @@ ${gateLine('go-$name')}
 echo "released"
 `;
 
-const SCRIPTS = { 'tree.sh': TREE, 'big.sh': '#!/bin/sh\nseq 1 300000\n' };
+const SCRIPTS = { 'tree.sh': TREE, 'big.sh': '#!/bin/sh\nseq 1 600000\n' };
 
 async function exists(path: string): Promise<boolean> {
   try {
