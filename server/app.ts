@@ -124,7 +124,7 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
   registerRequestLog(app);
   await registerAuth(app, authenticator);
   registerHealthRoutes(app, { scriptsDir: config.scriptsDir, azure, accepting: () => jobs.accepting });
-  registerCatalogRoutes(app, { catalog, extra: () => azure.handlers.map(describeHandler) });
+  registerCatalogRoutes(app, { catalog, extra: async () => (await azure.loadHandlers()).map(describeHandler) });
   registerAzureRoutes(app, { azure, jobs, log, timeout: config.timeout, keepAliveMs: config.keepAlive * 1000, outputLimit: config.outputLimit });
   registerJobRoutes(app, { jobs, keepAliveMs: config.keepAlive * 1000 });
   registerMetricsRoute(app, { jobs });

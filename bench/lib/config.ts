@@ -15,6 +15,8 @@ export interface BenchConfig {
   skipBuild: boolean;
   /** Keep the temporary directory (BENCH_KEEP=1) for a look at logs and job files. */
   keepTemp: boolean;
+  /** Scenario 1's armhook under `node --cpu-prof` (BENCH_PROFILE=1), profiles in bench/profiles/. */
+  profile: boolean;
   /** Only these scenarios (BENCH_ONLY=1,3,5); all when empty. */
   only: Set<string>;
   wrkThreads: number;
@@ -67,6 +69,7 @@ export function loadBenchConfig(): BenchConfig {
     benchDir,
     skipBuild: flag('BENCH_NO_BUILD'),
     keepTemp: flag('BENCH_KEEP'),
+    profile: flag('BENCH_PROFILE'),
     only,
     wrkThreads: Math.max(1, Math.min(availableParallelism(), 4)),
     connections: 16,

@@ -97,7 +97,7 @@ export async function machine(config: BenchConfig): Promise<Machine> {
   });
   const git = async (...args: string[]): Promise<string> => {
     try {
-      return (await run('git', args, { cwd: config.root, timeoutMs: 10_000 })).stdout.trim();
+      return (await run('git', args, { cwd: config.root, timeoutMs: 10_000 })).stdout.trimEnd();
     } catch {
       return '';
     }
@@ -114,7 +114,7 @@ export async function machine(config: BenchConfig): Promise<Machine> {
     python3: which('python3') ? await firstLine('python3', ['--version']) : 'absent (armhook spawns from Node)',
     tmpdir: tmpdir(),
     date: new Date().toISOString(),
-    commit: (await git('rev-parse', '--short', 'HEAD')) || 'unknown',
+    commit: (await git('rev-parse', '--short', 'HEAD')).trim() || 'unknown',
     dirtyServerFiles: (await git('status', '--porcelain', '--', 'server', 'bin', 'package.json'))
       .split('\n')
       .map((l) => l.slice(3).trim())

@@ -103,6 +103,9 @@ export function openStream(
   });
 }
 
+/** Thrown from a pollUntil check: stop polling at once (other errors are retried). */
+export class StopPolling extends Error {}
+
 /** Polls `check` until it returns a value other than undefined, at most `timeoutMs`. */
 export async function pollUntil<T>(what: string, timeoutMs: number, intervalMs: number, check: () => Promise<T | undefined> | T | undefined): Promise<T> {
   const deadline = performance.now() + timeoutMs;
@@ -112,6 +115,7 @@ export async function pollUntil<T>(what: string, timeoutMs: number, intervalMs: 
       const v = await check();
       if (v !== undefined) return v;
     } catch (error) {
+      if (error instanceof StopPolling) throw error;
       lastError = error;
     }
     if (performance.now() > deadline) {

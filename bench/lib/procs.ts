@@ -196,10 +196,17 @@ export function countProcesses(needle: string): number {
 /**
  * A server's own processes: the main pid plus its direct children that are not hook scripts
  * (armhook's spawn helper; the scripts are the helper's children, or — with the Node spawner —
- * direct children whose command line names the scripts directory, which are excluded).
+ * direct children whose command line names the scripts directory, which are excluded, as are
+ * children that already exited).
  */
 export function serverPids(pid: number, scriptsDir: string): number[] {
-  return [pid, ...childrenOf(pid).filter((c) => !cmdline(c).includes(scriptsDir))];
+  return [
+    pid,
+    ...childrenOf(pid).filter((c) => {
+      const cmd = cmdline(c);
+      return cmd !== '' && !cmd.includes(scriptsDir); // '' = a child that already exited (zombie)
+    }),
+  ];
 }
 
 export interface RssSample {
@@ -220,6 +227,11 @@ export function rss(pid: number, scriptsDir: string): RssSample {
 export function cpuMs(pid: number, scriptsDir: string): number {
   const hz = 100; // USER_HZ on Linux
   return serverPids(pid, scriptsDir).reduce((s, p) => s + ((readStat(p)?.ticks ?? 0) * 1000) / hz, 0);
+}
+
+/** CPU time (ms) so far of each of the server's own processes. */
+export function cpuByProcess(pid: number, scriptsDir: string): Array<{ pid: number; command: string; ms: number }> {
+  return serverPids(pid, scriptsDir).map((p) => ({ pid: p, command: cmdline(p).slice(0, 80), ms: ((readStat(p)?.ticks ?? 0) * 1000) / 100 }));
 }
 
 /** Samples RSS every `everyMs` until stopped; returns the peak total. */

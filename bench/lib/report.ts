@@ -102,7 +102,7 @@ export function renderMarkdown(r: BenchResults): string {
   for (const n of r.notes) out.push(`- ${n}`);
   for (const s of r.scenarios) {
     const lines = [...s.notes];
-    if (s.error) lines.push(`**error**: ${s.error}`);
+    if (s.error) lines.push(`**error**: ${esc(s.error.split('\n')[0] ?? '')} (more in results.json).`);
     lines.push(`took ${Math.round(s.seconds)} s; load average at its start ${s.loadavgAtStart.join(', ')}.`);
     out.push(`- **${s.id}. ${s.title}**: ${lines.join(' ')}`);
   }

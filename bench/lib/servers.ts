@@ -8,8 +8,8 @@ import { startArmFake, type ArmFake } from '../../test/fakes/arm.ts';
 import { startImdsFake, type ImdsFake } from '../../test/fakes/imds.ts';
 import { createTestPki } from '../../test/helpers/certs.ts';
 import type { BenchConfig } from './config.ts';
-import { fetchText, pollUntil, type Target } from './http.ts';
-import { cmdline, cpuMs, freePort, rss, run, startProc, stopProc, type Proc, type RssSample } from './procs.ts';
+import { fetchText, pollUntil, StopPolling, type Target } from './http.ts';
+import { cmdline, cpuByProcess, cpuMs, freePort, rss, run, startProc, stopProc, type Proc, type RssSample } from './procs.ts';
 
 /** 79 characters + newline: the streaming scenarios' line. */
 export const STREAM_LINE = 'armhook bench line: the quick brown fox jumps over the lazy dog 0123456789 abcde';
@@ -137,6 +137,7 @@ export interface RunningServer {
   dataDir?: string;
   rss(): RssSample;
   cpuMs(): number;
+  cpuByProcess(): Array<{ pid: number; command: string; ms: number }>;
   stop(): Promise<void>;
 }
 
@@ -152,18 +153,22 @@ async function waitHealthy(proc: Proc, target: Target, path: string, timeoutMs: 
   let exited: number | string | undefined;
   void proc.exited.then((c) => (exited = c));
   return pollUntil(`${proc.name} to answer GET ${path}`, timeoutMs, 3, async () => {
-    if (exited !== undefined) throw new Error(`${proc.name} exited (${exited}) before answering; see ${proc.logFile}:\n${tail(proc.logFile)}`);
+    if (exited !== undefined) throw new StopPolling(exitMessage(proc, exited, path));
     try {
       const r = await fetchText(target, path, { fresh: true, timeoutMs: 2000 });
       return r.status === 200 ? performance.now() - proc.spawnedAt : undefined;
     } catch (error) {
-      if (exited !== undefined) throw error;
-      return undefined;
+      if (exited !== undefined) throw new StopPolling(exitMessage(proc, exited, path));
+      throw error;
     }
-  }).catch((error: unknown) => {
-    if (exited !== undefined) throw new Error(`${proc.name} exited (${exited}); log:\n${tail(proc.logFile)}`);
-    throw error;
   });
+}
+
+/** "<name> exited (code) before answering <path>: <its last words>" and then the log's tail. */
+function exitMessage(proc: Proc, code: number | string, path: string): string {
+  const lines = tail(proc.logFile, 30).split('\n').filter((l) => l.trim() !== '');
+  const last = [...lines].reverse().find((l) => /^\S+: /.test(l) && !l.startsWith('{') && !/^\s+at /.test(l)) ?? lines.at(-1) ?? '(no output)';
+  return `${proc.name} exited (${code}) before answering GET ${path}: ${last}\n--- ${proc.logFile}:\n${lines.slice(-15).join('\n')}`;
 }
 
 export function tail(file: string, lines = 15): string {
@@ -222,6 +227,7 @@ export async function startArmhook(config: BenchConfig, fx: Fixtures, name: stri
     dataDir,
     rss: () => rss(proc.pid, fx.scriptsDir),
     cpuMs: () => cpuMs(proc.pid, fx.scriptsDir),
+    cpuByProcess: () => cpuByProcess(proc.pid, fx.scriptsDir),
     stop: () => stopProc(proc),
   };
   try {
@@ -260,6 +266,7 @@ export async function startWebhook(fx: Fixtures, name: string): Promise<RunningS
     entry: '/usr/bin/webhook',
     rss: () => rss(proc.pid, fx.scriptsDir),
     cpuMs: () => cpuMs(proc.pid, fx.scriptsDir),
+    cpuByProcess: () => cpuByProcess(proc.pid, fx.scriptsDir),
     stop: () => stopProc(proc),
   };
   try {

@@ -40,6 +40,8 @@ export interface WrkResult {
   errors: { connect: number; read: number; write: number; status: number; timeout: number };
   /** Server CPU (its own processes) per 2xx response, ms. */
   serverCpuMsPerRequest?: number;
+  /** The same, per server process (armhook: node and its spawn helper). */
+  serverCpuMsPerRequestByProcess?: Array<{ command: string; ms: number }>;
   raw: string;
 }
 
@@ -92,12 +94,14 @@ export async function runWrk(server: RunningServer, o: WrkOptions): Promise<WrkR
   writeFileSync(script, luaScript(o));
   const url = `${server.target.base}${o.path}`;
   const cpu0 = server.cpuMs();
+  const byProc0 = server.cpuByProcess();
   const r = await run(
     'wrk',
     ['-t', String(Math.min(o.threads, o.connections)), '-c', String(o.connections), '-d', `${o.seconds}s`, '--timeout', '10s', '--latency', '-s', script, url],
     { timeoutMs: (o.seconds + 30) * 1000 },
   );
   const cpu1 = server.cpuMs();
+  const byProc1 = server.cpuByProcess();
   const line = r.stdout.split('\n').find((l) => l.startsWith('BENCH_RESULT '));
   if (r.code !== 0 || !line) throw new Error(`wrk failed (exit ${r.code}): ${r.stderr || r.stdout}`);
   const f: Record<string, number> = {};
@@ -123,7 +127,16 @@ export async function runWrk(server: RunningServer, o: WrkOptions): Promise<WrkR
     max: n('max') / 1000,
     mean: n('mean') / 1000,
     errors: { connect: n('connect'), read: n('read'), write: n('write'), status: n('status'), timeout: n('timeout') },
-    ...(ok > 0 ? { serverCpuMsPerRequest: (cpu1 - cpu0) / ok } : {}),
+    ...(ok > 0
+      ? {
+          serverCpuMsPerRequest: (cpu1 - cpu0) / ok,
+          // Processes present before and after (not a child caught between fork and exec).
+          serverCpuMsPerRequestByProcess: byProc1.flatMap((p) => {
+            const before = byProc0.find((q) => q.pid === p.pid);
+            return before ? [{ command: p.command, ms: (p.ms - before.ms) / ok }] : [];
+          }),
+        }
+      : {}),
     raw: r.stdout.replace(/^BENCH_RESULT.*\n?/m, ''),
   };
 }

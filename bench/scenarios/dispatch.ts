@@ -2,7 +2,9 @@
  * 1. Dispatch: the echo hook (one line), 16 connections, armhook in SSE and JSON mode and
  * webhook, all over TLS; only 2xx responses count.
  */
+import { join } from 'node:path';
 import type { Scenario } from '../lib/context.ts';
+import { newestProfile, profileEnv, topSelf } from '../lib/profile.ts';
 import { fetchJson, fetchText } from '../lib/http.ts';
 import { fmtInt, fmtMs, fmtRatio } from '../lib/report.ts';
 import { startArmhook, startWebhook, type RunningServer } from '../lib/servers.ts';
@@ -44,7 +46,13 @@ export const dispatch: Scenario = {
     let json: WrkResult | undefined;
     let peer: WrkResult | undefined;
 
-    const ah = await startArmhook(config, fx, 'dispatch', { workers: config.dispatchWorkers, fakes });
+    const profileDir = join(config.benchDir, 'profiles');
+    const profileSince = Date.now();
+    const ah = await startArmhook(config, fx, 'dispatch', {
+      workers: config.dispatchWorkers,
+      fakes,
+      ...(config.profile ? { env: profileEnv(profileDir) } : {}),
+    });
     try {
       const probe = await fetchText(ah.target, '/echo', { method: 'POST', headers: SSE });
       if (probe.status !== 200 || !probe.body.includes('\ndata: hello\n') || !/event: done\ndata: [^\n]*"status":"succeeded"/.test(probe.body)) {
@@ -62,6 +70,16 @@ export const dispatch: Scenario = {
       out.raw['armhook'] = { entry: ah.entry, sse, json, rssAfter: ah.rss() };
     } finally {
       await ah.stop();
+    }
+    if (config.profile) {
+      const file = newestProfile(profileDir, profileSince);
+      if (file) {
+        const top = topSelf(file, config.root);
+        out.raw['profile'] = { file, topSelf: top };
+        out.notes.push(`**Profiled run** (BENCH_PROFILE=1: armhook under --cpu-prof, figures lower than usual): ${file}; top self time over SSE + JSON: ${top.slice(0, 8).join('; ')}.`);
+      } else {
+        out.notes.push(`BENCH_PROFILE=1 but no .cpuprofile appeared in ${profileDir} (armhook did not exit normally?).`);
+      }
     }
 
     const wh = await startWebhook(fx, 'dispatch');
@@ -99,7 +117,12 @@ export const dispatch: Scenario = {
       if (r) out.notes.push(...wrkNotes(`armhook ${mode}`, r));
     }
     if (peer) out.notes.push(...wrkNotes('webhook', peer));
-    const cpu = (r: WrkResult | undefined): string => (r?.serverCpuMsPerRequest === undefined ? '—' : `${r.serverCpuMsPerRequest.toFixed(2)} ms`);
+    const cpu = (r: WrkResult | undefined): string => {
+      if (r?.serverCpuMsPerRequest === undefined) return '—';
+      const parts = r.serverCpuMsPerRequestByProcess ?? [];
+      const split = parts.length > 1 ? ` (${parts.map((p) => `${/spawner/.test(p.command) ? 'helper' : /node/.test(p.command) ? 'node' : p.command.split(' ')[0]} ${p.ms.toFixed(2)}`).join(', ')})` : '';
+      return `${r.serverCpuMsPerRequest.toFixed(2)} ms${split}`;
+    };
     out.notes.push(
       `Server CPU per 2xx request (server's own processes, not the hook's): armhook SSE ${cpu(sse)}, JSON ${cpu(json)}, webhook ${cpu(peer)}.`,
       `Each measured run follows a ${config.warmupSeconds} s warm-up; wrk ${config.wrkThreads} threads; latency percentiles are wrk's, over all completed responses.`,

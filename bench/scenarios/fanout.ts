@@ -37,7 +37,7 @@ export const fanout: Scenario = {
     const agent = new Agent({ keepAlive: false, maxSockets: Infinity, ca: fx.cert });
     const tailers: Tailer[] = [];
     const lags: number[] = [];
-    const loop = monitorEventLoopDelay({ resolution: 10 });
+    const loop = monitorEventLoopDelay({ resolution: 5 });
     try {
       const started = await fetchJson<{ jobId: string }>(ah.target, `/ticker?gate=${encodeURIComponent(gate)}&lines=${lines}`, {
         method: 'POST',

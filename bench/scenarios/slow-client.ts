@@ -11,6 +11,7 @@ import { MB, MiB } from '../lib/stats.ts';
 
 interface JobRecord {
   status: string;
+  error: { code: string; message: string } | null;
   durationMs: number | null;
   endedAt: string | null;
 }
@@ -99,6 +100,7 @@ export const slowClient: Scenario = {
           ? `The job ended (${statusWhileAttached?.status}, ${final.durationMs} ms) while the slow client was still reading (seen after ${endedWhileAttachedAfterS.toFixed(0)} s): the script never waits for readers.`
           : `The job had not ended after ${config.slowSeconds} s with the slow client attached (status ${statusWhileAttached?.status}); after the client left it ended ${final.status}.`,
         `The client read ${read} bytes of the stream.`,
+        ...(ok ? [] : [`**The job ${final.status}**: ${final.error ? `${final.error.code}: ${final.error.message}` : 'no error recorded'}.`]),
       );
     } finally {
       await ah.stop();

@@ -10,7 +10,8 @@ import type { Logger } from 'pino';
 import type { TokenCredential } from '@azure/identity';
 import { armScope, buildArmClients, type AzureClients, type RetryOptions } from './clients.ts';
 import { HandlerError, type HandlerContext, type TypedHandler } from './handler.ts';
-import { azureHandlers } from './handlers/index.ts';
+import type { AzureHandler } from './handlers/common.ts';
+import { HANDLER_ROUTES, type HandlerRoute } from './handlers/routes.ts';
 import { createCredential, describeCredentialError, type IdentityInfo } from './identity.ts';
 import { MetadataError, readInstanceMetadata, type InstanceMetadata } from './metadata.ts';
 import { toHandlerError } from './errors.ts';
@@ -20,6 +21,7 @@ export type { HandlerContext, HandlerSink, TypedHandler } from './handler.ts';
 export type { AzureClients, RetryOptions } from './clients.ts';
 export type { IdentityInfo } from './identity.ts';
 export type { InstanceMetadata } from './metadata.ts';
+export type { HandlerRoute } from './handlers/routes.ts';
 
 export interface AzureOptions {
   /** IMDS base URL (instance metadata and, through the identity library, tokens). */
@@ -72,7 +74,9 @@ export interface AzureService {
    * The typed handlers, bound to this service: `run` checks readiness (503 HandlerError when not
    * ready) and supplies the ARM clients itself, so callers may pass any `clients` (ignored).
    */
-  readonly handlers: readonly TypedHandler[];
+  loadHandlers(): Promise<readonly TypedHandler[]>;
+  /** Paths and methods of the handlers, known without loading them. */
+  readonly routes: readonly HandlerRoute[];
   /** Throws HandlerError(503, 'azure_not_ready', …) naming what is missing. */
   requireReady(): void;
   /** The clients handlers get (built once, SDK loaded on first call). Requires readiness. */
@@ -300,8 +304,11 @@ export function createAzure(opts: AzureOptions): AzureService {
     if (!isReady()) throw notReady();
   }
 
-  const handlers: readonly TypedHandler[] = azureHandlers.map(
-    (def): TypedHandler => ({
+  // Loaded on first use: the handler modules bring TypeBox, which start-up doesn't need.
+  let handlersPromise: Promise<readonly TypedHandler[]> | undefined;
+  const loadHandlers = (): Promise<readonly TypedHandler[]> =>
+    (handlersPromise ??= import('./handlers/index.ts').then(({ azureHandlers }) => azureHandlers.map(bindHandler)));
+  const bindHandler = (def: AzureHandler): TypedHandler => ({
       path: def.path,
       method: def.method,
       description: def.description,
@@ -313,8 +320,7 @@ export function createAzure(opts: AzureOptions): AzureService {
         const clients = await getClients();
         return def.run({ ...ctx, params: ctx.params as never, clients });
       },
-    }),
-  );
+    });
 
   const service: AzureService = {
     start(): void {
@@ -330,7 +336,8 @@ export function createAzure(opts: AzureOptions): AzureService {
       return { AZURE_SUBSCRIPTION_ID: m.subscriptionId, AZURE_RESOURCE_GROUP: m.resourceGroup, AZURE_LOCATION: m.location };
     },
     identity: () => (tokenStep.state === 'ok' ? tokenStep.value : undefined),
-    handlers,
+    loadHandlers,
+    routes: HANDLER_ROUTES,
     requireReady,
     async clients(): Promise<AzureClients> {
       requireReady();

@@ -1,4 +1,3 @@
-import { Value } from '@sinclair/typebox/value';
 import type { TSchema } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -38,7 +37,8 @@ export function describeHandler(handler: TypedHandler): HookDescription {
 }
 
 /** Validates query/body parameters against a handler's schema; 400 names the first problem. */
-export function handlerParams(handler: TypedHandler, params: Map<string, string>): unknown {
+export async function handlerParams(handler: TypedHandler, params: Map<string, string>): Promise<unknown> {
+  const { Value } = await import('@sinclair/typebox/value');
   const schema = handler.params as TSchema & { properties?: Record<string, unknown> };
   const known = Object.keys(schema.properties ?? {});
   for (const name of params.keys()) {
@@ -82,12 +82,18 @@ export function registerAzureRoutes(
   app: FastifyInstance,
   options: { azure: AzureService; jobs: JobManager; log: Logger; timeout: number; keepAliveMs: number; outputLimit: number },
 ): void {
-  for (const handler of options.azure.handlers) {
-    const url = `/${handler.path}`;
+  const find = async (path: string): Promise<TypedHandler> => {
+    const handler = (await options.azure.loadHandlers()).find((h) => h.path === path);
+    if (!handler) throw new Error(`typed handler ${path} is routed but not defined`);
+    return handler;
+  };
+  for (const route of options.azure.routes) {
+    const url = `/${route.path}`;
+    const handler = route;
     // The other methods on a handler's path never run it: GET/HEAD describe a POST handler (as
     // for scripts), HEAD describes a GET handler, anything else is 405 naming what is allowed.
     const allow = handler.method === 'GET' ? 'GET, HEAD' : 'GET, HEAD, POST';
-    if (handler.method === 'POST') app.get(url, { exposeHeadRoute: false }, async () => describeHandler(handler));
+    if (handler.method === 'POST') app.get(url, { exposeHeadRoute: false }, async () => describeHandler(await find(route.path)));
     app.head(url, async (_request, reply) => reply.code(200).type('application/json; charset=utf-8').send());
     app.route({
       method: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'].filter((m) => m !== handler.method && !(m === 'GET' && handler.method === 'POST')),
@@ -101,12 +107,13 @@ export function registerAzureRoutes(
       exposeHeadRoute: false,
       handler: async (request, reply) => {
         refuseResume(request);
+        const handler = await find(route.path);
         const requestUrl = request.url;
         const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
         // The deployment handler's body is a template, not parameters: only the query counts there.
         const contentType = handler.path === 'azure/deployments/create' ? undefined : request.headers['content-type'];
         const raw = collectParams(requestUrl.includes('?') ? requestUrl.slice(requestUrl.indexOf('?') + 1) : '', contentType, body);
-        const params = handlerParams(handler, raw);
+        const params = await handlerParams(handler, raw);
         try {
           options.azure.requireReady();
         } catch (err) {

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { HookCatalog } from '../hooks/index.ts';
 import { describeScript, type HookDescription } from './describe.ts';
 
-export function registerCatalogRoutes(app: FastifyInstance, options: { catalog: HookCatalog; extra: () => HookDescription[] }): void {
+export function registerCatalogRoutes(app: FastifyInstance, options: { catalog: HookCatalog; extra: () => Promise<HookDescription[]> }): void {
   const catalog = async (): Promise<{ hooks: HookDescription[]; invalid: Array<{ path: string; error: string }> }> => {
     const hooks: HookDescription[] = [];
     const invalid: Array<{ path: string; error: string }> = [];
@@ -10,7 +10,7 @@ export function registerCatalogRoutes(app: FastifyInstance, options: { catalog: 
       if (entry.kind === 'script') hooks.push(describeScript(entry));
       else invalid.push({ path: `/${entry.path}`, error: entry.error });
     }
-    return { hooks: [...hooks, ...options.extra()], invalid };
+    return { hooks: [...hooks, ...(await options.extra())], invalid };
   };
 
   app.get('/openapi.json', async () => openApi((await catalog()).hooks));

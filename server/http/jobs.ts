@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { isJobId, JOB_STATUSES, type JobManager, type JobStatus } from '../jobs/index.ts';
 import { RequestError } from './errors.ts';
-import { streamJob, textLine } from './stream.ts';
+import { streamJob } from './stream.ts';
 
 const PAGE_DEFAULT = 50;
 const PAGE_MAX = 500;
@@ -47,12 +47,7 @@ export function registerJobRoutes(app: FastifyInstance, options: { jobs: JobMana
     if (!log) throw new RequestError(404, 'unknown_job', 'that job has no log');
     reply.hijack();
     reply.raw.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'Armhook-Job-Id': request.params.id });
-    const reader = log.reader(0);
-    for (let batch = await reader.next(); batch !== null && batch.length > 0; batch = await reader.next()) {
-      const text = batch.filter((e) => e.event === 'stdout' || e.event === 'stderr' || e.event === 'done').map(textLine).join('');
-      if (!reply.raw.write(text)) await new Promise((resolve) => reply.raw.once('drain', resolve));
-    }
-    reply.raw.end();
+    await streamJob(reply.raw, log, { format: 'text', afterId: 0, keepAliveMs: options.keepAliveMs, snapshot: true, filter: (e) => e.event === 'stdout' || e.event === 'stderr' || e.event === 'done' });
   });
 
   // Replay from the start (or after Last-Event-ID), then follow until the job ends.

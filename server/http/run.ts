@@ -48,16 +48,20 @@ export async function collectOutput(log: JobLog, limit: number): Promise<{ outpu
   const reader = log.reader(0);
   let output = '';
   let bytes = 0;
-  for (let batch = await reader.next(); batch !== null && batch.length > 0; batch = await reader.next()) {
-    for (const event of batch) {
-      if (event.event !== 'stdout' && event.event !== 'stderr') continue;
-      const size = Buffer.byteLength(event.data) + 1;
-      if (bytes + size > limit) return { output, outputTruncated: true };
-      output += `${event.data}\n`;
-      bytes += size;
+  try {
+    for (let batch = await reader.next(); batch !== null && batch.length > 0; batch = await reader.next()) {
+      for (const event of batch) {
+        if (event.event !== 'stdout' && event.event !== 'stderr') continue;
+        const size = Buffer.byteLength(event.data) + 1;
+        if (bytes + size > limit) return { output, outputTruncated: true };
+        output += `${event.data}\n`;
+        bytes += size;
+      }
     }
+    return { output, outputTruncated: false };
+  } finally {
+    await reader.close();
   }
-  return { output, outputTruncated: false };
 }
 
 /**

@@ -41,6 +41,10 @@ export interface StreamOptions {
   afterId: number;
   /** SSE only: a comment line this often keeps idle connections open through load balancers. */
   keepAliveMs: number;
+  /** Stop at what exists now instead of following a live job to its end. */
+  snapshot?: boolean;
+  /** Only these events are written. */
+  filter?: (event: JobEvent) => boolean;
 }
 
 /**
@@ -60,20 +64,22 @@ export async function streamJob(res: ServerResponse, log: JobLog, options: Strea
       : undefined;
   keepAlive?.unref();
   const format = options.format === 'sse' ? sseFrame : textLine;
+  const reader = log.reader(options.afterId);
   try {
-    const reader = log.reader(options.afterId);
     while (!gone.signal.aborted) {
       const batch = await reader.next(256);
       if (batch === null) break;
       if (batch.length === 0) {
+        if (options.snapshot) break;
         await log.waitFor(reader.afterId, gone.signal);
         continue;
       }
       let text = '';
-      for (const event of batch) text += format(event);
+      for (const event of batch) if (!options.filter || options.filter(event)) text += format(event);
       if (text !== '' && !res.write(text)) await drained(res, gone.signal);
     }
   } finally {
+    await reader.close();
     if (keepAlive) clearInterval(keepAlive);
     res.off('close', onClose);
     if (!res.writableEnded) res.end();

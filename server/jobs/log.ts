@@ -1,5 +1,5 @@
 import { closeSync, fstatSync, openSync, writeSync } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import type { JobEvent, JobEventType } from './types.ts';
 
 /** How much of the newest output stays in memory for live readers. Older output is read from disk. */
@@ -104,9 +104,13 @@ export class JobLog {
     try {
       const scan = new JobLog(file, undefined, Number.MAX_SAFE_INTEGER, 0, true);
       const reader = scan.reader(0);
-      for (let batch = await reader.next(); batch; batch = await reader.next()) {
-        const last = batch.at(-1);
-        if (last) lastId = last.id;
+      try {
+        for (let batch = await reader.next(); batch; batch = await reader.next()) {
+          const last = batch.at(-1);
+          if (last) lastId = last.id;
+        }
+      } finally {
+        await reader.close();
       }
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
@@ -266,9 +270,22 @@ export class LogReader {
     return this.#readFile(maxEvents);
   }
 
+  /**
+   * The file stays open for the reader's life, so a job deleted by retention while someone
+   * replays it is still read to its end. Call `close()` when done.
+   */
+  #handle: FileHandle | undefined;
+
+  async close(): Promise<void> {
+    const handle = this.#handle;
+    this.#handle = undefined;
+    await handle?.close();
+  }
+
   async #readFile(maxEvents: number): Promise<JobEvent[] | null> {
-    const handle = await open(this.#log.file, 'r');
-    try {
+    this.#handle ??= await open(this.#log.file, 'r');
+    const handle = this.#handle;
+    {
       const events: JobEvent[] = [];
       let position = this.#offset ?? 0;
       let size = READ_CHUNK;
@@ -303,8 +320,6 @@ export class LogReader {
       if (last) this.#afterId = last.id;
       if (events.length === 0 && this.#log.ended) return null;
       return events;
-    } finally {
-      await handle.close();
     }
   }
 }

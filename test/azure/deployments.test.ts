@@ -143,8 +143,8 @@ describe('deployments/create', () => {
     });
   }
 
-  test('validateBody refuses the same bodies before a job exists (400 bad_body), and accepts good ones', () => {
-    const handler = env.azure.handlers.find((h) => h.path === 'azure/deployments/create');
+  test('validateBody refuses the same bodies before a job exists (400 bad_body), and accepts good ones', async () => {
+    const handler = (await env.azure.loadHandlers()).find((h) => h.path === 'azure/deployments/create');
     assert.equal(typeof handler?.validateBody, 'function', 'the service\'s bound handler exposes validateBody');
     const before = env.arm.requests.length;
     for (const bad of ['', '{"template": ', '[1,2]', '{"parameters": {}}', '{"template": {"outputs": {}}}']) {
@@ -158,13 +158,13 @@ describe('deployments/create', () => {
     handler?.validateBody?.(Buffer.from(JSON.stringify(template([]))));
     assert.equal(env.arm.requests.length, before, 'nothing reached ARM');
     // Only handlers that read a body have it.
-    assert.deepEqual(env.azure.handlers.filter((h) => h.validateBody).map((h) => h.path), ['azure/deployments/create']);
+    assert.deepEqual((await env.azure.loadHandlers()).filter((h) => h.validateBody).map((h) => h.path), ['azure/deployments/create']);
   });
 
-  test('validateBody needs neither readiness nor clients', () => {
+  test('validateBody needs neither readiness nor clients', async () => {
     const azure = createAzure({ imdsEndpoint: 'http://127.0.0.1:9', armEndpoint: 'https://127.0.0.1:9', log: silentLogger() });
     try {
-      const handler = azure.handlers.find((h) => h.path === 'azure/deployments/create');
+      const handler = (await azure.loadHandlers()).find((h) => h.path === 'azure/deployments/create');
       assert.equal(azure.readiness().ready, false);
       assert.throws(() => handler?.validateBody?.(Buffer.from('nope')), { status: 400, code: 'bad_body' });
       handler?.validateBody?.(Buffer.from('{"template": {"resources": []}}'));

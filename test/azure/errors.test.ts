@@ -261,7 +261,7 @@ describe('ARM endpoint problems', () => {
     azure.start();
     await azure.whenReady();
     try {
-      const groups = azure.handlers.find((h) => h.path === 'azure/groups');
+      const groups = (await azure.loadHandlers()).find((h) => h.path === 'azure/groups');
       await assert.rejects(groups!.run(sinkCtx()), (err: { status: number; code: string; message: string }) => {
         assert.equal(err.status, 502);
         assert.equal(err.code, 'arm_unreachable');
@@ -289,7 +289,7 @@ describe('ARM endpoint problems', () => {
     azure.start();
     await azure.whenReady();
     try {
-      const groups = azure.handlers.find((h) => h.path === 'azure/groups');
+      const groups = (await azure.loadHandlers()).find((h) => h.path === 'azure/groups');
       await assert.rejects(groups!.run(sinkCtx()), (err: { status: number; code: string; message: string }) => {
         assert.equal(err.status, 502);
         assert.equal(err.code, 'arm_unreachable');

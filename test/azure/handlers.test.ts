@@ -18,8 +18,8 @@ after(async () => {
 const vmIdOf = (rg: string, name: string): string => `/subscriptions/${sub}/resourceGroups/${rg}/providers/Microsoft.Compute/virtualMachines/${name}`;
 
 describe('catalog', () => {
-  test('paths, methods and parameter names follow DESIGN.md', () => {
-    const table = env.azure.handlers.map((h) => `${h.method} ${h.path}`);
+  test('paths, methods and parameter names follow DESIGN.md', async () => {
+    const table = (await env.azure.loadHandlers()).map((h) => `${h.method} ${h.path}`);
     assert.deepEqual(table, [
       'GET azure/whoami',
       'GET azure/groups',
@@ -34,7 +34,9 @@ describe('catalog', () => {
       'POST azure/vms/run-command',
       'POST azure/deployments/create',
     ]);
-    for (const h of env.azure.handlers) {
+    // The routes registered at start-up (without loading the handlers) are the same list.
+    assert.deepEqual(env.azure.routes.map((r) => `${r.method} ${r.path}`), table);
+    for (const h of (await env.azure.loadHandlers())) {
       assert.ok(h.description.length > 20, `${h.path} has a description`);
       assert.equal((h.params as { type?: string }).type, 'object');
       for (const name of Object.keys((h.params as { properties?: object }).properties ?? {})) {

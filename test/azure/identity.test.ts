@@ -82,7 +82,7 @@ describe('token', () => {
     // Once IMDS knows the identity, the background retry makes the service ready by itself.
     env.imds.allowClientId('uami-client-id');
     await azure.whenReady();
-    const who = azure.handlers.find((h) => h.path === 'azure/whoami');
+    const who = (await azure.loadHandlers()).find((h) => h.path === 'azure/whoami');
     const result = (await who!.run({
       params: {},
       clients: undefined,

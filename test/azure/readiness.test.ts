@@ -63,7 +63,7 @@ describe('IMDS down', () => {
       });
       // Every handler refuses before doing anything: its promise settles before the event loop
       // reaches its next I/O phase (setImmediate), so nothing waited on the network.
-      for (const h of azure.handlers) {
+      for (const h of (await azure.loadHandlers())) {
         const p = h.run({ params: {}, clients: undefined, signal: new AbortController().signal, sink: { line() {}, progress() {} }, log: silentLogger(), body: Buffer.alloc(0) });
         const first = await Promise.race([
           p.then(

@@ -96,8 +96,9 @@ export async function startAzureEnv(
   azure.start();
   if (options.waitReady !== false) await azure.whenReady();
 
+  const loaded = await azure.loadHandlers();
   const handler = (path: string): TypedHandler => {
-    const h = azure.handlers.find((x) => x.path === path);
+    const h = loaded.find((x) => x.path === path);
     if (!h) throw new Error(`no handler ${path}`);
     return h;
   };

@@ -1,0 +1,94 @@
+import { parseArgs } from 'node:util';
+import { StartupError } from '../app.ts';
+import { configFlagOptions, ConfigError, flagsToSettings, loadConfig, settingsHelp, type Config } from '../config/index.ts';
+import { createLogger } from '../log/index.ts';
+
+const USAGE = `armhook — a webhook-driven deployment runner for an Azure VM with a managed identity
+
+Usage:
+  armhook serve [settings]                  start the HTTPS server (what npm start runs)
+  armhook run <hook> [name=value ...]       run a hook here, output to this terminal
+  armhook hooks [settings]                  list the hooks and their parameters
+  armhook passwd <file> <user>              add or update a user (bcrypt) in an htpasswd file
+  armhook check [settings]                  validate config, scripts, TLS, users and identity
+  armhook <command> --help                  help for one command
+
+Settings (flag, environment variable; flags win over the environment, which wins over --config):
+  --config <file.json>                      a JSON object of settings (keys as in the docs)
+${settingsHelp()}
+`;
+
+const HELP: Record<string, string> = {
+  serve: 'armhook serve [settings]\n\nStarts the HTTPS server. Without ARMHOOK_TLS_CERT/KEY it generates a dev certificate under tls/.\nWithout ARMHOOK_HTPASSWD it only listens on loopback. SIGTERM drains running jobs first.\n',
+  run: 'armhook run <hook> [name=value ...] [settings]\n\nRuns a hook (e.g. vm/create) in this terminal with the same rules as the server:\ndeclared parameters are checked, the environment is built the same way, stdin is passed through.\nExits with the script\'s exit code.\n',
+  hooks: 'armhook hooks [--json] [settings]\n\nLists the hooks found under the scripts directory, with their parameters.\n',
+  passwd: 'armhook passwd <file> <user>\n\nAdds or updates <user> with a bcrypt hash. The password is read from the terminal (twice),\nor from stdin when it is not a terminal. The file is created mode 0600 if needed.\n',
+  check: 'armhook check [settings]\n\nValidates the configuration, the scripts (headers, reserved names), TLS files, the htpasswd\nfile and, when on Azure, the managed identity. Exits non-zero on any problem.\n',
+};
+
+async function main(argv: string[]): Promise<number> {
+  const command = argv[0];
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(USAGE);
+    return command === undefined ? 2 : 0;
+  }
+  if (!(command in HELP)) {
+    process.stderr.write(`armhook: unknown command "${command}"\n\n${USAGE}`);
+    return 2;
+  }
+  const { values, positionals } = parseArgs({
+    args: argv.slice(1),
+    options: { ...configFlagOptions(), help: { type: 'boolean', short: 'h' }, json: { type: 'boolean' } },
+    allowPositionals: true,
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(HELP[command] ?? USAGE);
+    return 0;
+  }
+  if (command === 'passwd') {
+    const { passwd } = await import('./passwd.ts');
+    return passwd(positionals);
+  }
+  const config: Config = loadConfig({ env: process.env, flags: flagsToSettings(values as Record<string, unknown>), configFile: (values as Record<string, unknown>).config as string | undefined });
+  const log = await createLogger({ level: config.logLevel, pretty: process.stdout.isTTY === true });
+  switch (command) {
+    case 'serve': {
+      const { serve } = await import('./serve.ts');
+      return serve(config, log);
+    }
+    case 'run': {
+      const { runLocal } = await import('./run.ts');
+      return runLocal(config, log, positionals);
+    }
+    case 'hooks': {
+      const { listHooks } = await import('./hooks.ts');
+      return listHooks(config, log, values.json === true);
+    }
+    case 'check': {
+      const { check } = await import('./check.ts');
+      return check(config, log);
+    }
+  }
+  return 2;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof ConfigError || err instanceof StartupError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`armhook: ${(err as Error).message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    if (err instanceof Error && err.name === 'TlsMaterialError') {
+      process.stderr.write(`armhook: ${err.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    process.stderr.write(`armhook: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);
