@@ -104,6 +104,8 @@ export class JobManager {
   /** Every record, newest first (ids sort by time). */
   readonly #records = new Map<string, JobRecord>();
   readonly #live = new Map<string, LiveJob>();
+  /** Ids of ended jobs, in the order they ended (retention removes from the front). */
+  readonly #ended: string[] = [];
   readonly #queue: LiveJob[] = [];
   readonly #running = new Set<LiveJob>();
   /** Running jobs per concurrency key. */
@@ -141,6 +143,8 @@ export class JobManager {
       }
       this.#records.set(record.id, record);
     }
+    const ended = [...this.#records.values()].sort((a, b) => (a.endedAt ?? '').localeCompare(b.endedAt ?? '') || (a.id < b.id ? -1 : 1));
+    this.#ended.push(...ended.map((r) => r.id));
     this.prune();
     return interrupted;
   }
@@ -150,23 +154,25 @@ export class JobManager {
    * deleted. Returns how many were removed.
    */
   prune(now = Date.now()): number {
-    // Oldest to end first: a long job that just finished is not "old" because it started early.
-    const finished = [...this.#records.values()]
-      .filter((r) => !this.#live.has(r.id) && FINAL_STATUSES.includes(r.status))
-      .sort((a, b) => (a.endedAt ?? '').localeCompare(b.endedAt ?? '') || (a.id < b.id ? -1 : 1));
-    let excess = finished.length - this.#retentionMax;
+    const cutoff = this.#retentionMs > 0 ? now - this.#retentionMs : -Infinity;
     let removed = 0;
-    for (const record of finished) {
-      const old = this.#retentionMs > 0 && record.endedAt !== null && now - Date.parse(record.endedAt) > this.#retentionMs;
-      if (excess <= 0 && !old) continue;
-      this.#store.remove(record.id);
-      this.#records.delete(record.id);
-      excess--;
+    // #ended is ordered by end time: the front is what ended longest ago (a long job that just
+    // ended is not "old" because it started early). Each job is looked at once, when removed.
+    while (this.#ended.length > 0) {
+      const id = this.#ended[0] ?? '';
+      const record = this.#records.get(id);
+      const old = record?.endedAt != null && Date.parse(record.endedAt) < cutoff;
+      if (record && this.#ended.length <= this.#retentionMax && !old) break;
+      this.#ended.shift();
+      if (!record) continue;
+      this.#store.remove(id);
+      this.#records.delete(id);
       removed++;
     }
     if (removed > 0) this.#log.info({ removed }, 'deleted old jobs (retention)');
     return removed;
   }
+
 
   /** False once shutdown began: new jobs are refused with 503. */
   get accepting(): boolean {
@@ -357,7 +363,7 @@ export class JobManager {
         record.result = outcome.result ?? null;
         this.#finishLive(job, status, outcome.exitCode, this.#errorFor(job, status, outcome));
         this.#startNext();
-        if (this.#records.size > this.#retentionMax + this.#live.size) this.prune();
+        if (this.#ended.length > this.#retentionMax) this.prune();
       });
   }
 
@@ -399,6 +405,7 @@ export class JobManager {
   #finishLive(job: LiveJob, status: JobStatus, exitCode: number | null, error: JobError | null): void {
     this.#finish(job.record, job.log, status, exitCode, error);
     this.#live.delete(job.record.id);
+    this.#ended.push(job.record.id);
     const key = `${job.record.hook}\u0000${status}`;
     this.counters.finished.set(key, (this.counters.finished.get(key) ?? 0) + 1);
     if (job.record.startedAt) {
