@@ -1,6 +1,9 @@
 import fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { HtpasswdAuthenticator } from './auth/index.ts';
 import { createAzure, type AzureOptions, type AzureService } from './azure/index.ts';
 import { isLoopback, type Config } from './config/index.ts';
@@ -21,6 +24,24 @@ import {
 } from './http/index.ts';
 import { JobManager, JobStore } from './jobs/index.ts';
 import { httpsServerOptions, loadTlsMaterial } from './tls/index.ts';
+
+/**
+ * A private directory (mode 0700) for per-job scratch space such as AZURE_CONFIG_DIR, on a
+ * memory filesystem when there is one: systemd's RuntimeDirectory, else /dev/shm, else the temp
+ * dir. Cheaper to create and remove than on disk, and az's token caches never touch the disk.
+ */
+async function createScratchDir(): Promise<string> {
+  const candidates = [process.env.RUNTIME_DIRECTORY?.split(':')[0], '/dev/shm', tmpdir()];
+  for (const base of candidates) {
+    if (!base) continue;
+    try {
+      return await mkdtemp(join(base, 'armhook-'));
+    } catch {
+      // not there or not writable: try the next
+    }
+  }
+  throw new StartupError(`cannot create a private scratch directory in ${tmpdir()}; check TMPDIR`);
+}
 
 /** Start-up refused: the message says what to change. */
 export class StartupError extends Error {
@@ -94,6 +115,8 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
   log.debug({ spawner: helper ? 'helper' : 'node' }, 'script spawner');
   const spawnScript = helper ? helper.run.bind(helper) : runScript;
 
+  const scratchDir = await createScratchDir();
+
   const store = new JobStore({ dataDir: config.dataDir, log });
   const jobs = new JobManager({ store, log: log.child({ component: 'jobs' }), workers: config.workers, queue: config.queue, retentionDays: config.retentionDays, retentionMax: config.retentionMax });
   const interrupted = await jobs.open();
@@ -137,6 +160,7 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
     outputLimit: config.outputLimit,
     azureEnv: () => azure.scriptEnv(),
     spawn: spawnScript,
+    scratchDir,
   });
 
   // Age-based retention runs hourly; count-based runs as jobs end.
@@ -149,6 +173,7 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
     await jobs.shutdown(config.drainTimeout * 1000);
     azure.close();
     helper?.close();
+    await rm(scratchDir, { recursive: true, force: true });
   });
 
   return {

@@ -142,8 +142,8 @@ export class HookCatalog {
     let root: string;
     let info: Stats;
     try {
-      real = realpathSync(candidate);
-      root = realpathSync(this.scriptsDir);
+      real = realpathSync.native(candidate);
+      root = realpathSync.native(this.scriptsDir);
       info = statSync(real);
     } catch {
       return undefined;

@@ -46,6 +46,8 @@ export class ProcessGroup {
   readonly #graceMs: number;
   #timer: NodeJS.Timeout | undefined;
   #killed = false;
+  /** Once the kernel said the group is empty it stays so: later signals are skipped. */
+  #gone = false;
   readonly #onKilled = new Set<() => void>();
 
   constructor(pgid: number, graceMs: number) {
@@ -54,10 +56,12 @@ export class ProcessGroup {
   }
 
   signal(signal: NodeJS.Signals): void {
+    if (this.#gone) return;
     try {
       process.kill(-this.pgid, signal);
     } catch {
       // ESRCH: nobody left in the group.
+      this.#gone = true;
     }
   }
 
@@ -72,7 +76,7 @@ export class ProcessGroup {
   /** The script is over: end what it left behind; resolves when nothing of the group is alive. */
   async settle(): Promise<void> {
     this.terminate();
-    if (!this.#killed && (await liveGroupMembers(this.pgid)).length > 0) {
+    if (!this.#gone && !this.#killed && (await liveGroupMembers(this.pgid)).length > 0) {
       // Something ignores SIGTERM: the job ends when the SIGKILL has gone out.
       await new Promise<void>((resolve) => {
         if (this.#killed) resolve();

@@ -17,6 +17,7 @@ export interface RunRouteOptions {
   outputLimit: number;
   azureEnv: () => Record<string, string>;
   spawn: (options: ScriptRunOptions) => Promise<ScriptRunResult>;
+  scratchDir: string;
 }
 
 const PASSED_THROUGH = new Set([400, 403, 404, 409, 500]);
@@ -180,6 +181,7 @@ export function registerRunRoutes(app: FastifyInstance, options: RunRouteOptions
           azureEnv: options.azureEnv,
           inheritEnv: process.env,
           spawn: options.spawn,
+          scratchDir: options.scratchDir,
         }),
       });
       await respondWithJob(job, mode, reply, options);

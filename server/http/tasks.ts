@@ -1,5 +1,4 @@
-import { mkdtemp, rm, rmdir } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, rm, rmdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { buildScriptEnvironment, type ScriptHook, type ScriptRunOptions, type ScriptRunResult } from '../hooks/index.ts';
 import type { Task } from '../jobs/index.ts';
@@ -14,6 +13,8 @@ export interface ScriptTaskOptions {
   /** Instance-metadata variables (AZURE_SUBSCRIPTION_ID...), read when the job starts. */
   azureEnv: () => Record<string, string>;
   inheritEnv: NodeJS.ProcessEnv;
+  /** A private (0700) directory of this process for per-job scratch space (see app.ts). */
+  scratchDir: string;
   /** How the script starts: the spawn helper, or execa from this process. */
   spawn: (options: ScriptRunOptions) => Promise<ScriptRunResult>;
 }
@@ -21,8 +22,10 @@ export interface ScriptTaskOptions {
 /** A script run as a job task: a private AZURE_CONFIG_DIR (0700, removed after), its process group recorded. */
 export function scriptTask(options: ScriptTaskOptions): Task {
   return async (context) => {
-    // mkdtemp creates the directory with mode 0700; outside the data dir, so az's token cache never lands in job storage.
-    const azureConfigDir = await mkdtemp(join(tmpdir(), 'armhook-az-'));
+    // Mode 0700 inside a 0700 directory, outside the data dir: az's token cache never lands in
+    // job storage, and concurrent az runs never share one.
+    const azureConfigDir = join(options.scratchDir, `az-${context.jobId}`);
+    await mkdir(azureConfigDir, { mode: 0o700 });
     try {
       const env = buildScriptEnvironment({
         inherit: options.inheritEnv,

@@ -1,8 +1,8 @@
-import { ulid } from 'ulid';
 import type { Logger } from 'pino';
 import { RequestError } from '../errors.ts';
 import { JobLog } from './log.ts';
 import { JobOutput } from './output.ts';
+import { JobIds } from './ids.ts';
 import { killJobLeftovers } from './reaper.ts';
 import type { JobStore } from './store.ts';
 import { FINAL_STATUSES, type JobError, type JobRecord, type JobStatus } from './types.ts';
@@ -103,6 +103,7 @@ export class JobManager {
   readonly #retentionMax: number;
   /** Every record, newest first (ids sort by time). */
   readonly #records = new Map<string, JobRecord>();
+  readonly #ids = new JobIds();
   readonly #live = new Map<string, LiveJob>();
   /** Ids of ended jobs, in the order they ended (retention removes from the front). */
   readonly #ended: string[] = [];
@@ -198,7 +199,7 @@ export class JobManager {
       throw new RequestError(429, 'queue_full', `all ${this.#workers} workers are busy and the queue of ${this.#queueLimit} is full; retry later`, { 'Retry-After': String(this.#retryAfterSeconds()) });
     }
     const record: JobRecord = {
-      id: ulid(),
+      id: this.#ids.next(),
       hook: spec.hook,
       kind: spec.kind,
       method: spec.method,

@@ -169,8 +169,8 @@ export async function pollJobs(target: Target, path: string, predicate: (record:
   throw new Error(`no job in ${path} matched`);
 }
 
-export function pollFinal(target: Target, id: string): Promise<JobRecord> {
-  return pollJob(target, id, (r) => FINAL.includes(r.status));
+export function pollFinal(target: Target, id: string, polls = 2000): Promise<JobRecord> {
+  return pollJob(target, id, (r) => FINAL.includes(r.status), polls);
 }
 
 /** Follows GET /jobs/<id>/events to the done event: waits for the job to end without polling. */
