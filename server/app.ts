@@ -1,7 +1,7 @@
 import fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HtpasswdAuthenticator } from './auth/index.ts';
@@ -30,17 +30,35 @@ import { httpsServerOptions, loadTlsMaterial } from './tls/index.ts';
  * memory filesystem when there is one: systemd's RuntimeDirectory, else /dev/shm, else the temp
  * dir. Cheaper to create and remove than on disk, and az's token caches never touch the disk.
  */
-async function createScratchDir(): Promise<string> {
+async function createScratchDir(log: Logger): Promise<string> {
   const candidates = [process.env.RUNTIME_DIRECTORY?.split(':')[0], '/dev/shm', tmpdir()];
   for (const base of candidates) {
     if (!base) continue;
     try {
-      return await mkdtemp(join(base, 'armhook-'));
+      const dir = await mkdtemp(join(base, `armhook-${process.pid}-`));
+      await removeDeadScratchDirs(base, log);
+      return dir;
     } catch {
       // not there or not writable: try the next
     }
   }
   throw new StartupError(`cannot create a private scratch directory in ${tmpdir()}; check TMPDIR`);
+}
+
+/** Scratch dirs of armhook processes that died without cleaning up (SIGKILL, power loss). */
+async function removeDeadScratchDirs(base: string, log: Logger): Promise<void> {
+  for (const name of await readdir(base)) {
+    const pid = Number(/^armhook-(\d+)-/.exec(name)?.[1]);
+    if (!pid || pid === process.pid) continue;
+    try {
+      process.kill(pid, 0);
+      continue; // that process is alive (another armhook on this machine)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EPERM') continue;
+    }
+    await rm(join(base, name), { recursive: true, force: true });
+    log.info({ dir: join(base, name) }, 'removed the scratch directory of an armhook process that is gone');
+  }
 }
 
 /** Start-up refused: the message says what to change. */
@@ -115,7 +133,7 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
   log.debug({ spawner: helper ? 'helper' : 'node' }, 'script spawner');
   const spawnScript = helper ? helper.run.bind(helper) : runScript;
 
-  const scratchDir = await createScratchDir();
+  const scratchDir = await createScratchDir(log);
 
   const store = new JobStore({ dataDir: config.dataDir, log });
   const jobs = new JobManager({ store, log: log.child({ component: 'jobs' }), workers: config.workers, queue: config.queue, retentionDays: config.retentionDays, retentionMax: config.retentionMax });

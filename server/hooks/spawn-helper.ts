@@ -91,10 +91,17 @@ export class SpawnHelper {
       stdio: ['pipe', 'pipe', 'inherit'],
       env: { PATH: '/usr/bin:/bin', LANG: 'C.UTF-8' },
     });
-    child.stdout?.on('data', (chunk: Buffer) => this.#onData(chunk));
+    // Frames are only read from the current helper; a new helper starts with an empty buffer.
+    this.#buffer = Buffer.alloc(0);
+    child.stdout?.on('data', (chunk: Buffer) => {
+      if (this.#child === child) this.#onData(chunk);
+    });
     child.on('error', (err) => this.#log.error({ err }, 'spawn helper failed to start; check that python3 works'));
     child.on('exit', (code, signal) => {
-      if (this.#child === child) this.#child = undefined;
+      if (this.#child === child) {
+        this.#child = undefined;
+        this.#buffer = Buffer.alloc(0);
+      }
       if (this.#closed && this.#runs.size === 0) return;
       this.#log.error({ code, signal, running: this.#runs.size }, 'spawn helper exited; its running scripts are stopped and reported as failed, the next job starts a new helper');
       for (const [id, run] of this.#runs) {

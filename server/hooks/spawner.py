@@ -155,7 +155,10 @@ class Helper:
         if data:
             self.send(kind, job, data)
             return
-        self.sel.unregister(fd)
+        # While paused (backpressure) no child fd is registered; sending the data above may
+        # itself have paused us, so check now.
+        if not self.paused:
+            self.sel.unregister(fd)
         del self.readers[fd]
         os.close(fd)
         self.open_pipes[job] -= 1

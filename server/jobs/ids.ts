@@ -18,6 +18,8 @@ export class JobIds {
     return (this.#pool[this.#next++] ?? 0) / 256;
   };
 
+  // Not ulid's monotonic factory: it makes the next id of the same millisecond the previous one
+  // plus one, which a caller holding one id could guess. Jobs of one millisecond sort randomly.
   next(now = Date.now()): string {
     return ulid(now, this.#prng);
   }

@@ -57,7 +57,7 @@ export class JobLog {
   static create(file: string, record: object, onError: (err: Error) => void): JobLog {
     const log = new JobLog(file, undefined, 0, 0, false);
     log.writeRecord(record);
-    open(file, 'wx', 0o600).then(
+    log.stored = open(file, 'wx', 0o600).then(
       (handle) => log.#opened(handle.fd, handle),
       (err: Error) => {
         onError(err);
@@ -69,6 +69,12 @@ export class JobLog {
     );
     return log;
   }
+
+  /**
+   * Resolves once the job's file exists with everything appended so far (or could not be
+   * created), so a caller can be told "accepted" only when a crash would no longer lose the job.
+   */
+  stored: Promise<void> = Promise.resolve();
 
   #failed = false;
   #handle: { close(): Promise<void> } | undefined;
