@@ -272,8 +272,28 @@ test('a file replaced by a directory, or emptied, denies everyone with an error 
 });
 
 test('an unreadable file (permissions) denies everyone with an error log', async (t) => {
+  // Root reads any file, so as root the scenario runs in a child process as "nobody".
   if (process.getuid?.() === 0) {
-    t.skip('running as root: file permissions do not stop reads');
+    const script = `
+      import { execFileSync } from 'node:child_process';
+      import { chmod, mkdtemp } from 'node:fs/promises';
+      import { tmpdir } from 'node:os';
+      import { join } from 'node:path';
+      import { pino } from 'pino';
+      import { HtpasswdAuthenticator } from ${JSON.stringify(new URL('../../server/auth/index.ts', import.meta.url).href)};
+      const lines = [];
+      const log = pino({ level: 'trace' }, { write: (l) => lines.push(JSON.parse(l)) });
+      const file = join(await mkdtemp(join(tmpdir(), 'armhook-nobody-')), 'htpasswd');
+      execFileSync('htpasswd', ['-cbB', file, 'alice', 'pw'], { stdio: 'ignore' });
+      const auth = await HtpasswdAuthenticator.open({ file, log });
+      const before = await auth.authenticate('alice', 'pw');
+      await chmod(file, 0o000);
+      const after = await auth.authenticate('alice', 'pw');
+      console.log(JSON.stringify({ before, after, logged: lines.some((l) => l.level === 50 && l.msg.includes('permission denied')) }));
+    `;
+    const { execFileSync } = await import('node:child_process');
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { uid: 65534, gid: 65534, cwd: new URL('../..', import.meta.url).pathname, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
+    assert.deepEqual(JSON.parse(out.toString()), { before: true, after: false, logged: true });
     return;
   }
   const dir = await tempDir(t);
