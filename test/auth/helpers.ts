@@ -4,7 +4,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
-import { pino, type Logger } from 'pino';
 
 export const HTPASSWD = '/usr/bin/htpasswd';
 
@@ -26,31 +25,4 @@ export function htpasswdVerifies(file: string, user: string, password: string): 
   return r.status === 0;
 }
 
-export interface LogLine {
-  level: number;
-  msg: string;
-  [key: string]: unknown;
-}
-
-export interface CapturedLog {
-  log: Logger;
-  lines(): LogLine[];
-  text(): string;
-}
-
-export const LEVEL = { info: 30, warn: 40, error: 50 } as const;
-
-export function captureLog(): CapturedLog {
-  const chunks: string[] = [];
-  const log = pino({ level: 'trace' }, { write: (chunk: string) => void chunks.push(chunk) });
-  return {
-    log,
-    text: () => chunks.join(''),
-    lines: () =>
-      chunks
-        .join('')
-        .split('\n')
-        .filter((l) => l !== '')
-        .map((l) => JSON.parse(l) as LogLine),
-  };
-}
+export { captureLog, LEVEL, type CapturedLog, type LogLine } from '../helpers/log.ts';

@@ -1,5 +1,6 @@
 // Helpers shared by the job tests: an incremental SSE reader that can be waited on repeatedly,
 // and job-level waits that follow observable events (a line, a done event, a status).
+import type { JobRecord as ServerJobRecord } from '../../server/jobs/index.ts';
 import assert from 'node:assert/strict';
 import type { ClientRequest, IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -7,21 +8,8 @@ import { fetchText, open, parseSse, type RequestOptions, type SseEvent } from '.
 
 export type Target = { url: string; ca: string };
 
-export interface JobRecord {
-  id: string;
-  hook: string;
-  status: string;
-  exitCode: number | null;
-  createdAt: string;
-  startedAt: string | null;
-  endedAt: string | null;
-  durationMs: number | null;
-  caller: string;
-  params: Record<string, string>;
-  result: unknown;
-  error: { code: string; message: string } | null;
-  [key: string]: unknown;
-}
+/** The server's record shape; tests also read fields the type doesn't name (e.g. jobId on done). */
+export type JobRecord = ServerJobRecord & { [key: string]: unknown };
 
 export const FINAL = ['succeeded', 'failed', 'timed-out', 'cancelled', 'interrupted'];
 
