@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import type { Config } from '../config/index.ts';
 import type { Logger } from '../log/index.ts';
 import { RequestError } from '../errors.ts';
+import { LineSplitter, SecretMasker } from '../jobs/index.ts';
 
 /**
  * `armhook run <hook> [name=value ...]`: the same catalog, parameter rules and environment as the
@@ -44,12 +45,11 @@ export async function runLocal(config: Config, log: Logger, args: string[]): Pro
     try {
       const jobId = `local-${randomUUID()}`;
       log.debug({ hook: hook.path, params: maskedParams(params, hook.header.params) }, 'running locally');
-      const secrets = secretValues(params, hook.header.params);
-      const mask = (chunk: Buffer): Buffer => {
-        if (secrets.length === 0) return chunk;
-        let text = chunk.toString('utf8');
-        for (const secret of secrets) text = text.replaceAll(secret, '***');
-        return Buffer.from(text);
+      // Secrets are masked line by line, as in the server (a chunk boundary can split a secret).
+      const masker = new SecretMasker(secretValues(params, hook.header.params));
+      const splitters = { stdout: new LineSplitter(), stderr: new LineSplitter() };
+      const write = (stream: 'stdout' | 'stderr', lines: string[]): void => {
+        if (lines.length > 0) (stream === 'stdout' ? process.stdout : process.stderr).write(lines.map((l) => `${masker.mask(l)}\n`).join(''));
       };
       const result = await runScript({
         file: hook.file,
@@ -65,8 +65,10 @@ export async function runLocal(config: Config, log: Logger, args: string[]): Pro
         signal: controller.signal,
         killGraceMs: config.killGrace * 1000,
         onStart: () => undefined,
-        onOutput: (stream, chunk) => (stream === 'stdout' ? process.stdout : process.stderr).write(mask(chunk)),
+        onOutput: (stream, chunk) => write(stream, splitters[stream].push(chunk)),
       });
+      write('stdout', splitters.stdout.end());
+      write('stderr', splitters.stderr.end());
       if (result.startError) {
         process.stderr.write(`armhook: could not start ${hook.path}: ${result.startError}\n`);
         return 126;

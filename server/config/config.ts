@@ -68,8 +68,9 @@ function coerce(setting: Setting, raw: unknown, origin: string): unknown {
   switch (setting.type) {
     case 'integer': {
       const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^\s*\d+\s*$/.test(raw) ? Number(raw) : NaN;
-      if (!Number.isSafeInteger(n) || n < (setting.min ?? 0)) {
-        throw new ConfigError(`${name} must be a whole number${setting.min !== undefined ? ` ≥ ${setting.min}` : ''}, got ${JSON.stringify(raw)}`);
+      if (!Number.isSafeInteger(n) || n < (setting.min ?? 0) || (setting.max !== undefined && n > setting.max)) {
+        const range = setting.max !== undefined ? ` from ${setting.min ?? 0} to ${setting.max}` : setting.min !== undefined ? ` ≥ ${setting.min}` : '';
+        throw new ConfigError(`${name} must be a whole number${range}, got ${JSON.stringify(raw)}`);
       }
       return n;
     }

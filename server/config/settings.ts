@@ -11,8 +11,12 @@ export interface Setting {
   type: SettingType;
   default: string | number | undefined;
   min?: number;
+  max?: number;
   description: string;
 }
+
+/** Node's timers hold at most 2^31-1 ms (about 24.8 days); a longer delay would fire at once. */
+export const MAX_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
 
 export const SETTINGS = [
   { key: 'listen', env: 'ARMHOOK_LISTEN', flag: '--listen', type: 'listen', default: '127.0.0.1:8443', description: 'host:port to listen on (HTTPS)' },
@@ -24,13 +28,13 @@ export const SETTINGS = [
   { key: 'htpasswd', env: 'ARMHOOK_HTPASSWD', flag: '--htpasswd', type: 'string', default: undefined, description: 'htpasswd file for basic auth (bcrypt, apr1, SHA); none = loopback only' },
   { key: 'workers', env: 'ARMHOOK_WORKERS', flag: '--workers', type: 'integer', default: 2, min: 1, description: 'jobs running at once' },
   { key: 'queue', env: 'ARMHOOK_QUEUE', flag: '--queue', type: 'integer', default: 100, min: 0, description: 'jobs waiting for a worker; beyond it 429' },
-  { key: 'timeout', env: 'ARMHOOK_TIMEOUT', flag: '--timeout', type: 'integer', default: 3600, min: 1, description: 'default job timeout, seconds' },
-  { key: 'killGrace', env: 'ARMHOOK_KILL_GRACE', flag: '--kill-grace', type: 'integer', default: 10, min: 0, description: 'seconds between SIGTERM and SIGKILL of a job\'s process group' },
-  { key: 'drainTimeout', env: 'ARMHOOK_DRAIN_TIMEOUT', flag: '--drain-timeout', type: 'integer', default: 30, min: 0, description: 'on SIGTERM, seconds running jobs get to finish before they are stopped' },
+  { key: 'timeout', env: 'ARMHOOK_TIMEOUT', flag: '--timeout', type: 'integer', default: 3600, min: 1, max: MAX_SECONDS, description: 'default job timeout, seconds' },
+  { key: 'killGrace', env: 'ARMHOOK_KILL_GRACE', flag: '--kill-grace', type: 'integer', default: 10, min: 0, max: MAX_SECONDS, description: 'seconds between SIGTERM and SIGKILL of a job\'s process group' },
+  { key: 'drainTimeout', env: 'ARMHOOK_DRAIN_TIMEOUT', flag: '--drain-timeout', type: 'integer', default: 30, min: 0, max: MAX_SECONDS, description: 'on SIGTERM, seconds running jobs get to finish before they are stopped' },
   { key: 'retentionDays', env: 'ARMHOOK_RETENTION_DAYS', flag: '--retention-days', type: 'integer', default: 30, min: 0, description: 'finished jobs older than this many days are deleted (0: never by age)' },
   { key: 'retentionMax', env: 'ARMHOOK_RETENTION_MAX', flag: '--retention-max', type: 'integer', default: 1000, min: 1, description: 'at most this many finished jobs are kept' },
   { key: 'bodyLimit', env: 'ARMHOOK_BODY_LIMIT', flag: '--body-limit', type: 'integer', default: 1048576, min: 0, description: 'largest request body (script stdin), bytes' },
-  { key: 'keepAlive', env: 'ARMHOOK_KEEPALIVE', flag: '--keepalive', type: 'integer', default: 15, min: 1, description: 'seconds between SSE keep-alive comments' },
+  { key: 'keepAlive', env: 'ARMHOOK_KEEPALIVE', flag: '--keepalive', type: 'integer', default: 15, min: 1, max: 3600, description: 'seconds between SSE keep-alive comments' },
   { key: 'outputLimit', env: 'ARMHOOK_JSON_OUTPUT_LIMIT', flag: '--json-output-limit', type: 'integer', default: 1048576, min: 1024, description: 'bytes of output included in an Accept: application/json response' },
   { key: 'spawner', env: 'ARMHOOK_SPAWNER', flag: '--spawner', type: 'spawner', default: 'auto', description: 'how scripts start: helper (a small python3 process using posix_spawn), node (child_process via execa), auto (helper when python3 exists)' },
   { key: 'imdsEndpoint', env: 'ARMHOOK_IMDS_ENDPOINT', flag: '--imds-endpoint', type: 'url', default: 'http://169.254.169.254', description: 'instance metadata base URL (token and instance metadata)' },

@@ -38,6 +38,8 @@ export function collectParams(rawQuery: string, contentType: string | undefined,
     }
     if (params.has(name)) throw new RequestError(400, 'duplicate_param', `parameter "${name}" is given more than once; give it once`);
     if (value.includes('\0')) throw new RequestError(400, 'bad_param_value', `parameter "${name}" contains a NUL byte, which cannot be passed in an environment variable`);
+    // A lone UTF-16 surrogate (possible in JSON: "\ud800") has no UTF-8 form, so it can't be an environment value either.
+    if (!value.isWellFormed()) throw new RequestError(400, 'bad_param_value', `parameter "${name}" is not valid Unicode (a lone surrogate); send UTF-8 text`);
     const bytes = Buffer.byteLength(value);
     if (bytes > PARAM_LIMITS.valueBytes) {
       throw new RequestError(400, 'param_too_large', `parameter "${name}" is ${bytes} bytes; the limit is ${PARAM_LIMITS.valueBytes}. Send large input in the request body (it is the script's stdin)`);

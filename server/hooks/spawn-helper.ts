@@ -78,6 +78,15 @@ export class SpawnHelper {
     });
   }
 
+  #send(kind: string, id: number, payload: Buffer): void {
+    const frame = Buffer.allocUnsafe(HEADER + payload.length);
+    frame.write(kind, 0, 'latin1');
+    frame.writeUInt32BE(id, 1);
+    frame.writeUInt32BE(payload.length, 5);
+    payload.copy(frame, HEADER);
+    this.#child?.stdin?.write(frame);
+  }
+
   /** Stops the helper; scripts still running keep running in their groups (the job manager stops them first). */
   close(): void {
     this.#closed = true;
@@ -96,7 +105,14 @@ export class SpawnHelper {
     child.stdout?.on('data', (chunk: Buffer) => {
       if (this.#child === child) this.#onData(chunk);
     });
-    child.on('error', (err) => this.#log.error({ err }, 'spawn helper failed to start; check that python3 works'));
+    child.on('error', (err) => {
+      // No 'exit' follows a failed start (EAGAIN, ENOMEM): fail what was sent to it here.
+      this.#log.error({ err }, 'spawn helper failed to start; check that python3 works (ARMHOOK_SPAWNER=node avoids it)');
+      if (this.#child !== child) return;
+      this.#child = undefined;
+      this.#buffer = Buffer.alloc(0);
+      for (const [id, run] of this.#runs) this.#finish(id, run, `the spawn helper could not start: ${err.message}`);
+    });
     child.on('exit', (code, signal) => {
       if (this.#child === child) {
         this.#child = undefined;
@@ -156,6 +172,11 @@ export class SpawnHelper {
         // The script is over: end whatever it left running in its group (see runScript).
         run.group?.terminate();
         if (run.closed) this.#finish(id, run);
+        // Once nothing of the group is alive, output that is still open belongs to something
+        // that left the group (setsid, a daemon): stop waiting for it, or the job never ends.
+        else void run.group?.settle().then(() => {
+          if (this.#runs.get(id) === run && !run.closed) this.#send('K', id, Buffer.alloc(0));
+        });
         break;
       case 'C':
         run.closed = true;

@@ -11,6 +11,7 @@ stdin, and kills process groups itself (it gets the pid, which is also the group
 
 Protocol on stdin/stdout, frames of: type (1 byte) | job (uint32 BE) | length (uint32 BE) | payload.
   server -> helper  'S' spawn: payload = uint32 BE header length | JSON {file, cwd, env} | stdin bytes
+                    'K' stop reading the job's output (its script exited; something outside its group holds the pipes)
   helper -> server  'P' started: uint32 pid     'F' failed to start: UTF-8 message
                     'O' stdout bytes            'E' stderr bytes
                     'X' exited: int32 (exit code, or -signal)   'C' both output pipes closed
@@ -110,6 +111,11 @@ class Helper:
                 os.close(fd)
             self.send(b"F", job, f"{e.strerror or e} ({errno.errorcode.get(e.errno, e.errno)})".encode())
             return
+        except Exception as e:  # a request this helper can't carry out must never take it down
+            for fd in fds:
+                os.close(fd)
+            self.send(b"F", job, f"invalid spawn request: {e}".encode("utf-8", "replace"))
+            return
         finally:
             os.chdir("/")
         for fd in (in_r, out_w, err_w):
@@ -189,7 +195,31 @@ class Helper:
             del self.inbuf[:HEADER.size + length]
             if kind == b"S":
                 self.spawn(job, payload)
+            elif kind == b"K":
+                self.close_job(job)
         return True
+
+    def close_job(self, job):
+        """The script is over but something that left its process group (setsid, a daemon) still
+        holds its output pipes: take what is there now, then stop waiting for end of file."""
+        for fd, (owner, kind) in list(self.readers.items()):
+            if owner != job:
+                continue
+            while True:
+                try:
+                    data = os.read(fd, READ_SIZE)
+                except (BlockingIOError, OSError):
+                    break
+                if not data:
+                    break
+                self.send(kind, job, data)
+            if not self.paused:
+                self.sel.unregister(fd)
+            del self.readers[fd]
+            os.close(fd)
+        if job in self.open_pipes:
+            del self.open_pipes[job]
+            self.send(b"C", job)
 
     def run(self):
         while True:

@@ -56,7 +56,10 @@ export function scriptTask(options: ScriptTaskOptions): Task {
       return { ok: false, exitCode: result.exitCode, error: { code: 'exit_code', message: `the script exited with code ${result.exitCode}` } };
     } finally {
       // Usually empty or nearly (az's token cache): try the one-call removal first.
-      await rmdir(azureConfigDir).catch(() => rm(azureConfigDir, { recursive: true, force: true }));
+      // A cleanup problem never changes the job's result.
+      await rmdir(azureConfigDir)
+        .catch(() => rm(azureConfigDir, { recursive: true, force: true }))
+        .catch(() => undefined);
     }
   };
 }

@@ -5,3 +5,5 @@ export { JobLog } from './log.ts';
 export type { JobOutput } from './output.ts';
 export { JOB_STATUSES, FINAL_STATUSES } from './types.ts';
 export type { JobRecord, JobEvent, JobStatus, JobError } from './types.ts';
+export { LineSplitter } from './lines.ts';
+export { SecretMasker } from './mask.ts';

@@ -56,6 +56,7 @@ export class JobLog {
    */
   static create(file: string, record: object, onError: (err: Error) => void): JobLog {
     const log = new JobLog(file, undefined, 0, 0, false);
+    log.#onError = onError;
     log.writeRecord(record);
     log.stored = open(file, 'wx', 0o600).then(
       (handle) => log.#opened(handle.fd, handle),
@@ -77,6 +78,7 @@ export class JobLog {
   stored: Promise<void> = Promise.resolve();
 
   #failed = false;
+  #onError: ((err: Error) => void) | undefined;
   #handle: { close(): Promise<void> } | undefined;
 
   #opened(fd: number, handle: { close(): Promise<void> }): void {
@@ -95,7 +97,15 @@ export class JobLog {
   #write(text: string, bytes: number): void {
     this.#bytes += bytes;
     if (this.#fd !== undefined) {
-      writeSync(this.#fd, text);
+      try {
+        writeSync(this.#fd, text);
+      } catch (err) {
+        // Disk full or an I/O error: the job goes on, its output from here lives only in the
+        // (bounded) memory tail; the server must not fall over because one file can't grow.
+        this.#onError?.(err as Error);
+        this.#onError = undefined;
+        this.#failed = true;
+      }
       this.#flushed = this.#bytes;
     } else if (!this.#failed) {
       this.#pending.push(text);

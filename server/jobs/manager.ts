@@ -365,7 +365,8 @@ export class JobManager {
         this.#finishLive(job, status, outcome.exitCode, this.#errorFor(job, status, outcome));
         this.#startNext();
         if (this.#ended.length > this.#retentionMax) this.prune();
-      });
+      })
+      .catch((err: unknown) => this.#log.error({ jobId: record.id, err }, 'finishing a job failed; this is a bug in armhook, please report it'));
   }
 
   #errorFor(job: LiveJob, status: JobStatus, outcome: TaskOutcome): JobError | null {

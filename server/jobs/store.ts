@@ -45,7 +45,7 @@ export class JobStore {
   /** A new job's file, starting with its record. */
   create(record: JobRecord): JobLog {
     return JobLog.create(this.logFile(record.id), record, (err) => {
-      this.#log.error({ jobId: record.id, err: err.message }, 'cannot create the job file; the job runs but its output is not kept. Check free space and permissions of ARMHOOK_DATA_DIR');
+      this.#log.error({ jobId: record.id, err: err.message }, 'cannot write the job file; the job runs but its output is not kept. Check free space and permissions of ARMHOOK_DATA_DIR');
     });
   }
 
