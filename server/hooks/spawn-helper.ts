@@ -61,29 +61,27 @@ export class SpawnHelper {
   }
 
   run(options: ScriptRunOptions): Promise<ScriptRunResult> {
-    const child = this.#ensure();
+    this.#ensure();
     const id = (this.#nextId = (this.#nextId + 1) >>> 0 || 1);
     const spec = Buffer.from(JSON.stringify({ file: options.file, cwd: options.cwd, env: options.env }));
-    const frame = Buffer.allocUnsafe(HEADER + 4 + spec.length + options.stdin.length);
-    frame.write('S', 0, 'latin1');
-    frame.writeUInt32BE(id, 1);
-    frame.writeUInt32BE(4 + spec.length + options.stdin.length, 5);
-    frame.writeUInt32BE(spec.length, 9);
-    spec.copy(frame, 13);
-    options.stdin.copy(frame, 13 + spec.length);
+    const length = Buffer.allocUnsafe(4);
+    length.writeUInt32BE(spec.length, 0);
     return new Promise((resolve) => {
       const run: PendingRun = { options, resolve, pid: undefined, group: undefined, exit: undefined, closed: false, onAbort: () => run.group?.terminate() };
       this.#runs.set(id, run);
-      child.stdin?.write(frame);
+      this.#send('S', id, length, spec, options.stdin);
     });
   }
 
-  #send(kind: string, id: number, payload: Buffer): void {
-    const frame = Buffer.allocUnsafe(HEADER + payload.length);
+  /** One frame: kind, job id, length, then the payload parts back to back. */
+  #send(kind: string, id: number, ...parts: Buffer[]): void {
+    const length = parts.reduce((sum, part) => sum + part.length, 0);
+    const frame = Buffer.allocUnsafe(HEADER + length);
     frame.write(kind, 0, 'latin1');
     frame.writeUInt32BE(id, 1);
-    frame.writeUInt32BE(payload.length, 5);
-    payload.copy(frame, HEADER);
+    frame.writeUInt32BE(length, 5);
+    let offset = HEADER;
+    for (const part of parts) offset += part.copy(frame, offset);
     this.#child?.stdin?.write(frame);
   }
 
@@ -175,7 +173,7 @@ export class SpawnHelper {
         // Once nothing of the group is alive, output that is still open belongs to something
         // that left the group (setsid, a daemon): stop waiting for it, or the job never ends.
         else void run.group?.settle().then(() => {
-          if (this.#runs.get(id) === run && !run.closed) this.#send('K', id, Buffer.alloc(0));
+          if (this.#runs.get(id) === run && !run.closed) this.#send('K', id);
         });
         break;
       case 'C':

@@ -12,7 +12,8 @@ export interface Authenticator {
 const STATE_CHANGING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 /**
- * Refuses cross-site browser requests that change something, then authenticates every request
+ * Refuses cross-site browser requests that change something or start a job (routes marked
+ * `config: { startsJob: true }`, e.g. GET typed handlers), then authenticates every request
  * but the health checks. Without an authenticator every caller is "anonymous" — start-up only
  * allows that on a loopback address.
  */
@@ -20,7 +21,7 @@ export async function registerAuth(app: FastifyInstance, authenticator: Authenti
   app.decorateRequest('caller', 'anonymous');
 
   app.addHook('onRequest', async (request) => {
-    if (!STATE_CHANGING.has(request.method)) return;
+    if (!STATE_CHANGING.has(request.method) && request.routeOptions.config.startsJob !== true) return;
     const reason = crossSiteReason(request.headers);
     if (reason) throw new RequestError(403, 'cross_site', `cross-site request refused (${reason}): armhook only accepts requests from its own origin or from non-browser clients; nothing was run`);
   });

@@ -1,6 +1,11 @@
 import 'fastify';
 
 declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The route starts a job whatever its method: cross-site browser requests are refused. */
+    startsJob?: boolean;
+  }
+
   interface FastifyRequest {
     /** Who made the request: the basic-auth user, or "anonymous" when auth is off (loopback only). */
     caller: string;
