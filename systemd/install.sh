@@ -11,7 +11,7 @@ id armhook >/dev/null 2>&1 || useradd --system --home-dir /var/lib/armhook --she
 mkdir -p "$prefix" /etc/armhook
 # Code, sample scripts and the unit; never keys, data or node_modules from the source tree.
 tar -C "$src" --exclude=./node_modules --exclude=./data --exclude='./tls/*.pem' --exclude=./.git -cf - . | tar -C "$prefix" -xf -
-# Full install (its prepare step compiles dist/ with TypeScript), then drop the dev tools.
+# Full install (its prepare step bundles dist/ with esbuild), then drop the dev tools.
 (cd "$prefix" && npm ci --no-audit --no-fund && npm prune --omit=dev --no-audit --no-fund)
 mkdir -p "$prefix/tls" && chown armhook:armhook "$prefix/tls"
 [ -f /etc/armhook/armhook.env ] || install -m 0640 -g armhook "$src/systemd/armhook.env" /etc/armhook/armhook.env

@@ -233,7 +233,7 @@ export async function startArmhook(config: BenchConfig, fx: Fixtures, name: stri
   try {
     server.startMs = await waitHealthy(proc, target, '/healthz', 20_000);
     const cmd = cmdline(proc.pid);
-    server.entry = cmd.includes('dist/server/cli/main.js') ? 'dist' : cmd.includes('server/cli/main.ts') ? 'source' : cmd;
+    server.entry = cmd.includes('dist/main.js') ? 'dist' : cmd.includes('server/cli/main.ts') ? 'source' : cmd;
     if (options.waitReady) {
       await pollUntil(`${proc.name} GET /readyz 200 (identity from the IMDS fake)`, 30_000, 50, async () => {
         const r = await fetchText(target, '/readyz', { timeoutMs: 5000 });

@@ -43,7 +43,7 @@ export const startup: Scenario = {
       met: a < 300,
     });
     out.notes.push(
-      `armhook is started as \`bin/armhook serve\` (a sh wrapper that checks dist/ is fresh, then execs node on ${[...entries].map((e) => (e === 'dist' ? 'the compiled dist/' : e === 'source' ? 'the TypeScript source (dist/ was stale)' : e)).join(' / ')}), with an empty data dir; runs ${armhook.map((x) => Math.round(x)).join(', ')} ms. webhook (no health route; GET / answers "OK"): ${webhook.map((x) => Math.round(x)).join(', ')} ms. The probe retries every 3 ms on a new TLS connection.`,
+      `armhook is started as \`bin/armhook serve\` (a sh wrapper that checks dist/ is fresh, then execs node on ${[...entries].map((e) => (e === 'dist' ? 'the bundled dist/' : e === 'source' ? 'the TypeScript source (dist/ was stale)' : e)).join(' / ')}), with an empty data dir; runs ${armhook.map((x) => Math.round(x)).join(', ')} ms. webhook (no health route; GET / answers "OK"): ${webhook.map((x) => Math.round(x)).join(', ')} ms. The probe retries every 3 ms on a new TLS connection.`,
     );
   },
 };

@@ -1,8 +1,16 @@
 /**
  * Azure Instance Metadata Service (IMDS) client: the VM's subscription, resource group, location
- * and name. Plain `fetch` with a short timeout: off Azure the link-local address usually drops
- * packets, so a request without a timeout would hang for minutes.
+ * and name. One GET over node:http(s) with a short timeout: off Azure the link-local address
+ * usually drops packets, so a request without a timeout would hang for minutes. (Not `fetch`:
+ * loading undici for this one request costs ~20 ms of start-up and ~4 MB that armhook never
+ * uses again — the Azure SDK has its own HTTP client.)
  */
+import type { IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+
+// getBuiltinModule, not `import … from 'node:http'`: an ES import of node:http builds its export
+// facade, whose lazy WebSocket/EventSource getters load undici anyway.
+const { request: httpRequest } = process.getBuiltinModule('node:http');
 
 export interface InstanceMetadata {
   subscriptionId: string;
@@ -41,19 +49,19 @@ export async function readInstanceMetadata(
   const timeoutMs = options.timeoutMs ?? METADATA_TIMEOUT_MS;
   const timeout = AbortSignal.timeout(timeoutMs);
   const signal = options.signal ? AbortSignal.any([timeout, options.signal]) : timeout;
-  let response: Response;
+  let response: { status: number; text: string };
   try {
-    response = await fetch(url, { headers: { Metadata: 'true' }, signal, redirect: 'error' });
+    response = await getText(url, signal);
   } catch (err) {
-    throw new MetadataError(`instance metadata unreachable at ${base}: ${describeFetchError(err, timeout, timeoutMs)} — is this an Azure VM?`, false);
+    const reachable = err instanceof ReadError;
+    const reason = timeout.aborted ? `no answer within ${timeoutMs / 1000} s` : describeError(err);
+    throw new MetadataError(
+      reachable ? `instance metadata at ${base}: reading the answer failed: ${reason}` : `instance metadata unreachable at ${base}: ${reason} — is this an Azure VM?`,
+      reachable,
+    );
   }
-  let text: string;
-  try {
-    text = await response.text();
-  } catch (err) {
-    throw new MetadataError(`instance metadata at ${base}: reading the answer failed: ${describeFetchError(err, timeout, timeoutMs)}`, true);
-  }
-  if (!response.ok) {
+  const text = response.text;
+  if (response.status < 200 || response.status > 299) {
     throw new MetadataError(`instance metadata at ${base} answered HTTP ${response.status}: ${snippet(text)}`, true);
   }
   let body: unknown;
@@ -93,18 +101,36 @@ export function parseInstanceMetadata(body: unknown, source: string): InstanceMe
   return result;
 }
 
-function describeFetchError(err: unknown, timeout: AbortSignal, timeoutMs: number): string {
-  if (timeout.aborted) return `no answer within ${timeoutMs / 1000} s`;
-  if (err instanceof Error) {
-    const cause = (err as { cause?: unknown }).cause;
-    if (cause instanceof Error) {
-      const code = (cause as { code?: unknown }).code;
-      return typeof code === 'string' ? code : cause.message;
-    }
-    if (err.name === 'AbortError') return 'aborted';
-    return err.message;
-  }
-  return String(err);
+/** The endpoint answered, then the answer broke off (or was too big). */
+class ReadError extends Error {}
+
+const MAX_METADATA_BYTES = 1 << 20;
+
+/** One GET; redirects are not followed (IMDS never redirects). */
+function getText(url: string, signal: AbortSignal): Promise<{ status: number; text: string }> {
+  const send = url.startsWith('https:') ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    const req = send(url, { headers: { Metadata: 'true' }, signal, agent: false }, (res: IncomingMessage) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > MAX_METADATA_BYTES) res.destroy(new ReadError(`answer larger than ${MAX_METADATA_BYTES} bytes`));
+        else chunks.push(chunk);
+      });
+      res.on('error', (err) => reject(err instanceof ReadError ? err : new ReadError(describeError(err))));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+function describeError(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const code = (err as { code?: unknown }).code;
+  if (err.name === 'AbortError') return 'aborted';
+  return typeof code === 'string' ? code : err.message;
 }
 
 function snippet(text: string): string {
