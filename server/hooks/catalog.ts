@@ -37,13 +37,16 @@ export function parseHookPath(rawPath: string): string[] {
 }
 
 /**
- * The scripts directory as a catalog. Nothing is cached but parsed headers (keyed by file
- * identity and mtime), so new and edited scripts are picked up without a restart.
+ * The scripts directory as a catalog. Only parsed headers (keyed by file identity and times) and
+ * directory listings (keyed by the directory's) are cached, so new, removed and edited scripts
+ * are picked up without a restart.
  */
 export class HookCatalog {
   readonly scriptsDir: string;
   readonly #log: Logger;
   readonly #headers = new Map<string, { key: string; header: ScriptHeader }>();
+  /** Directory listings (only of directories that exist under the scripts dir). */
+  readonly #listings = new Map<string, { key: string; entries: string[] }>();
 
   constructor(options: { scriptsDir: string; log: Logger }) {
     this.scriptsDir = options.scriptsDir;
@@ -77,14 +80,8 @@ export class HookCatalog {
     if ((RESERVED_NAMES as readonly string[]).includes(segments[0] ?? '')) return undefined;
     const base = segments.at(-1) ?? '';
     const dir = join(this.scriptsDir, ...segments.slice(0, -1));
-    // Synchronous on purpose: these are metadata lookups the kernel answers from its caches in
-    // microseconds, while libuv's 4-thread pool may be busy with other jobs' file creations.
-    let entries: string[];
-    try {
-      entries = readdirSync(dir);
-    } catch {
-      return undefined;
-    }
+    const entries = this.#entries(dir);
+    if (!entries) return undefined;
     for (const name of candidates(entries, base)) {
       const hook = this.#load(join(dir, name), segments.join('/'));
       if (hook) return hook;
@@ -137,6 +134,27 @@ export class HookCatalog {
     return out.sort((a, b) => a.path.localeCompare(b.path));
   }
 
+  /**
+   * A directory's names, listed again only when the directory changed (its identity or times) or
+   * changed recently (times move in coarse ticks). Synchronous on purpose: metadata lookups the
+   * kernel answers from its caches in microseconds, while the thread pool may be busy with other
+   * jobs' files; one stat instead of a listing per request.
+   */
+  #entries(dir: string): string[] | undefined {
+    try {
+      const info = statSync(dir);
+      const key = `${info.ino}:${info.mtimeMs}:${info.ctimeMs}`;
+      const cached = this.#listings.get(dir);
+      if (cached && cached.key === key && Date.now() - info.ctimeMs >= 2000) return cached.entries;
+      const entries = readdirSync(dir).sort();
+      this.#listings.set(dir, { key, entries });
+      return entries;
+    } catch {
+      this.#listings.delete(dir);
+      return undefined;
+    }
+  }
+
   #load(candidate: string, path: string): ScriptHook | undefined {
     let real: string;
     let root: string;
@@ -181,13 +199,14 @@ export class HookCatalog {
 
 /**
  * Files that can serve `base`: base.sh first, then base itself (a file without extension), then
- * base.<any extension>. A hook path never includes the extension: /hello.sh is not hello.sh.
+ * base.<any extension> (in name order: `entries` is sorted). A hook path never includes the
+ * extension: /hello.sh is not hello.sh.
  */
-function candidates(entries: string[], base: string): string[] {
+function candidates(entries: readonly string[], base: string): string[] {
   const out: string[] = [];
   if (entries.includes(`${base}.sh`)) out.push(`${base}.sh`);
   if (!base.includes('.') && entries.includes(base)) out.push(base);
-  for (const entry of entries.sort()) {
+  for (const entry of entries) {
     if (!base.includes('.') && entry !== `${base}.sh` && entry.startsWith(`${base}.`) && !entry.slice(base.length + 1).includes('.')) out.push(entry);
   }
   return out;

@@ -65,8 +65,14 @@ export class ProcessGroup {
     }
   }
 
+  /** Someone who could tell without a signal (the spawn helper) saw the group empty. */
+  markEmpty(): void {
+    this.#gone = true;
+  }
+
   /** SIGTERM now, SIGKILL after the grace period (once, however often this is called). */
   terminate(): void {
+    if (this.#gone) return;
     this.signal('SIGTERM');
     if (this.#timer || this.#killed) return;
     this.#timer = setTimeout(() => this.#kill(), this.#graceMs);

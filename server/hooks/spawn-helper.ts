@@ -167,7 +167,10 @@ export class SpawnHelper {
         break;
       case 'X':
         run.exit = payload.readInt32BE(0);
-        // The script is over: end whatever it left running in its group (see runScript).
+        // The script is over: end whatever it left running in its group (see runScript). The
+        // helper says whether anything was left when the script was reaped; an empty group can't
+        // gain members (nothing alive carries its id), so there is nothing to signal.
+        if (payload.length > 4 && payload[4] === 0) run.group?.markEmpty();
         run.group?.terminate();
         if (run.closed) this.#finish(id, run);
         // Once nothing of the group is alive, output that is still open belongs to something

@@ -14,7 +14,9 @@ Protocol on stdin/stdout, frames of: type (1 byte) | job (uint32 BE) | length (u
                     'K' stop reading the job's output (its script exited; something outside its group holds the pipes)
   helper -> server  'P' started: uint32 pid     'F' failed to start: UTF-8 message
                     'O' stdout bytes            'E' stderr bytes
-                    'X' exited: int32 (exit code, or -signal)   'C' both output pipes closed
+                    'X' exited: int32 (exit code, or -signal) | uint8 1 when its process group
+                        still had members then (0: empty, nothing to signal)
+                    'C' both output pipes closed
 A job is over for the server when it has seen both 'X' and 'C'.
 """
 import errno
@@ -177,7 +179,14 @@ class Helper:
         os.close(pidfd)
         _, status = os.waitpid(pid, 0)
         code = os.waitstatus_to_exitcode(status)
-        self.send(b"X", job, struct.pack(">i", code))
+        # Whether anything is left in the group the script led: when nothing is, the server can
+        # skip signalling it (the usual case, and a failed kill costs the server an exception).
+        try:
+            os.killpg(pid, 0)
+            left = 1
+        except OSError:
+            left = 0
+        self.send(b"X", job, struct.pack(">iB", code, left))
 
     def read_requests(self):
         try:

@@ -1,5 +1,5 @@
 import { closeSync, mkdirSync, openSync, readdirSync, readSync, fstatSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { JobLog } from './log.ts';
@@ -56,7 +56,8 @@ export class JobStore {
   /** Deletes a job's file (in the background: nothing waits on it). */
   remove(id: string): void {
     if (!ID.test(id)) return;
-    rm(this.logFile(id), { force: true }).catch((err: unknown) => {
+    unlink(this.logFile(id)).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return;
       this.#log.warn({ jobId: id, err: (err as Error).message }, 'could not delete an old job file; check the permissions of the data directory');
     });
   }

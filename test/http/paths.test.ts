@@ -176,6 +176,24 @@ test('a script added after start is picked up without a restart', async () => {
   assert.equal(described.json().description, 'Arrived late');
 });
 
+test('a script removed or renamed after being served is gone at once; its replacement is found (directory listings are cached by the directory\'s times)', async () => {
+  const dir = join(server.scriptsDir, 'churn');
+  await mkdir(dir, { recursive: true });
+  const first = join(dir, 'tool.sh');
+  await writeFile(first, '#!/bin/sh\necho first\n');
+  await chmod(first, 0o755);
+  assert.equal((await fetchText(server, '/churn/tool')).status, 200);
+  await rm(first);
+  assertJsonError(await fetchText(server, '/churn/tool'), 404);
+  assertJsonError(await fetchText(server, '/churn/tool', { method: 'POST' }), 404);
+  const second = join(dir, 'tool.py');
+  await writeFile(second, '#!/bin/sh\n# @description Second tool\necho second\n');
+  await chmod(second, 0o755);
+  assert.equal((await fetchText(server, '/churn/tool')).json().description, 'Second tool');
+  const { events } = parseSse((await curl(server, ['-XPOST', `${server.url}/churn/tool`])).stdout);
+  assert.ok(events.some((e) => e.data === 'second'));
+});
+
 test('an edited header takes effect without a restart', async () => {
   const file = join(server.scriptsDir, 'edited.sh');
   await writeFile(file, '#!/bin/sh\n# @description First version\n# @param color required The color\necho "color=$color"\n');
