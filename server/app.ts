@@ -197,6 +197,7 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
   app.addHook('preClose', async () => {
     clearInterval(pruneTimer);
     await jobs.shutdown(config.drainTimeout * 1000);
+    store.close();
     azure.close();
     helper?.close();
     await rm(scratchDir, { recursive: true, force: true });

@@ -72,8 +72,8 @@ export async function collectOutput(log: JobLog, limit: number): Promise<{ outpu
  */
 export async function respondWithJob(job: LiveJob, mode: RunMode, reply: FastifyReply, options: { keepAliveMs: number; outputLimit: number }): Promise<void> {
   const id = job.record.id;
-  // The caller learns the id only once the job is on disk: a crash right after can't lose it.
-  await job.log.stored;
+  // The job's record was written (synchronously) when it was accepted: a crash from here on
+  // can't lose it.
   void reply.header('Armhook-Job-Id', id);
   if (mode === 'async') {
     await reply

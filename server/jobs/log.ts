@@ -1,5 +1,6 @@
-import { closeSync, fstatSync, openSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
+import type { Journal, Segment, Span } from './journal.ts';
 import type { JobEvent, JobEventType } from './types.ts';
 
 /** How much of the newest output stays in memory for live readers. Older output is read from disk. */
@@ -15,34 +16,54 @@ interface TailEntry {
   size: number;
 }
 
+/** Where a job's lines go: frames in the shared journal, or a file of its own once it is large. */
+export interface LogPlace {
+  journal: Journal;
+  jobId: string;
+  /** The job's own file: where it moves past `moveAt` bytes (and where it is read from after). */
+  file: string;
+  /** Bytes after which the job moves to its own file. */
+  moveAt: number;
+  /** Hears once when a write fails (the job still runs; its output then lives only in memory, bounded). */
+  onError: (err: Error) => void;
+  /** Hears when the log ends in the journal (the store keeps its spans to read it later). */
+  onEnd?: (log: JobLog) => void;
+}
+
 /**
- * A job's output: an append-only file of JSON lines (one event each, with its id), plus a bounded
- * in-memory tail for live readers. Readers pull at their own pace (see `reader`), so a slow reader
- * holds at most one read chunk, never the job's output.
+ * A job's output: JSON lines (its record lines, and one event each with its id), appended
+ * synchronously, plus a bounded in-memory tail for live readers. Readers pull at their own pace
+ * (see `reader`), so a slow reader holds at most one read chunk, never the job's output.
  *
- * Creating a file is the slowest thing a job does to the disk (often more than spawning), so a new
- * log's file is opened off the event loop; until it is open, lines wait in memory (and stay in the
- * tail, which never drops what is not on disk yet). From then on every append is one synchronous
- * write to the open file, so readers and crashes see everything appended so far.
+ * The lines go to the shared journal as frames (see journal.ts) — a few microseconds each, where
+ * a file per job costs an inode, an open, a close and an unlink. A job whose output passes
+ * `moveAt` bytes moves to a file of its own: its bytes so far are copied there (under a temp
+ * name, renamed when complete, so a crash leaves either the journal or the file whole) and it
+ * appends there from then on. Either way the job's bytes form one stream, so readers' offsets
+ * stay valid across the move.
  */
 export class JobLog {
+  readonly #place: LogPlace | undefined;
+  /** The job's own file (read from when `#spans` is undefined). */
   readonly file: string;
+  /** Journal mode: the job's frames. Undefined once the job has its own file. */
+  #spans: Span[] | undefined;
   #fd: number | undefined;
-  /** Text appended before the file was open. */
-  #pending: string[] = [];
-  #endRequested = false;
   #lastId: number;
-  /** Bytes appended (the file's size once everything is written). */
+  /** Bytes appended (the stream's size). */
   #bytes: number;
-  /** Bytes actually in the file. */
+  /** Bytes actually stored (less than #bytes only after a write error). */
   #flushed: number;
   #ended: boolean;
+  #failed = false;
   readonly #tail: TailEntry[] = [];
   #tailBytes = 0;
   readonly #waiters = new Set<() => void>();
 
-  private constructor(file: string, fd: number | undefined, lastId: number, bytes: number, ended: boolean) {
+  private constructor(file: string, place: LogPlace | undefined, spans: Span[] | undefined, fd: number | undefined, lastId: number, bytes: number, ended: boolean) {
     this.file = file;
+    this.#place = place;
+    this.#spans = spans;
     this.#fd = fd;
     this.#lastId = lastId;
     this.#bytes = bytes;
@@ -50,75 +71,97 @@ export class JobLog {
     this.#ended = ended;
   }
 
-  /**
-   * A new log for a job about to be accepted, starting with its record. `onError` hears when the
-   * file can't be created (the job still runs; its output then lives only in memory, bounded).
-   */
-  static create(file: string, record: object, onError: (err: Error) => void): JobLog {
-    const log = new JobLog(file, undefined, 0, 0, false);
-    log.#onError = onError;
+  /** A new log for a job being accepted, starting with its record (stored before this returns). */
+  static create(place: LogPlace, record: object): JobLog {
+    const log = new JobLog(place.file, place, [], undefined, 0, 0, false);
     log.writeRecord(record);
-    log.stored = open(file, 'wx', 0o600).then(
-      (handle) => log.#opened(handle.fd, handle),
-      (err: Error) => {
-        onError(err);
-        log.#pending = [];
-        log.#flushed = log.#bytes;
-        log.#failed = true;
-        if (log.#endRequested) log.#close();
-      },
-    );
     return log;
   }
 
   /**
-   * Resolves once the job's file exists with everything appended so far (or could not be
-   * created), so a caller can be told "accepted" only when a crash would no longer lose the job.
+   * A log kept in the journal: `ended` for reading a finished job, or open for appending (a job
+   * a restart found interrupted).
    */
-  stored: Promise<void> = Promise.resolve();
+  static fromJournal(place: LogPlace, spans: Span[], lastId: number, bytes: number, ended: boolean): JobLog {
+    return new JobLog(place.file, ended ? undefined : place, spans, undefined, lastId, bytes, ended);
+  }
 
-  #failed = false;
-  #onError: ((err: Error) => void) | undefined;
-  #handle: { close(): Promise<void> } | undefined;
+  get journalSpans(): readonly Span[] | undefined {
+    return this.#spans;
+  }
 
-  #opened(fd: number, handle: { close(): Promise<void> }): void {
-    this.#handle = handle;
-    this.#fd = fd;
-    if (this.#pending.length > 0) {
-      const text = this.#pending.join('');
-      this.#pending = [];
-      writeSync(fd, text);
-    }
-    this.#flushed = this.#bytes;
-    this.#trimTail();
-    if (this.#endRequested) this.#close();
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /** @internal for readers: the journal the spans are in. */
+  get journal(): Journal | undefined {
+    return this.#place?.journal;
   }
 
   #write(text: string, bytes: number): void {
+    const vstart = this.#bytes;
     this.#bytes += bytes;
-    if (this.#fd !== undefined) {
-      try {
-        writeSync(this.#fd, text);
-      } catch (err) {
-        // Disk full or an I/O error: the job goes on, its output from here lives only in the
-        // (bounded) memory tail; the server must not fall over because one file can't grow.
-        this.#onError?.(err as Error);
-        this.#onError = undefined;
-        this.#failed = true;
-      }
+    if (this.#failed) {
       this.#flushed = this.#bytes;
-    } else if (!this.#failed) {
-      this.#pending.push(text);
-    } else {
-      this.#flushed = this.#bytes;
+      return;
     }
+    try {
+      if (this.#fd !== undefined) writeSync(this.#fd, text);
+      else if (this.#spans && this.#place) {
+        this.#spans.push(this.#place.journal.append(this.#place.jobId, text, bytes, vstart));
+        if (this.#bytes > this.#place.moveAt) this.#moveToOwnFile();
+      }
+    } catch (err) {
+      // Disk full or an I/O error: the job goes on, its output from here lives only in the
+      // (bounded) memory tail; the server must not fall over because the disk can't grow.
+      this.#place?.onError(err as Error);
+      this.#failed = true;
+    }
+    this.#flushed = this.#bytes;
   }
 
-  /** The log of a job from disk (finished, or interrupted by a restart: `reopen` lets it append the end). */
+  /** Copies the job's frames into its own file and appends there from now on. */
+  #moveToOwnFile(): void {
+    const place = this.#place;
+    const spans = this.#spans;
+    if (!place || !spans) return;
+    const temp = `${this.file}.tmp`;
+    const fd = openSync(temp, 'w', 0o600);
+    try {
+      for (const span of spans) {
+        const buffer = Buffer.allocUnsafe(span.bytes);
+        let got = 0;
+        while (got < span.bytes) {
+          const n = readSync(span.segment.fd, buffer, got, span.bytes - got, span.start + got);
+          if (n === 0) throw new Error(`journal segment ${span.segment.file} ended early`);
+          got += n;
+        }
+        writeSync(fd, buffer);
+      }
+      renameSync(temp, this.file);
+    } catch (err) {
+      closeSync(fd);
+      try {
+        unlinkSync(temp);
+      } catch {
+        // never created or already gone
+      }
+      // It stays in the journal (which has all of it); no second try.
+      place.moveAt = Number.POSITIVE_INFINITY;
+      place.onError(err as Error);
+      return;
+    }
+    this.#fd = fd;
+    this.#spans = undefined;
+    place.journal.release(place.jobId, spans);
+  }
+
+  /** The log of a job with a file of its own (finished, or interrupted by a restart: `reopen` lets it append the end). */
   static async load(file: string, options: { reopen: boolean }): Promise<JobLog> {
     let lastId = 0;
     try {
-      const scan = new JobLog(file, undefined, Number.MAX_SAFE_INTEGER, 0, true);
+      const scan = new JobLog(file, undefined, undefined, undefined, Number.MAX_SAFE_INTEGER, 0, true);
       const reader = scan.reader(0);
       try {
         for (let batch = await reader.next(); batch; batch = await reader.next()) {
@@ -131,9 +174,9 @@ export class JobLog {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
-    if (!options.reopen) return new JobLog(file, undefined, lastId, 0, true);
+    if (!options.reopen) return new JobLog(file, undefined, undefined, undefined, lastId, 0, true);
     const fd = openSync(file, 'a', 0o600);
-    return new JobLog(file, fd, lastId, fstatSync(fd).size, false);
+    return new JobLog(file, undefined, undefined, fd, lastId, fstatSync(fd).size, false);
   }
 
   get lastId(): number {
@@ -145,19 +188,19 @@ export class JobLog {
   }
 
   /**
-   * Records the job's record in the same file (a line without an event id, which readers skip):
-   * one open file per job and appends only, because creating and renaming files is what costs
-   * most on a busy disk. The last record line (or the `done` event) is the job's state.
+   * Records the job's record among its lines (a line without an event id, which readers skip):
+   * appends only, because creating and renaming files is what costs most on a busy disk. The
+   * last record line (or the `done` event) is the job's state.
    */
   writeRecord(record: object): void {
-    if (this.#endRequested) return;
+    if (this.#ended) return;
     const line = `${JSON.stringify({ record })}\n`;
     this.#write(line, Buffer.byteLength(line));
   }
 
   /** Appends events (one disk write for the batch) and wakes live readers. Returns the last id. */
   append(items: ReadonlyArray<{ event: JobEventType; data: string }>): number {
-    if (this.#endRequested || items.length === 0) return this.#lastId;
+    if (this.#ended || items.length === 0) return this.#lastId;
     const at = Date.now();
     let text = '';
     let end = this.#bytes;
@@ -177,7 +220,7 @@ export class JobLog {
     return this.#lastId;
   }
 
-  /** Drops the oldest tail entries beyond the bounds, but never what is not in the file yet. */
+  /** Drops the oldest tail entries beyond the bounds, but never what is not stored yet. */
   #trimTail(): void {
     while (this.#tail.length > TAIL_EVENTS || (this.#tailBytes > TAIL_BYTES && this.#tail.length > 1)) {
       const oldest = this.#tail[0];
@@ -189,18 +232,11 @@ export class JobLog {
 
   /** No more events will come; readers finish after what is there. */
   end(): void {
-    if (this.#endRequested) return;
-    this.#endRequested = true;
-    // A file still being created is closed once its pending lines are written.
-    if (this.#fd !== undefined || this.#failed) this.#close();
-  }
-
-  #close(): void {
-    if (this.#handle) void this.#handle.close();
-    else if (this.#fd !== undefined) closeSync(this.#fd);
+    if (this.#ended) return;
+    if (this.#fd !== undefined) closeSync(this.#fd);
     this.#fd = undefined;
-    this.#handle = undefined;
     this.#ended = true;
+    if (this.#spans) this.#place?.onEnd?.(this);
     this.#wake();
   }
 
@@ -286,28 +322,20 @@ export class LogReader {
     return this.#readFile(maxEvents);
   }
 
-  /**
-   * The file stays open for the reader's life, so a job deleted by retention while someone
-   * replays it is still read to its end. Call `close()` when done.
-   */
-  #handle: FileHandle | undefined;
+  readonly #source = new StreamSource();
 
   async close(): Promise<void> {
-    const handle = this.#handle;
-    this.#handle = undefined;
-    await handle?.close();
+    await this.#source.close();
   }
 
   async #readFile(maxEvents: number): Promise<JobEvent[] | null> {
-    this.#handle ??= await open(this.#log.file, 'r');
-    const handle = this.#handle;
     {
       const events: JobEvent[] = [];
       let position = this.#offset ?? 0;
       let size = READ_CHUNK;
       while (events.length === 0) {
         const buffer = Buffer.allocUnsafe(size);
-        const { bytesRead } = await handle.read(buffer, 0, size, position);
+        const bytesRead = await this.#source.read(this.#log, buffer, size, position);
         if (bytesRead === 0) break;
         let start = 0;
         while (events.length < maxEvents) {
@@ -338,4 +366,67 @@ export class LogReader {
       return events;
     }
   }
+}
+
+/**
+ * A job's byte stream for one reader: its journal spans while it has them, then its own file
+ * (same offsets: the move copies the spans). What the reader has started on stays readable to
+ * its end even if retention deletes the job meanwhile: segments are pinned, the file stays open.
+ */
+class StreamSource {
+  #spans: readonly Span[] | undefined;
+  readonly #pinned = new Set<Segment>();
+  #handle: FileHandle | undefined;
+  #started = false;
+
+  async read(log: JobLog, buffer: Buffer, length: number, position: number): Promise<number> {
+    if (!this.#started) {
+      this.#started = true;
+      this.#spans = log.journalSpans;
+      for (const span of this.#spans ?? []) this.#pin(span.segment);
+    }
+    const spans = this.#spans;
+    if (spans) {
+      const span = spanAt(spans, position);
+      if (span) {
+        this.#pin(span.segment);
+        const length_ = Math.min(length, span.vstart + span.bytes - position);
+        return span.segment.read(buffer, 0, length_, span.start + (position - span.vstart));
+      }
+      // Past the last span: more may come while the job stays in the journal; after a move the
+      // rest is in its own file.
+      if (log.journalSpans === spans) return 0;
+    }
+    this.#handle ??= await open(log.file, 'r');
+    return (await this.#handle.read(buffer, 0, length, position)).bytesRead;
+  }
+
+  #pin(segment: Segment): void {
+    if (this.#pinned.has(segment)) return;
+    this.#pinned.add(segment);
+    segment.pin();
+  }
+
+  async close(): Promise<void> {
+    for (const segment of this.#pinned) segment.unpin();
+    this.#pinned.clear();
+    const handle = this.#handle;
+    this.#handle = undefined;
+    await handle?.close();
+  }
+}
+
+/** The span holding byte `position` of the stream (spans are in stream order, back to back). */
+function spanAt(spans: readonly Span[], position: number): Span | undefined {
+  let low = 0;
+  let high = spans.length - 1;
+  while (low <= high) {
+    const mid = (low + high) >>> 1;
+    const span = spans[mid];
+    if (!span) break;
+    if (position < span.vstart) high = mid - 1;
+    else if (position >= span.vstart + span.bytes) low = mid + 1;
+    else return span;
+  }
+  return undefined;
 }

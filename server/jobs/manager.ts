@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { RequestError } from '../errors.ts';
-import { JobLog } from './log.ts';
+import type { JobLog } from './log.ts';
 import { JobOutput } from './output.ts';
 import { JobIds } from './ids.ts';
 import { killJobLeftovers } from './reaper.ts';
@@ -135,7 +135,7 @@ export class JobManager {
           const killed = await killJobLeftovers(record.id, record.pgid);
           if (killed.length > 0) this.#log.warn({ jobId: record.id, pids: killed }, 'killed processes left running by an interrupted job');
         }
-        const log = await JobLog.load(this.#store.logFile(record.id), { reopen: true });
+        const log = await this.#store.reopen(record.id);
         this.#finish(record, log, 'interrupted', null, {
           code: 'interrupted',
           message: 'armhook stopped while this job was queued or running; its output up to then is kept. Start it again if it is still needed.',
@@ -245,7 +245,7 @@ export class JobManager {
     const live = this.#live.get(id);
     if (live) return live.log;
     if (!this.#records.has(id)) return undefined;
-    return JobLog.load(this.#store.logFile(id), { reopen: false });
+    return this.#store.openLog(id);
   }
 
   /** Newest first; `after` is the last id of the previous page. */

@@ -1,65 +1,166 @@
-import { closeSync, mkdirSync, openSync, readdirSync, readSync, fstatSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, readSync, fstatSync, rmSync } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { JobLog } from './log.ts';
+import { Journal, type Span } from './journal.ts';
+import { JobLog, type LogPlace } from './log.ts';
 import type { JobRecord } from './types.ts';
 
 const ID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
 const FILE = /^([0-9A-HJKMNP-TV-Z]{26})\.ndjson$/;
 const TAIL = 64 * 1024;
 
+/** A job past this many bytes moves from the journal to a file of its own. */
+export const MOVE_AT_BYTES = 256 * 1024;
+
+/** A job kept in the journal: where its frames are, and what a reader needs to know of it. */
+interface JournaledJob {
+  spans: Span[];
+  lastId: number;
+  bytes: number;
+}
+
 /**
- * Jobs on disk: one file per job, `<dataDir>/jobs/<id>.ndjson`, append-only JSON lines: the
- * job's record (lines `{"record":…}`, the last one wins) and its output events (lines with an
- * `id`), the last of which is `done` carrying the final record. Appends to one open file are the
- * cheapest durable write there is (no directory, temp file or rename per update); a crash loses
- * at most the line being written; the files read with cat and jq.
+ * Jobs on disk, under `<dataDir>/jobs/`. Every job starts in the shared journal
+ * (`journal-<n>.ndjson`, see journal.ts); one whose output passes MOVE_AT_BYTES moves to a file
+ * of its own, `<id>.ndjson`. Either way a job's bytes are append-only JSON lines: its record
+ * (lines `{"record":…}`, the last one wins) and its output events (lines with an `id`), the last
+ * of which is `done` carrying the final record. A crash loses at most the line being written;
+ * everything reads with cat and jq.
  */
 export class JobStore {
   readonly root: string;
   readonly #log: Logger;
+  readonly #journal: Journal;
+  readonly #moveAt: number;
+  /** Jobs whose lines are in the journal, as of when they ended (or were found at start-up). */
+  readonly #journaled = new Map<string, JournaledJob>();
 
-  constructor(options: { dataDir: string; log: Logger }) {
+  constructor(options: { dataDir: string; log: Logger; segmentBytes?: number; moveAt?: number }) {
     this.root = join(options.dataDir, 'jobs');
     this.#log = options.log;
+    this.#journal = new Journal(this.root, options.segmentBytes ? { segmentBytes: options.segmentBytes } : {});
+    this.#moveAt = options.moveAt ?? MOVE_AT_BYTES;
   }
 
   /** Creates the directory and returns every stored record (newest first). */
   loadAll(): JobRecord[] {
     mkdirSync(this.root, { recursive: true, mode: 0o700 });
-    const records: JobRecord[] = [];
-    const ids = readdirSync(this.root)
-      .map((name) => FILE.exec(name)?.[1])
-      .filter((id): id is string => id !== undefined)
-      .sort()
-      .reverse();
-    for (const id of ids) {
+    const found = new Map<string, JobRecord>();
+    const names = readdirSync(this.root);
+    for (const name of names) {
+      // A move to a job's own file that a crash interrupted: the journal still has all of it.
+      if (name.endsWith('.ndjson.tmp')) rmSync(join(this.root, name), { force: true });
+    }
+    const scanned = new Map<string, JournaledJob & { record: JobRecord | undefined }>();
+    for (const [id, job] of this.#journal.scan()) {
+      if (!ID.test(id)) continue;
+      scanned.set(id, { ...job, ...this.#readJournaled(job.spans) });
+    }
+    for (const id of names.map((name) => FILE.exec(name)?.[1]).filter((x): x is string => x !== undefined)) {
       const record = this.#readRecord(id);
-      if (record) records.push(record);
+      const journaled = scanned.get(id);
+      if (journaled) {
+        // Moved to its own file: the file has everything; its frames in the journal are left over.
+        this.#journal.release(id, journaled.spans);
+        scanned.delete(id);
+      }
+      if (record) found.set(id, record);
       else this.#log.warn({ jobId: id, file: this.logFile(id) }, 'job file has no readable record; skipped (delete it if it is not needed)');
     }
-    return records;
+    for (const [id, job] of scanned) {
+      if (!job.record) {
+        this.#log.warn({ jobId: id, dir: this.root }, 'a job in the journal has no readable record; skipped');
+        this.#journal.release(id, job.spans);
+        continue;
+      }
+      this.#journaled.set(id, { spans: job.spans, lastId: job.lastId, bytes: job.bytes });
+      found.set(id, job.record);
+    }
+    return [...found.keys()]
+      .sort()
+      .reverse()
+      .map((id) => found.get(id) as JobRecord);
   }
 
-  /** A new job's file, starting with its record. */
+  /** A new job's log, starting with its record (on disk when this returns). */
   create(record: JobRecord): JobLog {
-    return JobLog.create(this.logFile(record.id), record, (err) => {
-      this.#log.error({ jobId: record.id, err: err.message }, 'cannot write the job file; the job runs but its output is not kept. Check free space and permissions of ARMHOOK_DATA_DIR');
-    });
+    return JobLog.create(this.#place(record.id), record);
+  }
+
+  /** A finished job's log, for reading. Undefined when it is not stored. */
+  async openLog(id: string): Promise<JobLog> {
+    const journaled = this.#journaled.get(id);
+    if (journaled) return JobLog.fromJournal(this.#place(id), journaled.spans, journaled.lastId, journaled.bytes, true);
+    return JobLog.load(this.logFile(id), { reopen: false });
+  }
+
+  /** The log of a job a restart found unfinished, open for appending its end. */
+  async reopen(id: string): Promise<JobLog> {
+    const journaled = this.#journaled.get(id);
+    if (journaled) return JobLog.fromJournal(this.#place(id), [...journaled.spans], journaled.lastId, journaled.bytes, false);
+    return JobLog.load(this.logFile(id), { reopen: true });
+  }
+
+  #place(id: string): LogPlace {
+    return {
+      journal: this.#journal,
+      jobId: id,
+      file: this.logFile(id),
+      moveAt: this.#moveAt,
+      onError: (err) => {
+        this.#log.error({ jobId: id, err: err.message }, 'cannot write job data; the job runs but its output is not kept. Check free space and permissions of ARMHOOK_DATA_DIR');
+      },
+      onEnd: (log) => {
+        const spans = log.journalSpans;
+        if (spans) this.#journaled.set(id, { spans: [...spans], lastId: log.lastId, bytes: log.bytes });
+      },
+    };
   }
 
   logFile(id: string): string {
     return join(this.root, `${id}.ndjson`);
   }
 
-  /** Deletes a job's file (in the background: nothing waits on it). */
+  /** Deletes a job: its frames (a segment goes once nothing kept is in it), or its own file. */
   remove(id: string): void {
     if (!ID.test(id)) return;
+    try {
+      this.#journal.forget(id);
+    } catch (err) {
+      this.#log.warn({ jobId: id, err: (err as Error).message }, 'could not mark an old job deleted in the journal; it may reappear after a restart. Check free space of ARMHOOK_DATA_DIR');
+    }
+    const journaled = this.#journaled.get(id);
+    if (journaled) {
+      this.#journaled.delete(id);
+      this.#journal.release(id, journaled.spans);
+      return;
+    }
     unlink(this.logFile(id)).catch((err: NodeJS.ErrnoException) => {
       if (err.code === 'ENOENT') return;
-      this.#log.warn({ jobId: id, err: (err as Error).message }, 'could not delete an old job file; check the permissions of the data directory');
+      this.#log.warn({ jobId: id, err: err.message }, 'could not delete an old job file; check the permissions of the data directory');
     });
+  }
+
+  /** Closes the journal (readers still reading keep what they pinned). */
+  close(): void {
+    this.#journal.close();
+  }
+
+  /** A journaled job's latest record and last event id, from its frames. */
+  #readJournaled(spans: readonly Span[]): { record: JobRecord | undefined; lastId: number } {
+    let record: JobRecord | undefined;
+    let lastId = 0;
+    for (const span of spans) {
+      const buffer = Buffer.allocUnsafe(span.bytes);
+      readSync(span.segment.fd, buffer, 0, span.bytes, span.start);
+      for (const line of buffer.toString('utf8').split('\n')) {
+        const id = /^\{"id":(\d+),/.exec(line)?.[1];
+        if (id !== undefined) lastId = Math.max(lastId, Number(id));
+        record = recordOf(line) ?? record;
+      }
+    }
+    return { record, lastId };
   }
 
   /** The job's latest record: the last record line or `done` event, read from the end of the file. */

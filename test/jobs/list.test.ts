@@ -2,7 +2,7 @@
 // /jobs/<id> errors, and retention by count that never deletes a running job.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -161,9 +161,26 @@ test('job routes need authentication like everything else', async () => {
 
 // ---- retention ----
 
+/**
+ * The jobs the data dir still holds: files of their own, and jobs with frames in the journal
+ * segments that no later deletion mark cancels (what a restart would load).
+ */
 async function storedIds(dataDir: string): Promise<string[]> {
-  const names = await readdir(join(dataDir, 'jobs'));
-  return [...new Set(names.map((n) => /^[0-9A-HJKMNP-TV-Z]{26}/.exec(n)?.[0]).filter((id): id is string => id !== undefined))].sort();
+  const dir = join(dataDir, 'jobs');
+  const names = (await readdir(dir)).sort();
+  const ids = new Set(names.map((n) => /^([0-9A-HJKMNP-TV-Z]{26})\.ndjson$/.exec(n)?.[1]).filter((id): id is string => id !== undefined));
+  for (const name of names.filter((n) => n.startsWith('journal-'))) {
+    const content = await readFile(join(dir, name));
+    for (let at = 0; at < content.length; ) {
+      const newline = content.indexOf(10, at);
+      if (newline === -1) break;
+      const header = JSON.parse(content.toString('utf8', at, newline)) as { job: string; bytes: number; deleted?: boolean };
+      if (header.deleted) ids.delete(header.job);
+      else ids.add(header.job);
+      at = newline + 1 + header.bytes;
+    }
+  }
+  return [...ids].sort();
 }
 
 /** Deletion of files may finish just after the request that caused it: wait (bounded) for the directory to show it. */
@@ -195,7 +212,7 @@ test('retention by count (retentionMax 3): after 5 finished jobs only the 3 newe
   assert.deepEqual(listed, [...kept].reverse().concat(held), 'the 3 newest finished jobs and the running one');
   for (const gone of finished.slice(0, 2)) assert.equal((await fetchText(local, `/jobs/${gone}`)).status, 404);
   assert.equal((await getJob(local, held)).status, 'running', 'the running job (the oldest of all) is kept');
-  assert.deepEqual(await storedIdsEventually(local.dataDir, [...kept, held]), [...kept, held].sort(), 'files of deleted jobs are gone, the others kept');
+  assert.deepEqual(await storedIdsEventually(local.dataDir, [...kept, held]), [...kept, held].sort(), 'deleted jobs are gone from the data dir (files, or marked deleted in the journal), the others kept');
 
   await release(local.markerDir, 'go-hold');
   assert.equal((await waitDone(local, held)).status, 'succeeded');
@@ -229,13 +246,20 @@ test('retention applies at start too: a restart with a lower retentionMax keeps 
   }
   await first.armhook.close();
   const second = await startServer({ root, config: { retentionMax: 2 } });
-  t.after(async () => {
-    await second.close();
-    await rm(root, { recursive: true, force: true });
-  });
   const listed = (await fetchText(second, '/jobs')).json<Page>().items.map((r) => r.id);
   assert.deepEqual(listed, ids.slice(-2).reverse());
   assert.deepEqual(await storedIdsEventually(second.dataDir, ids.slice(-2)), ids.slice(-2).sort());
+  await second.armhook.close();
+
+  // Deleted stays deleted: a later start that would keep more brings nothing back.
+  const third = await startServer({ root, config: { retentionMax: 10 } });
+  t.after(async () => {
+    await third.close();
+    await rm(root, { recursive: true, force: true });
+  });
+  assert.deepEqual((await fetchText(third, '/jobs')).json<Page>().items.map((r) => r.id), ids.slice(-2).reverse());
+  for (const id of ids.slice(-2)) assert.match((await fetchText(third, `/jobs/${id}/log`)).body, /^quick\narmhook: job \w+ succeeded/);
+  for (const id of ids.slice(0, 2)) assert.equal((await fetchText(third, `/jobs/${id}/log`)).status, 404);
 });
 
 test('a reader replaying a job that retention deletes mid-stream still gets the whole job and its done event', async (t) => {
