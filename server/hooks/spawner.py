@@ -54,9 +54,10 @@ class Helper:
         self.stdin_pending = {}  # fd -> (job, memoryview) of stdin still to write
 
     def send(self, kind, job, payload=b""):
+        # Buffered: run() flushes once per round of ready fds, so a short job's frames (started,
+        # output, exited, closed) usually reach the server in one write and one wake-up.
         self.outbuf += HEADER.pack(kind, job, len(payload))
         self.outbuf += payload
-        self.flush()
 
     def flush(self):
         while self.outbuf:
@@ -246,6 +247,7 @@ class Helper:
                     self.write_stdin(arg)
                 elif what == "exit":
                     self.reap(key.fd, *arg)
+            self.flush()
 
 
 if __name__ == "__main__":

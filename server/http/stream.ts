@@ -72,6 +72,9 @@ export async function streamJob(res: ServerResponse, log: JobLog, options: Strea
       if (batch.length === 0) {
         if (options.snapshot) break;
         await log.waitFor(reader.afterId, gone.signal);
+        // One turn of the event loop before reading: what the job appends in the same turn (its
+        // output, then its end) goes out as one write — one TLS record and syscall, not several.
+        await new Promise<void>((resolve) => setImmediate(resolve));
         continue;
       }
       let text = '';
