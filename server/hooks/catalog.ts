@@ -131,7 +131,7 @@ export class HookCatalog {
       }
     };
     await walk(this.scriptsDir, [], 0);
-    return out.sort((a, b) => a.path.localeCompare(b.path));
+    return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   }
 
   /**
