@@ -88,6 +88,11 @@ export class ProcessGroup {
         if (this.#killed) resolve();
         else this.#onKilled.add(resolve);
       });
+      // SIGKILL is sent, not yet done: a process dies when it is next scheduled, which on a busy
+      // machine can take a while. "Done" means nothing is alive, so look until it is (bounded).
+      for (let i = 0; i < 400 && (await liveGroupMembers(this.pgid)).length > 0; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
     }
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
