@@ -9,11 +9,31 @@ const TAIL_BYTES = 256 * 1024;
 const READ_CHUNK = 64 * 1024;
 const MAX_READ = 16 * 1024 * 1024;
 
+/** One stored line in the in-memory tail: one event, or a batch of output lines. */
 interface TailEntry {
-  event: JobEvent;
-  /** Byte offset of the line after this event. */
+  events: JobEvent[];
+  /** Byte offsets of the stored line and of the one after it. */
+  start: number;
   end: number;
   size: number;
+}
+
+/**
+ * Consecutive output lines of one stream from one chunk are stored as one JSON line,
+ * `{"id":<first>,"event":"stdout","lines":[…],"at":…}`, holding the events <first>, <first>+1, …
+ * (one object per line made storage and read-back the cost of streaming). Readers see events.
+ */
+function isBatchable(event: JobEventType): boolean {
+  return event === 'stdout' || event === 'stderr';
+}
+
+/** The events of one stored line (a single event or a batch). Throws on a torn line. */
+export function eventsOfLine(line: string): JobEvent[] {
+  const parsed = JSON.parse(line) as JobEvent & { lines?: string[] };
+  if (!Array.isArray(parsed.lines)) return [parsed];
+  const events: JobEvent[] = new Array(parsed.lines.length);
+  for (let i = 0; i < parsed.lines.length; i++) events[i] = { id: parsed.id + i, event: parsed.event, data: parsed.lines[i] ?? '', at: parsed.at };
+  return events;
 }
 
 /** Where a job's lines go: frames in the shared journal, or a file of its own once it is large. */
@@ -58,6 +78,7 @@ export class JobLog {
   #failed = false;
   readonly #tail: TailEntry[] = [];
   #tailBytes = 0;
+  #tailEvents = 0;
   readonly #waiters = new Set<() => void>();
 
   private constructor(file: string, place: LogPlace | undefined, spans: Span[] | undefined, fd: number | undefined, lastId: number, bytes: number, ended: boolean) {
@@ -205,16 +226,27 @@ export class JobLog {
     let text = '';
     let end = this.#bytes;
     const added: TailEntry[] = [];
-    for (const item of items) {
-      const event: JobEvent = { id: ++this.#lastId, event: item.event, data: item.data, at };
-      const line = `${JSON.stringify(event)}\n`;
+    for (let i = 0; i < items.length; ) {
+      const first = items[i] as { event: JobEventType; data: string };
+      let j = i + 1;
+      if (isBatchable(first.event)) while (j < items.length && items[j]?.event === first.event) j++;
+      const events: JobEvent[] = [];
+      for (let k = i; k < j; k++) events.push({ id: ++this.#lastId, event: first.event, data: (items[k] as { data: string }).data, at });
+      const head = events[0] as JobEvent;
+      const line =
+        events.length === 1
+          ? `${JSON.stringify(head)}\n`
+          : `{"id":${head.id},"event":"${head.event}","lines":${JSON.stringify(events.map((e) => e.data))},"at":${at}}\n`;
       text += line;
+      const start = end;
       end += Buffer.byteLength(line);
-      added.push({ event, end, size: line.length });
+      added.push({ events, start, end, size: line.length });
       this.#tailBytes += line.length;
+      this.#tailEvents += events.length;
+      i = j;
     }
     this.#write(text, end - this.#bytes);
-    this.#tail.push(...added);
+    for (const entry of added) this.#tail.push(entry);
     this.#trimTail();
     this.#wake();
     return this.#lastId;
@@ -222,11 +254,12 @@ export class JobLog {
 
   /** Drops the oldest tail entries beyond the bounds, but never what is not stored yet. */
   #trimTail(): void {
-    while (this.#tail.length > TAIL_EVENTS || (this.#tailBytes > TAIL_BYTES && this.#tail.length > 1)) {
+    while (this.#tailEvents > TAIL_EVENTS || (this.#tailBytes > TAIL_BYTES && this.#tail.length > 1)) {
       const oldest = this.#tail[0];
-      if (!oldest || oldest.end > this.#flushed) break;
+      if (!oldest || oldest.end > this.#flushed || this.#tail.length === 1) break;
       this.#tail.shift();
       this.#tailBytes -= oldest.size;
+      this.#tailEvents -= oldest.events.length;
     }
   }
 
@@ -267,22 +300,47 @@ export class JobLog {
     return new LogReader(this, afterId);
   }
 
-  /** @internal the tail entries after `afterId`, or undefined when the tail no longer reaches back that far. */
-  fromTail(afterId: number, max: number): { events: JobEvent[]; end: number } | undefined {
-    const first = this.#tail[0];
-    if (!first || first.event.id > afterId + 1) return undefined;
-    const start = afterId + 1 - first.event.id;
-    const slice = this.#tail.slice(start, start + max);
-    const last = slice.at(-1);
-    return last ? { events: slice.map((e) => e.event), end: last.end } : { events: [], end: this.#bytes };
+  /** The tail entry holding event `id`, by binary search (entries are in id order). */
+  #tailIndexOf(id: number): number {
+    let low = 0;
+    let high = this.#tail.length - 1;
+    while (low <= high) {
+      const mid = (low + high) >>> 1;
+      const entry = this.#tail[mid] as TailEntry;
+      const first = (entry.events[0] as JobEvent).id;
+      if (id < first) high = mid - 1;
+      else if (id >= first + entry.events.length) low = mid + 1;
+      else return mid;
+    }
+    return -1;
   }
 
-  /** @internal byte offset just after event `id`, when the tail still holds it. */
+  /**
+   * @internal the tail's events after `afterId` (at most about `max`), and the byte offset to go on
+   * reading the file from; undefined when the tail no longer reaches back that far.
+   */
+  fromTail(afterId: number, max: number): { events: JobEvent[]; end: number } | undefined {
+    if (afterId >= this.#lastId) return { events: [], end: this.#bytes };
+    let index = this.#tailIndexOf(afterId + 1);
+    if (index === -1) return undefined;
+    const events: JobEvent[] = [];
+    let end = this.#bytes;
+    for (; index < this.#tail.length && events.length < max; index++) {
+      const entry = this.#tail[index] as TailEntry;
+      for (const event of entry.events) if (event.id > afterId) events.push(event);
+      end = entry.end;
+    }
+    return { events, end };
+  }
+
+  /** @internal byte offset to read the file from to find the events after `id`, when the tail still holds it. */
   offsetAfter(id: number): number | undefined {
     if (id === this.#lastId) return this.#bytes;
-    const first = this.#tail[0];
-    if (!first || id < first.event.id) return undefined;
-    return this.#tail[id - first.event.id]?.end;
+    const index = this.#tailIndexOf(id);
+    const entry = this.#tail[index];
+    if (!entry) return undefined;
+    // Inside a batch: from the batch's start (the reader skips what it already had).
+    return (entry.events.at(-1) as JobEvent).id === id ? entry.end : entry.start;
   }
 
   #wake(): void {
@@ -343,14 +401,15 @@ export class LogReader {
           if (newline === -1 || newline >= bytesRead) break;
           const line = buffer.toString('utf8', start, newline);
           start = newline + 1;
-          let event: JobEvent;
+          // Record lines have no id; they are the store's, not the job's output.
+          if (line.startsWith('{"record":')) continue;
+          let stored: JobEvent[];
           try {
-            event = JSON.parse(line) as JobEvent;
+            stored = eventsOfLine(line);
           } catch {
             continue; // a line torn by a crash
           }
-          // Record lines have no id; they are the store's, not the job's output.
-          if (event.id > this.#afterId) events.push(event);
+          for (const event of stored) if (event.id > this.#afterId) events.push(event);
         }
         position += start;
         if (start === 0) {

@@ -1,9 +1,8 @@
-import { closeSync, mkdirSync, openSync, readdirSync, readSync, fstatSync, rmSync } from 'node:fs';
-import { unlink } from 'node:fs/promises';
+import { closeSync, mkdirSync, openSync, readdirSync, readSync, fstatSync, rmSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { Journal, type Span } from './journal.ts';
-import { JobLog, type LogPlace } from './log.ts';
+import { eventsOfLine, JobLog, type LogPlace } from './log.ts';
 import type { JobRecord } from './types.ts';
 
 const ID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
@@ -136,10 +135,13 @@ export class JobStore {
       this.#journal.release(id, journaled.spans);
       return;
     }
-    unlink(this.logFile(id)).catch((err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT') return;
-      this.#log.warn({ jobId: id, err: err.message }, 'could not delete an old job file; check the permissions of the data directory');
-    });
+    // Only jobs that outgrew the journal have a file: rare enough to delete in place.
+    try {
+      unlinkSync(this.logFile(id));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      this.#log.warn({ jobId: id, err: (err as Error).message }, 'could not delete an old job file; check the permissions of the data directory');
+    }
   }
 
   /** Closes the journal (readers still reading keep what they pinned). */
@@ -156,7 +158,13 @@ export class JobStore {
       readSync(span.segment.fd, buffer, 0, span.bytes, span.start);
       for (const line of buffer.toString('utf8').split('\n')) {
         const id = /^\{"id":(\d+),/.exec(line)?.[1];
-        if (id !== undefined) lastId = Math.max(lastId, Number(id));
+        if (id !== undefined) {
+          try {
+            lastId = Math.max(lastId, eventsOfLine(line).at(-1)?.id ?? 0);
+          } catch {
+            // torn by a crash
+          }
+        }
         record = recordOf(line) ?? record;
       }
     }
