@@ -35,28 +35,44 @@ export class LineSplitter {
     let start = 0;
     if (this.#afterCR && text.startsWith('\n')) start = 1;
     this.#afterCR = false;
-    for (let i = start; i < text.length; i++) {
-      const c = text.charCodeAt(i);
-      if (c !== 10 && c !== 13) continue;
-      lines.push(this.#partial + text.slice(start, i));
+    // Native searches for the next CR and LF (most output has no CR at all), not a loop per character.
+    let nextCR = text.indexOf('\r', start);
+    let nextLF = text.indexOf('\n', start);
+    while (nextCR !== -1 || nextLF !== -1) {
+      const atLF = nextLF !== -1 && (nextCR === -1 || nextLF < nextCR);
+      const i = atLF ? nextLF : nextCR;
+      this.#pushCut(lines, this.#partial + text.slice(start, i));
       this.#partial = '';
-      if (c === 13) {
+      start = i + 1;
+      if (!atLF) {
         if (i + 1 < text.length) {
-          if (text.charCodeAt(i + 1) === 10) i++;
+          if (text.charCodeAt(i + 1) === 10) start = i + 2;
         } else {
           this.#afterCR = true;
         }
       }
-      start = i + 1;
+      if (nextCR !== -1 && nextCR < start) nextCR = text.indexOf('\r', start);
+      if (nextLF !== -1 && nextLF < start) nextLF = text.indexOf('\n', start);
     }
     this.#partial += text.slice(start);
-    while (this.#partial.length > this.#maxLine) {
-      // Never cut between the two halves of a surrogate pair (a 4-byte UTF-8 character).
-      const high = this.#partial.charCodeAt(this.#maxLine - 1);
-      const cut = high >= 0xd800 && high <= 0xdbff ? this.#maxLine - 1 : this.#maxLine;
-      lines.push(this.#partial.slice(0, cut));
-      this.#partial = this.#partial.slice(cut);
+    if (this.#partial.length > this.#maxLine) {
+      // Keep the (short) rest as the partial line; the full pieces go out now.
+      const pieces: string[] = [];
+      this.#pushCut(pieces, this.#partial);
+      this.#partial = pieces.pop() ?? '';
+      lines.push(...pieces);
     }
     return lines;
+  }
+
+  /** Pushes `line`, cut into pieces of at most maxLine characters (never inside a surrogate pair). */
+  #pushCut(lines: string[], line: string): void {
+    while (line.length > this.#maxLine) {
+      const high = line.charCodeAt(this.#maxLine - 1);
+      const cut = high >= 0xd800 && high <= 0xdbff ? this.#maxLine - 1 : this.#maxLine;
+      lines.push(line.slice(0, cut));
+      line = line.slice(cut);
+    }
+    lines.push(line);
   }
 }
