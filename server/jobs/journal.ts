@@ -37,6 +37,8 @@ export class Segment {
   /** Readers in the middle of reading from it: the fd stays open for them after an unlink. */
   readers = 0;
   unlinked = false;
+  /** Unlinked, or the journal closed: the fd is closed as soon as no reader uses it. */
+  retired = false;
 
   constructor(file: string, fd: number, size: number) {
     this.file = file;
@@ -51,7 +53,7 @@ export class Segment {
 
   unpin(): void {
     this.readers--;
-    if (this.unlinked && this.readers === 0) closeSync(this.fd);
+    if (this.retired && this.readers === 0) closeSync(this.fd);
   }
 
   /** Reads up to `length` bytes at `position` off the event loop. */
@@ -168,7 +170,10 @@ export class Journal {
   }
 
   close(): void {
-    for (const segment of this.#segments.values()) if (segment.readers === 0 && !segment.unlinked) closeSync(segment.fd);
+    for (const segment of this.#segments.values()) {
+      segment.retired = true;
+      if (segment.readers === 0) closeSync(segment.fd);
+    }
     this.#segments.clear();
     this.#current = undefined;
   }
@@ -198,6 +203,7 @@ export class Journal {
   #unlink(segment: Segment): void {
     if (segment.unlinked) return;
     segment.unlinked = true;
+    segment.retired = true;
     this.#segments.delete(segment.file);
     try {
       unlinkSync(segment.file);

@@ -115,11 +115,6 @@ export class JobLog {
     return this.#bytes;
   }
 
-  /** @internal for readers: the journal the spans are in. */
-  get journal(): Journal | undefined {
-    return this.#place?.journal;
-  }
-
   #write(text: string, bytes: number): void {
     const vstart = this.#bytes;
     this.#bytes += bytes;

@@ -28,8 +28,13 @@ async function withDir(fn: (dataDir: string) => Promise<void>): Promise<void> {
   }
 }
 
+/** A store on dataDir with small sizes; call loadAll() before use (it returns what it found). */
+function newStore(dataDir: string): JobStore {
+  return new JobStore({ dataDir, log: captureLog().log, segmentBytes: SEGMENT_BYTES, moveAt: MOVE_AT });
+}
+
 function openStore(dataDir: string): JobStore {
-  const store = new JobStore({ dataDir, log: captureLog().log, segmentBytes: SEGMENT_BYTES, moveAt: MOVE_AT });
+  const store = newStore(dataDir);
   store.loadAll();
   return store;
 }
@@ -71,7 +76,7 @@ test('small jobs live in the journal: read back in order, and a restart loads th
     assert.ok(files.every((n) => n.startsWith('journal-')), `no file per job: ${files.join(', ')}`);
     store.close();
 
-    const again = new JobStore({ dataDir, log: captureLog().log, segmentBytes: SEGMENT_BYTES, moveAt: MOVE_AT });
+    const again = newStore(dataDir);
     const records = again.loadAll();
     assert.deepEqual(records.map((r) => r.id), [...ids].reverse(), 'newest first');
     assert.ok(records.every((r) => r.status === 'succeeded'), 'the done event is the final record');
@@ -95,7 +100,7 @@ test('segments roll over; a segment with nothing kept goes (oldest first), and d
     assert.equal(after[0] === before[0], false, 'the oldest segment went first');
     store.close();
 
-    const again = new JobStore({ dataDir, log: captureLog().log, segmentBytes: SEGMENT_BYTES, moveAt: MOVE_AT });
+    const again = newStore(dataDir);
     assert.deepEqual(again.loadAll().map((r) => r.id), ids.slice(8).reverse(), 'only the kept jobs come back');
     assert.deepEqual(stdout(await readAll(await again.openLog(ids[9] ?? ''))), [`job 9 ${'x'.repeat(200)}`]);
     again.close();
@@ -124,12 +129,12 @@ test('a job past the move size moves to its own file; a reader that started in t
     assert.deepEqual(seen.map((e) => e.id), Array.from({ length: 202 }, (_, i) => i + 1), 'no event twice, none missing');
     store.close();
 
-    const again = new JobStore({ dataDir, log: captureLog().log, segmentBytes: SEGMENT_BYTES, moveAt: MOVE_AT });
+    const again = newStore(dataDir);
     assert.deepEqual(again.loadAll().map((x) => [x.id, x.status]), [[r.id, 'succeeded']], 'loaded once, from its file');
     assert.deepEqual(stdout(await readAll(await again.openLog(r.id))), ['first', ...lines]);
     again.remove(r.id);
     again.close();
-    const third = new JobStore({ dataDir, log: captureLog().log, segmentBytes: SEGMENT_BYTES, moveAt: MOVE_AT });
+    const third = newStore(dataDir);
     assert.deepEqual(third.loadAll(), [], 'a deleted moved job does not come back from its old frames');
     third.close();
   });
@@ -143,7 +148,7 @@ test('a torn last frame (a crash mid-write) is ignored; a half-done move is undo
     const last = (await segments(dataDir)).at(-1) ?? '';
     await appendFile(join(dataDir, 'jobs', last), '{"job":"01JAAAAAAAAAAAAAAAAAAAZZZZ","bytes":500}\n{"record":{"id":"01JAAAA');
     await writeFile(join(dataDir, 'jobs', `${kept}.ndjson.tmp`), '{"record":');
-    const again = new JobStore({ dataDir, log: captureLog().log, segmentBytes: SEGMENT_BYTES, moveAt: MOVE_AT });
+    const again = newStore(dataDir);
     assert.deepEqual(again.loadAll().map((r) => r.id), [kept]);
     assert.deepEqual(stdout(await readAll(await again.openLog(kept))), ['kept']);
     assert.ok(!(await readdir(join(dataDir, 'jobs'))).some((n) => n.endsWith('.tmp')), 'the leftover temp file is removed');
@@ -179,7 +184,7 @@ test('a job a restart finds unfinished is reopened and its end appended after it
     log.append([{ event: 'stdout', data: 'before the crash' }]);
     store.close(); // no end(): the process died
 
-    const again = new JobStore({ dataDir, log: captureLog().log, segmentBytes: SEGMENT_BYTES, moveAt: MOVE_AT });
+    const again = newStore(dataDir);
     assert.deepEqual(again.loadAll().map((x) => x.status), ['running']);
     const reopened = await again.reopen(r.id);
     assert.equal(reopened.lastId, 1);
@@ -188,7 +193,7 @@ test('a job a restart finds unfinished is reopened and its end appended after it
     const events = await readAll(await again.openLog(r.id));
     assert.deepEqual(events.map((e) => [e.id, e.event]), [[1, 'stdout'], [2, 'done']]);
     again.close();
-    const third = new JobStore({ dataDir, log: captureLog().log, segmentBytes: SEGMENT_BYTES, moveAt: MOVE_AT });
+    const third = newStore(dataDir);
     assert.deepEqual(third.loadAll().map((x) => x.status), ['interrupted']);
     third.close();
   });
