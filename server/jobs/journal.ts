@@ -8,7 +8,7 @@ import { join } from 'node:path';
  * moves to a file of its own (see JobLog); most jobs never do.
  *
  * Why: a file per job costs an inode allocation, an open, a close and later an unlink — 0.2 to
- * 1 ms of CPU per job on ext4 under churn (measured, see the README: Job storage), the largest cost of
+ * 1 ms of CPU per job on ext4 under churn (measured: bench/micro/job-files.ts), the largest cost of
  * a short job — where appending a frame to an open file costs a few microseconds. Segments roll
  * over at a size and are deleted when no kept job has a frame in them any more.
  */
