@@ -64,7 +64,7 @@ export class Segment {
   }
 }
 
-/** What a segment scan found for one job: its spans in order, and the lines to learn its state from. */
+/** What a segment scan found for one job: its spans in order and its size (its bytes back to back). */
 export interface ScannedJob {
   spans: Span[];
   bytes: number;

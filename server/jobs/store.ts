@@ -87,7 +87,7 @@ export class JobStore {
     return JobLog.create(this.#place(record.id), record);
   }
 
-  /** A finished job's log, for reading. Undefined when it is not stored. */
+  /** A finished job's log, for reading (a job with no stored bytes reads as empty). */
   async openLog(id: string): Promise<JobLog> {
     const journaled = this.#journaled.get(id);
     if (journaled) return JobLog.fromJournal(this.#place(id), journaled.spans, journaled.lastId, journaled.bytes, true);

@@ -1,11 +1,13 @@
 // Pure pieces of server/azure: parsing, claims, error mapping, parameter schemas.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Value } from '@sinclair/typebox/value';
 import { HandlerError } from '../../server/azure/handler.ts';
 import { abortedError, roleForAction, toHandlerError, type ArmAction } from '../../server/azure/errors.ts';
 import { decodeJwtPayload, describeCredentialError, identityFromToken } from '../../server/azure/identity.ts';
-import { MetadataError, metadataUrl, parseInstanceMetadata } from '../../server/azure/metadata.ts';
+import { MetadataError, metadataUrl, parseInstanceMetadata, readInstanceMetadata } from '../../server/azure/metadata.ts';
 import { parseDeploymentBody } from '../../server/azure/handlers/deployments.ts';
 import { splitRunCommandOutput, statusesOf } from '../../server/azure/handlers/vms.ts';
 import { DeploymentName, Location, ResourceGroupName, VmName } from '../../server/azure/handlers/common.ts';
@@ -118,6 +120,55 @@ describe('instance metadata', () => {
       (err: unknown) => err instanceof MetadataError && err.reachable && /lacks compute\.resourceGroupName, compute\.location/.test(err.message),
     );
     assert.throws(() => parseInstanceMetadata([], 'http://imds'), /no "compute" section/);
+  });
+
+  // A loopback endpoint that misbehaves in one way per path.
+  async function misbehavingImds(): Promise<{ url: string; close: () => Promise<void> }> {
+    const server = createServer((req, res) => {
+      if (req.url?.startsWith('/cut/')) {
+        res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': '1000' });
+        res.write('{"compute":');
+        setImmediate(() => res.socket?.destroy());
+      } else if (req.url?.startsWith('/huge/')) {
+        res.writeHead(200, { 'Content-Type': 'application/json' });
+        res.end(Buffer.alloc(2 * 1024 * 1024, 0x20));
+      } else if (req.url?.startsWith('/silent/')) {
+        // never answers: the client's timeout must end it
+      } else {
+        res.writeHead(200).end('not json');
+      }
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    return { url: `http://127.0.0.1:${port}`, close: () => new Promise((resolve) => server.close(() => resolve())) };
+  }
+
+  test('an answer that breaks off, one that is too big, no answer, and not JSON: each a clear, reachable-or-not error', async () => {
+    const imds = await misbehavingImds();
+    try {
+      const failure = async (path: string, timeoutMs = 2000): Promise<MetadataError> => {
+        try {
+          await readInstanceMetadata(`${imds.url}/${path}`, { timeoutMs });
+        } catch (err) {
+          assert.ok(err instanceof MetadataError, String(err));
+          return err;
+        }
+        throw new Error(`${path}: no error`);
+      };
+      const cut = await failure('cut');
+      assert.equal(cut.reachable, true);
+      assert.match(cut.message, /reading the answer failed/);
+      const huge = await failure('huge');
+      assert.equal(huge.reachable, true);
+      assert.match(huge.message, /larger than 1048576 bytes/);
+      const silent = await failure('silent', 200);
+      assert.match(silent.message, /no answer within 0\.2 s/);
+      const junk = await failure('junk');
+      assert.equal(junk.reachable, true);
+      assert.match(junk.message, /not JSON: not json/);
+    } finally {
+      await imds.close();
+    }
   });
 });
 
