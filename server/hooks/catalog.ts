@@ -1,4 +1,4 @@
-import { accessSync, closeSync, constants, openSync, readdirSync, readSync, realpathSync, statSync, type Stats } from 'node:fs';
+import { accessSync, closeSync, constants, lstatSync, openSync, readdirSync, readSync, realpathSync, statSync, type Stats } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import type { Logger } from 'pino';
@@ -7,6 +7,14 @@ import { parseScriptHeader, type ScriptHeader } from './header.ts';
 
 /** Top-level names that belong to armhook itself; no script may shadow them. */
 export const RESERVED_NAMES = ['healthz', 'readyz', 'metrics', 'jobs', 'hooks', 'azure', 'openapi.json'] as const;
+
+/** A directory of the scripts dir as last read: its sorted names and real path, and the scripts dir's. */
+interface Listing {
+  key: string;
+  entries: string[];
+  realDir: string;
+  root: string;
+}
 
 /** A script that can run as a hook. */
 export interface ScriptHook {
@@ -46,7 +54,7 @@ export class HookCatalog {
   readonly #log: Logger;
   readonly #headers = new Map<string, { key: string; header: ScriptHeader }>();
   /** Directory listings (only of directories that exist under the scripts dir). */
-  readonly #listings = new Map<string, { key: string; entries: string[] }>();
+  readonly #listings = new Map<string, Listing>();
 
   constructor(options: { scriptsDir: string; log: Logger }) {
     this.scriptsDir = options.scriptsDir;
@@ -80,10 +88,10 @@ export class HookCatalog {
     if ((RESERVED_NAMES as readonly string[]).includes(segments[0] ?? '')) return undefined;
     const base = segments.at(-1) ?? '';
     const dir = join(this.scriptsDir, ...segments.slice(0, -1));
-    const entries = this.#entries(dir);
-    if (!entries) return undefined;
-    for (const name of candidates(entries, base)) {
-      const hook = this.#load(join(dir, name), segments.join('/'));
+    const listing = this.#listing(dir);
+    if (!listing) return undefined;
+    for (const name of candidates(listing.entries, base)) {
+      const hook = this.#load(listing, name, segments.join('/'));
       if (hook) return hook;
     }
     return undefined;
@@ -135,34 +143,45 @@ export class HookCatalog {
   }
 
   /**
-   * A directory's names, listed again only when the directory changed (its identity or times) or
-   * changed recently (times move in coarse ticks). Synchronous on purpose: metadata lookups the
-   * kernel answers from its caches in microseconds, while the thread pool may be busy with other
-   * jobs' files; one stat instead of a listing per request.
+   * A directory's names and real path (and the scripts dir's), read again only when the directory
+   * or the scripts dir changed (identity or times) or changed recently (times move in coarse
+   * ticks). Synchronous on purpose: metadata lookups the kernel answers from its caches in
+   * microseconds, while the thread pool may be busy; two stats instead of a listing and
+   * realpaths per request.
    */
-  #entries(dir: string): string[] | undefined {
+  #listing(dir: string): Listing | undefined {
     try {
       const info = statSync(dir);
-      const key = `${info.ino}:${info.mtimeMs}:${info.ctimeMs}`;
+      const rootInfo = dir === this.scriptsDir ? info : statSync(this.scriptsDir);
+      const key = `${info.ino}:${info.mtimeMs}:${info.ctimeMs}:${rootInfo.ino}:${rootInfo.ctimeMs}`;
       const cached = this.#listings.get(dir);
-      if (cached && cached.key === key && Date.now() - info.ctimeMs >= 2000) return cached.entries;
-      const entries = readdirSync(dir).sort();
-      this.#listings.set(dir, { key, entries });
-      return entries;
+      if (cached && cached.key === key && Date.now() - Math.max(info.ctimeMs, rootInfo.ctimeMs) >= 2000) return cached;
+      const listing: Listing = {
+        key,
+        entries: readdirSync(dir).sort(),
+        realDir: realpathSync.native(dir),
+        root: realpathSync.native(this.scriptsDir),
+      };
+      this.#listings.set(dir, listing);
+      return listing;
     } catch {
       this.#listings.delete(dir);
       return undefined;
     }
   }
 
-  #load(candidate: string, path: string): ScriptHook | undefined {
-    let real: string;
-    let root: string;
+  #load(listing: Listing, name: string, path: string): ScriptHook | undefined {
+    const candidate = join(listing.realDir, name);
+    const root = listing.root;
+    let real = candidate;
     let info: Stats;
     try {
-      real = realpathSync.native(candidate);
-      root = realpathSync.native(this.scriptsDir);
-      info = statSync(real);
+      info = lstatSync(candidate);
+      // Only a symlink needs resolving: the directory's real path is known.
+      if (info.isSymbolicLink()) {
+        real = realpathSync.native(candidate);
+        info = statSync(real);
+      }
     } catch {
       return undefined;
     }

@@ -93,9 +93,9 @@ export class JobLog {
   }
 
   /** A new log for a job being accepted, starting with its record (stored before this returns). */
-  static create(place: LogPlace, record: object): JobLog {
+  static create(place: LogPlace, record: object, events: ReadonlyArray<{ event: JobEventType; data: string }> = []): JobLog {
     const log = new JobLog(place.file, place, [], undefined, 0, 0, false);
-    log.writeRecord(record);
+    log.append(events, record);
     return log;
   }
 
@@ -209,17 +209,18 @@ export class JobLog {
    * last record line (or the `done` event) is the job's state.
    */
   writeRecord(record: object): void {
-    if (this.#ended) return;
-    const line = `${JSON.stringify({ record })}\n`;
-    this.#write(line, Buffer.byteLength(line));
+    this.append([], record);
   }
 
-  /** Appends events (one disk write for the batch) and wakes live readers. Returns the last id. */
-  append(items: ReadonlyArray<{ event: JobEventType; data: string }>): number {
-    if (this.#ended || items.length === 0) return this.#lastId;
+  /**
+   * Appends events, after the job's record when given (one disk write for all), and wakes live
+   * readers. Returns the last id.
+   */
+  append(items: ReadonlyArray<{ event: JobEventType; data: string }>, record?: object): number {
+    if (this.#ended || (items.length === 0 && record === undefined)) return this.#lastId;
     const at = Date.now();
-    let text = '';
-    let end = this.#bytes;
+    let text = record === undefined ? '' : `${JSON.stringify({ record })}\n`;
+    let end = this.#bytes + (text === '' ? 0 : Buffer.byteLength(text));
     const added: TailEntry[] = [];
     for (let i = 0; i < items.length; ) {
       const first = items[i] as { event: JobEventType; data: string };
@@ -241,6 +242,7 @@ export class JobLog {
       i = j;
     }
     this.#write(text, end - this.#bytes);
+    if (added.length === 0) return this.#lastId;
     for (const entry of added) this.#tail.push(entry);
     this.#trimTail();
     this.#wake();

@@ -216,19 +216,29 @@ export class JobManager {
       error: null,
       pgid: null,
     };
-    const log = this.#store.create(record);
+    // The record and the first events go to the store in one write (it is the job's first cost).
+    if (startsNow) {
+      record.status = 'running';
+      record.startedAt = record.createdAt;
+    }
+    const position = this.#queue.length + 1;
+    const log = this.#store.create(
+      record,
+      startsNow
+        ? [{ event: 'job', data: JSON.stringify({ jobId: record.id, status: 'running' }) }]
+        : [
+            { event: 'job', data: JSON.stringify({ jobId: record.id, status: 'queued' }) },
+            { event: 'queued', data: JSON.stringify({ jobId: record.id, position }) },
+          ],
+    );
     const job = new LiveJob(record, log, spec);
     this.#records.set(record.id, record);
     this.#live.set(record.id, job);
     if (startsNow) {
-      this.#start(job);
+      this.#start(job, true);
     } else {
       this.#queue.push(job);
-      job.position = this.#queue.length;
-      log.append([
-        { event: 'job', data: JSON.stringify({ jobId: record.id, status: 'queued' }) },
-        { event: 'queued', data: JSON.stringify({ jobId: record.id, position: job.position }) },
-      ]);
+      job.position = position;
     }
     return job;
   }
@@ -330,14 +340,16 @@ export class JobManager {
     job.controller.abort(reason);
   }
 
-  #start(job: LiveJob): void {
+  /** Runs a job; `recorded` = it was created running (its record and `job` event are stored). */
+  #start(job: LiveJob, recorded = false): void {
     const { record, log, spec } = job;
     this.#running.add(job);
     this.#countKey(spec, 1);
-    record.status = 'running';
-    record.startedAt = new Date().toISOString();
-    log.writeRecord(record);
-    if (log.lastId === 0) log.append([{ event: 'job', data: JSON.stringify({ jobId: record.id, status: 'running' }) }]);
+    if (!recorded) {
+      record.status = 'running';
+      record.startedAt = new Date().toISOString();
+      log.writeRecord(record);
+    }
     this.#log.info({ jobId: record.id, hook: record.hook, user: record.caller }, 'job started');
     const timer = setTimeout(() => this.#abort(job, 'timed-out'), spec.timeoutMs);
     const output = new JobOutput(log, spec.secrets);

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { Journal, type Span } from './journal.ts';
 import { eventsOfLine, JobLog, type LogPlace } from './log.ts';
-import type { JobRecord } from './types.ts';
+import type { JobEventType, JobRecord } from './types.ts';
 
 const ID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
 const FILE = /^([0-9A-HJKMNP-TV-Z]{26})\.ndjson$/;
@@ -82,9 +82,9 @@ export class JobStore {
       .map((id) => found.get(id) as JobRecord);
   }
 
-  /** A new job's log, starting with its record (on disk when this returns). */
-  create(record: JobRecord): JobLog {
-    return JobLog.create(this.#place(record.id), record);
+  /** A new job's log, starting with its record and first events (on disk when this returns). */
+  create(record: JobRecord, events: ReadonlyArray<{ event: JobEventType; data: string }> = []): JobLog {
+    return JobLog.create(this.#place(record.id), record, events);
   }
 
   /** A finished job's log, for reading (a job with no stored bytes reads as empty). */
