@@ -9,7 +9,8 @@ import type { JobManager } from '../jobs/index.ts';
 export function registerMetricsRoute(app: FastifyInstance, options: { jobs: JobManager }): void {
   let registry: Promise<Registry> | undefined;
   const build = async (): Promise<Registry> => {
-    const client = await import('prom-client');
+    // CommonJS: through `default`, as in tls/generate.ts (the dist/ bundle has no named exports).
+    const client = (await import('prom-client')).default;
     const register = new client.Registry();
     client.collectDefaultMetrics({ register, prefix: 'armhook_' });
     const { jobs } = options;

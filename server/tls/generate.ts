@@ -70,7 +70,9 @@ export async function generateSelfSignedCert(options: GenerateCertOptions): Prom
   if (notAfter.getTime() <= notBefore.getTime()) throw new Error('certificate notAfter must be later than notBefore');
   // Loaded on demand: selfsigned pulls in @peculiar/x509 (~170 ms and ~20 MB at start-up), which a
   // server with operator certificates never needs.
-  const { generate } = await import('selfsigned');
+  // A CommonJS package: through `default` (module.exports), which both Node and the dist/ bundle
+  // provide; named exports of CommonJS are Node's static guess, and the bundle has none.
+  const { generate } = (await import('selfsigned')).default;
   const pems = await generate([{ name: 'commonName', value: options.commonName }], {
     keyType: 'ec',
     curve: 'P-256',

@@ -53,7 +53,13 @@ export interface ProcessOptions {
   env?: Record<string, string>;
   /** Reuse a directory (a restart on the same data dir); a new temp dir otherwise. */
   root?: string;
+  /** Run the bundled dist/main.js (what npm start and systemd run) instead of the TypeScript source. */
+  dist?: boolean;
+  /** No certificate given: the server generates its dev certificate (under <root>/tls), which becomes `ca`. */
+  devCert?: boolean;
 }
+
+export const DIST_CLI = join(MAIN, 'dist', 'main.js');
 
 /** A script line that records that it ran. */
 export function markerLine(name: string): string {
@@ -94,9 +100,10 @@ export async function startServerProcess(options: ProcessOptions = {}): Promise<
     await writeFile(file, content.replaceAll('$ARMHOOK_TEST_MARKERS', markerDir));
     await chmod(file, 0o755);
   }
-  const paths = { caPath: join(pkiDir, 'ca.pem'), certPath: join(pkiDir, 'cert.pem'), keyPath: join(pkiDir, 'key.pem') };
-  if (!(await exists(paths.keyPath))) await writeTestPki(pkiDir);
-  const ca = await readFile(paths.caPath, 'utf8');
+  const paths = options.devCert
+    ? { caPath: join(root, 'tls', 'dev-cert.pem'), certPath: undefined, keyPath: undefined }
+    : { caPath: join(pkiDir, 'ca.pem'), certPath: join(pkiDir, 'cert.pem'), keyPath: join(pkiDir, 'key.pem') };
+  if (paths.keyPath && !(await exists(paths.keyPath))) await writeTestPki(pkiDir);
 
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
@@ -105,13 +112,12 @@ export async function startServerProcess(options: ProcessOptions = {}): Promise<
     ARMHOOK_LISTEN: '127.0.0.1:0',
     ARMHOOK_SCRIPTS_DIR: scriptsDir,
     ARMHOOK_DATA_DIR: dataDir,
-    ARMHOOK_TLS_CERT: paths.certPath,
-    ARMHOOK_TLS_KEY: paths.keyPath,
+    ...(paths.certPath && paths.keyPath ? { ARMHOOK_TLS_CERT: paths.certPath, ARMHOOK_TLS_KEY: paths.keyPath } : {}),
     ARMHOOK_TLS_DIR: join(root, 'tls'),
     ARMHOOK_LOG_LEVEL: 'info',
     ...options.env,
   };
-  const child = spawn(NODE, [CLI, 'serve'], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(NODE, [options.dist ? DIST_CLI : CLI, 'serve'], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const pid = child.pid;
   if (pid === undefined) throw new Error('could not spawn the armhook CLI');
 
@@ -166,6 +172,7 @@ export async function startServerProcess(options: ProcessOptions = {}): Promise<
 
   const listening = await waitForLog((line) => typeof line.msg === 'string' && line.msg.startsWith('armhook listening on'));
   const url = typeof listening.url === 'string' ? listening.url : listening.msg.slice('armhook listening on '.length).trim();
+  const ca = await readFile(paths.caPath, 'utf8');
 
   return {
     url,
