@@ -1,4 +1,4 @@
-import { accessSync, closeSync, constants, lstatSync, openSync, readdirSync, readSync, realpathSync, statSync, type Stats } from 'node:fs';
+import { accessSync, closeSync, constants, openSync, readdirSync, readSync, realpathSync, statSync, type Stats } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import type { Logger } from 'pino';
@@ -8,12 +8,10 @@ import { parseScriptHeader, type ScriptHeader } from './header.ts';
 /** Top-level names that belong to armhook itself; no script may shadow them. */
 export const RESERVED_NAMES = ['healthz', 'readyz', 'metrics', 'jobs', 'hooks', 'azure', 'openapi.json'] as const;
 
-/** A directory of the scripts dir as last read: its sorted names and real path, and the scripts dir's. */
+/** A directory of the scripts dir as last listed: its sorted names. */
 interface Listing {
   key: string;
   entries: string[];
-  realDir: string;
-  root: string;
 }
 
 /** A script that can run as a hook. */
@@ -91,7 +89,7 @@ export class HookCatalog {
     const listing = this.#listing(dir);
     if (!listing) return undefined;
     for (const name of candidates(listing.entries, base)) {
-      const hook = this.#load(listing, name, segments.join('/'));
+      const hook = this.#load(join(dir, name), segments.join('/'));
       if (hook) return hook;
     }
     return undefined;
@@ -143,25 +141,19 @@ export class HookCatalog {
   }
 
   /**
-   * A directory's names and real path (and the scripts dir's), read again only when the directory
-   * or the scripts dir changed (identity or times) or changed recently (times move in coarse
-   * ticks). Synchronous on purpose: metadata lookups the kernel answers from its caches in
-   * microseconds, while the thread pool may be busy; two stats instead of a listing and
-   * realpaths per request.
+   * A directory's names, listed again only when the directory changed (its identity or times) or
+   * changed recently (times move in coarse ticks). Synchronous on purpose: metadata lookups the
+   * kernel answers from its caches in microseconds, while the thread pool may be busy; one stat
+   * instead of a listing per request. Real paths are not cached: a parent directory moved and
+   * replaced by a symlink keeps the listed directory's identity, and must still be refused.
    */
   #listing(dir: string): Listing | undefined {
     try {
       const info = statSync(dir);
-      const rootInfo = dir === this.scriptsDir ? info : statSync(this.scriptsDir);
-      const key = `${info.ino}:${info.mtimeMs}:${info.ctimeMs}:${rootInfo.ino}:${rootInfo.ctimeMs}`;
+      const key = `${info.ino}:${info.mtimeMs}:${info.ctimeMs}`;
       const cached = this.#listings.get(dir);
-      if (cached && cached.key === key && Date.now() - Math.max(info.ctimeMs, rootInfo.ctimeMs) >= 2000) return cached;
-      const listing: Listing = {
-        key,
-        entries: readdirSync(dir).sort(),
-        realDir: realpathSync.native(dir),
-        root: realpathSync.native(this.scriptsDir),
-      };
+      if (cached && cached.key === key && Date.now() - info.ctimeMs >= 2000) return cached;
+      const listing: Listing = { key, entries: readdirSync(dir).sort() };
       this.#listings.set(dir, listing);
       return listing;
     } catch {
@@ -170,18 +162,14 @@ export class HookCatalog {
     }
   }
 
-  #load(listing: Listing, name: string, path: string): ScriptHook | undefined {
-    const candidate = join(listing.realDir, name);
-    const root = listing.root;
-    let real = candidate;
+  #load(candidate: string, path: string): ScriptHook | undefined {
+    let real: string;
+    let root: string;
     let info: Stats;
     try {
-      info = lstatSync(candidate);
-      // Only a symlink needs resolving: the directory's real path is known.
-      if (info.isSymbolicLink()) {
-        real = realpathSync.native(candidate);
-        info = statSync(real);
-      }
+      real = realpathSync.native(candidate);
+      root = realpathSync.native(this.scriptsDir);
+      info = statSync(real);
     } catch {
       return undefined;
     }

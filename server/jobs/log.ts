@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import type { Journal, Segment, Span } from './journal.ts';
 import type { JobEvent, JobEventType } from './types.ts';
@@ -34,6 +34,12 @@ export function eventsOfLine(line: string): JobEvent[] {
   const events: JobEvent[] = new Array(parsed.lines.length);
   for (let i = 0; i < parsed.lines.length; i++) events[i] = { id: parsed.id + i, event: parsed.event, data: parsed.lines[i] ?? '', at: parsed.at };
   return events;
+}
+
+/** Writes all of `buffer` or throws (a short write means the disk is full). */
+function writeAll(fd: number, buffer: Buffer): void {
+  const written = writeSync(fd, buffer);
+  if (written !== buffer.length) throw new Error(`short write (${written} of ${buffer.length} bytes): the disk is full`);
 }
 
 /** Where a job's lines go: frames in the shared journal, or a file of its own once it is large. */
@@ -107,6 +113,16 @@ export class JobLog {
     return new JobLog(place.file, ended ? undefined : place, spans, undefined, lastId, bytes, ended);
   }
 
+  /** A write failed: from then on, output lives only in the memory tail. */
+  get failed(): boolean {
+    return this.#failed;
+  }
+
+  /** @internal the id of the oldest event still in the memory tail. */
+  get firstTailId(): number | undefined {
+    return this.#tail[0]?.events[0]?.id;
+  }
+
   get journalSpans(): readonly Span[] | undefined {
     return this.#spans;
   }
@@ -123,7 +139,7 @@ export class JobLog {
       return;
     }
     try {
-      if (this.#fd !== undefined) writeSync(this.#fd, text);
+      if (this.#fd !== undefined) writeAll(this.#fd, Buffer.from(text));
       else if (this.#spans && this.#place) {
         this.#spans.push(this.#place.journal.append(this.#place.jobId, text, bytes, vstart));
         if (this.#bytes > this.#place.moveAt) this.#moveToOwnFile();
@@ -143,8 +159,9 @@ export class JobLog {
     const spans = this.#spans;
     if (!place || !spans) return;
     const temp = `${this.file}.tmp`;
-    const fd = openSync(temp, 'w', 0o600);
+    let fd: number | undefined;
     try {
+      fd = openSync(temp, 'w', 0o600);
       for (const span of spans) {
         const buffer = Buffer.allocUnsafe(span.bytes);
         let got = 0;
@@ -153,11 +170,13 @@ export class JobLog {
           if (n === 0) throw new Error(`journal segment ${span.segment.file} ended early`);
           got += n;
         }
-        writeSync(fd, buffer);
+        writeAll(fd, buffer);
       }
+      // On disk before the journal's copy may go: a power loss must not leave a short file.
+      fsyncSync(fd);
       renameSync(temp, this.file);
     } catch (err) {
-      closeSync(fd);
+      if (fd !== undefined) closeSync(fd);
       try {
         unlinkSync(temp);
       } catch {
@@ -266,7 +285,7 @@ export class JobLog {
     if (this.#fd !== undefined) closeSync(this.#fd);
     this.#fd = undefined;
     this.#ended = true;
-    if (this.#spans) this.#place?.onEnd?.(this);
+    this.#place?.onEnd?.(this);
     this.#wake();
   }
 
@@ -374,7 +393,17 @@ export class LogReader {
       this.#offset = fromTail.end;
       return fromTail.events;
     }
-    return this.#readFile(maxEvents);
+    const events = await this.#readFile(maxEvents);
+    if (events !== null && events.length > 0) return events;
+    // After a failed write, what was not stored can't be read back: go on with what the memory
+    // tail still holds (instead of waiting for bytes that will never come).
+    const first = this.#log.failed ? this.#log.firstTailId : undefined;
+    if (first !== undefined && first > this.#afterId + 1) {
+      this.#afterId = first - 1;
+      this.#offset = undefined;
+      return this.next(maxEvents);
+    }
+    return events;
   }
 
   readonly #source = new StreamSource();
@@ -442,25 +471,26 @@ class StreamSource {
       for (const span of this.#spans ?? []) this.#pin(span.segment);
     }
     const spans = this.#spans;
-    if (spans) {
+    // After a move the job's own file holds all of it from byte 0: read only there (the journal's
+    // copy may already be gone).
+    if (spans && log.journalSpans === spans) {
       const span = spanAt(spans, position);
-      if (span) {
-        this.#pin(span.segment);
-        const length_ = Math.min(length, span.vstart + span.bytes - position);
-        return span.segment.read(buffer, 0, length_, span.start + (position - span.vstart));
-      }
-      // Past the last span: more may come while the job stays in the journal; after a move the
-      // rest is in its own file.
-      if (log.journalSpans === spans) return 0;
+      if (!span) return 0; // nothing more yet
+      if (!this.#pin(span.segment)) throw new Error('the job was deleted (retention) while it was being read');
+      const length_ = Math.min(length, span.vstart + span.bytes - position);
+      return span.segment.read(buffer, 0, length_, span.start + (position - span.vstart));
     }
     this.#handle ??= await open(log.file, 'r');
     return (await this.#handle.read(buffer, 0, length, position)).bytesRead;
   }
 
-  #pin(segment: Segment): void {
-    if (this.#pinned.has(segment)) return;
+  /** Keeps the segment's fd open for this reader; false when it is already closed (deleted). */
+  #pin(segment: Segment): boolean {
+    if (this.#pinned.has(segment)) return true;
+    if (segment.retired) return false;
     this.#pinned.add(segment);
     segment.pin();
+    return true;
   }
 
   async close(): Promise<void> {

@@ -59,13 +59,13 @@ export class JobStore {
     for (const id of names.map((name) => FILE.exec(name)?.[1]).filter((x): x is string => x !== undefined)) {
       const record = this.#readRecord(id);
       const journaled = scanned.get(id);
-      if (journaled) {
+      if (journaled && record) {
         // Moved to its own file: the file has everything; its frames in the journal are left over.
         this.#journal.release(id, journaled.spans);
         scanned.delete(id);
       }
       if (record) found.set(id, record);
-      else this.#log.warn({ jobId: id, file: this.logFile(id) }, 'job file has no readable record; skipped (delete it if it is not needed)');
+      else if (!journaled) this.#log.warn({ jobId: id, file: this.logFile(id) }, 'job file has no readable record; skipped (delete it if it is not needed)');
     }
     for (const [id, job] of scanned) {
       if (!job.record) {
@@ -113,6 +113,7 @@ export class JobStore {
       onEnd: (log) => {
         const spans = log.journalSpans;
         if (spans) this.#journaled.set(id, { spans: [...spans], lastId: log.lastId, bytes: log.bytes });
+        else this.#journaled.delete(id); // it moved to its own file on the way
       },
     };
   }
@@ -182,18 +183,24 @@ export class JobStore {
     try {
       const size = fstatSync(fd).size;
       // Usually the last line is the `done` event; after a crash the last record line may be further back.
+      // Windows read backwards; a line longer than the window (output batches can be) grows it.
+      let window = TAIL;
       for (let end = size; end > 0; ) {
-        const start = Math.max(0, end - TAIL);
+        const start = Math.max(0, end - window);
         const buffer = Buffer.allocUnsafe(end - start);
         readSync(fd, buffer, 0, buffer.length, start);
-        const lines = buffer.toString('utf8').split('\n');
-        // The first piece may be a partial line unless we read from the start of the file.
-        for (let i = lines.length - 1; i >= (start === 0 ? 0 : 1); i--) {
-          const record = recordOf(lines[i] ?? '');
+        // Whole lines, newest first: the piece after each newline up to the next one (the first
+        // piece of the window is a whole line only when the window starts the file).
+        let stop = buffer.length;
+        for (let i = buffer.length - 1; i >= 0; i--) {
+          if (buffer[i] !== 10) continue;
+          const record = recordOf(buffer.toString('utf8', i + 1, stop));
           if (record) return record;
+          stop = i;
         }
-        end = start === 0 ? 0 : start + Buffer.byteLength(lines[0] ?? '');
-        if (end === start + buffer.length) break;
+        if (start === 0) return recordOf(buffer.toString('utf8', 0, stop));
+        if (stop === buffer.length) window *= 2; // no line end in the window: read further back
+        else end = start + stop;
       }
       return undefined;
     } finally {

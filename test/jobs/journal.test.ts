@@ -198,3 +198,69 @@ test('a job a restart finds unfinished is reopened and its end appended after it
     third.close();
   });
 });
+
+test('a reader lagging behind a job that moves reads every event once, though later segments were deleted meanwhile', async () => {
+  await withDir(async (dataDir) => {
+    const store = openStore(dataDir);
+    const r = record();
+    const log = store.create(r);
+    log.append([{ event: 'stdout', data: 'first' }]);
+    const reader = log.reader(0);
+    const seen: JobEvent[] = [...((await reader.next()) ?? [])];
+    // Other jobs come and go between this job's lines: segments roll and are reclaimed.
+    for (let i = 0; i < 120; i++) {
+      store.remove(finishedJob(store, [`other ${i} ${'o'.repeat(100)}`]));
+      log.append([{ event: 'stdout', data: `mine ${i} ${'m'.repeat(60)}` }]);
+    }
+    assert.equal(log.journalSpans, undefined, 'the job moved to its own file');
+    log.append([{ event: 'done', data: JSON.stringify({ jobId: r.id, ...r, status: 'succeeded' }) }]);
+    log.end();
+    for (let batch = await reader.next(); batch; batch = await reader.next()) seen.push(...batch);
+    await reader.close();
+    assert.deepEqual(seen.map((e) => e.id), Array.from({ length: 122 }, (_, i) => i + 1), 'every id once, in order');
+    assert.ok(stdout(seen).every((line) => line === 'first' || line.startsWith('mine ')), 'nothing of another job');
+    store.close();
+  });
+});
+
+test('an unfinished job that moves while a restart appends its end is read back whole, and stays deleted once removed', async () => {
+  await withDir(async (dataDir) => {
+    const store = openStore(dataDir);
+    const r = record();
+    const log = store.create(r);
+    for (let i = 0; i < 40; i++) log.append([{ event: 'stdout', data: `before ${i} ${'b'.repeat(100)}` }]);
+    assert.ok(log.journalSpans, 'still in the journal');
+    store.close(); // the process died
+
+    const again = newStore(dataDir);
+    again.loadAll();
+    const reopened = await again.reopen(r.id);
+    reopened.append([{ event: 'stderr', data: 'x'.repeat(MOVE_AT) }]);
+    reopened.append([{ event: 'done', data: JSON.stringify({ jobId: r.id, ...r, status: 'interrupted' }) }]);
+    reopened.end();
+    assert.equal(reopened.journalSpans, undefined, 'moved while its end was appended');
+    const events = await readAll(await again.openLog(r.id));
+    assert.equal(events.length, 42);
+    again.remove(r.id);
+    assert.ok(!(await readdir(join(dataDir, 'jobs'))).includes(`${r.id}.ndjson`), 'its own file is deleted');
+    again.close();
+    const third = newStore(dataDir);
+    assert.deepEqual(third.loadAll(), []);
+    third.close();
+  });
+});
+
+test('a job file whose last line is longer than the read window still gives the job\'s record at start', async () => {
+  await withDir(async (dataDir) => {
+    const store = openStore(dataDir);
+    const r = record();
+    const log = store.create(r);
+    // One chunk of many lines is one stored line: ~200 KB, past the move size and the 64 KiB window.
+    log.append(Array.from({ length: 2000 }, (_, i) => ({ event: 'stdout' as const, data: `line ${i} ${'w'.repeat(90)}` })));
+    assert.equal(log.journalSpans, undefined, 'in its own file');
+    store.close(); // no end: a crash
+    const again = newStore(dataDir);
+    assert.deepEqual(again.loadAll().map((x) => [x.id, x.status]), [[r.id, 'running']]);
+    again.close();
+  });
+});
