@@ -413,43 +413,41 @@ export class LogReader {
   }
 
   async #readFile(maxEvents: number): Promise<JobEvent[] | null> {
-    {
-      const events: JobEvent[] = [];
-      let position = this.#offset ?? 0;
-      let size = READ_CHUNK;
-      while (events.length === 0) {
-        const buffer = Buffer.allocUnsafe(size);
-        const bytesRead = await this.#source.read(this.#log, buffer, size, position);
-        if (bytesRead === 0) break;
-        let start = 0;
-        while (events.length < maxEvents) {
-          const newline = buffer.indexOf(10, start);
-          if (newline === -1 || newline >= bytesRead) break;
-          const line = buffer.toString('utf8', start, newline);
-          start = newline + 1;
-          // Record lines have no id; they are the store's, not the job's output.
-          if (line.startsWith('{"record":')) continue;
-          let stored: JobEvent[];
-          try {
-            stored = eventsOfLine(line);
-          } catch {
-            continue; // a line torn by a crash
-          }
-          for (const event of stored) if (event.id > this.#afterId) events.push(event);
+    const events: JobEvent[] = [];
+    let position = this.#offset ?? 0;
+    let size = READ_CHUNK;
+    while (events.length === 0) {
+      const buffer = Buffer.allocUnsafe(size);
+      const bytesRead = await this.#source.read(this.#log, buffer, size, position);
+      if (bytesRead === 0) break;
+      let start = 0;
+      while (events.length < maxEvents) {
+        const newline = buffer.indexOf(10, start);
+        if (newline === -1 || newline >= bytesRead) break;
+        const line = buffer.toString('utf8', start, newline);
+        start = newline + 1;
+        // Record lines have no id; they are the store's, not the job's output.
+        if (line.startsWith('{"record":')) continue;
+        let stored: JobEvent[];
+        try {
+          stored = eventsOfLine(line);
+        } catch {
+          continue; // a line torn by a crash
         }
-        position += start;
-        if (start === 0) {
-          // No whole line in this chunk: a line longer than the chunk, or a torn end of file.
-          if (bytesRead < size || size >= MAX_READ) break;
-          size *= 2;
-        }
+        for (const event of stored) if (event.id > this.#afterId) events.push(event);
       }
-      this.#offset = position;
-      const last = events.at(-1);
-      if (last) this.#afterId = last.id;
-      if (events.length === 0 && this.#log.ended) return null;
-      return events;
+      position += start;
+      if (start === 0) {
+        // No whole line in this chunk: a line longer than the chunk, or a torn end of file.
+        if (bytesRead < size || size >= MAX_READ) break;
+        size *= 2;
+      }
     }
+    this.#offset = position;
+    const last = events.at(-1);
+    if (last) this.#afterId = last.id;
+    if (events.length === 0 && this.#log.ended) return null;
+    return events;
   }
 }
 
