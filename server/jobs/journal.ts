@@ -36,8 +36,7 @@ export class Segment {
   readonly jobs = new Set<string>();
   /** Readers in the middle of reading from it: the fd stays open for them after an unlink. */
   readers = 0;
-  unlinked = false;
-  /** Unlinked, or the journal closed: the fd is closed as soon as no reader uses it. */
+  /** Deleted, or the journal closed: the fd is closed as soon as no reader uses it. */
   retired = false;
 
   constructor(file: string, fd: number, size: number) {
@@ -129,19 +128,9 @@ export class Journal {
 
   /** Appends one frame of a job's lines (synchronously: one write) and returns where it went. */
   append(jobId: string, text: string, bytes: number, vstart: number): Span {
-    const header = `{"job":"${jobId}","bytes":${bytes}}\n`;
-    let segment = this.#current;
-    if (!segment || segment.size >= this.#segmentBytes) segment = this.#roll();
-    const start = segment.size + header.length;
-    const written = writeSync(segment.fd, header + text);
-    if (written !== header.length + bytes) {
-      // A short write (disk full): the frame is torn, so nothing more may follow it in this segment.
-      segment.size = Number.MAX_SAFE_INTEGER;
-      throw new Error(`short write to ${segment.file} (${written} of ${header.length + bytes} bytes)`);
-    }
-    segment.size = start + bytes;
+    const { segment, end } = this.#appendFrame(`{"job":"${jobId}","bytes":${bytes}}\n`, text, bytes);
     segment.jobs.add(jobId);
-    return { segment, start, bytes, vstart };
+    return { segment, start: end - bytes, bytes, vstart };
   }
 
   /** The job's frames are no longer needed (deleted by retention, or moved to its own file). */
@@ -158,15 +147,22 @@ export class Journal {
    * still holds kept jobs, and a restart must not bring it back.
    */
   forget(jobId: string): void {
+    this.#appendFrame(`{"job":"${jobId}","bytes":0,"deleted":true}\n`, '', 0);
+  }
+
+  /** One write of a frame's header and body to the current segment (rolled over when full). */
+  #appendFrame(header: string, body: string, bodyBytes: number): { segment: Segment; end: number } {
     let segment = this.#current;
     if (!segment || segment.size >= this.#segmentBytes) segment = this.#roll();
-    const header = `{"job":"${jobId}","bytes":0,"deleted":true}\n`;
-    const written = writeSync(segment.fd, header);
-    if (written !== header.length) {
+    const expected = header.length + bodyBytes; // the header is ASCII
+    const written = writeSync(segment.fd, header + body);
+    if (written !== expected) {
+      // A short write (disk full): the frame is torn, so nothing more may follow it in this segment.
       segment.size = Number.MAX_SAFE_INTEGER;
-      throw new Error(`short write to ${segment.file}`);
+      throw new Error(`short write to ${segment.file} (${written} of ${expected} bytes)`);
     }
-    segment.size += written;
+    segment.size += expected;
+    return { segment, end: segment.size };
   }
 
   close(): void {
@@ -201,8 +197,7 @@ export class Journal {
   }
 
   #unlink(segment: Segment): void {
-    if (segment.unlinked) return;
-    segment.unlinked = true;
+    if (segment.retired) return;
     segment.retired = true;
     this.#segments.delete(segment.file);
     try {

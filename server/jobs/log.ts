@@ -36,10 +36,9 @@ export function eventsOfLine(line: string): JobEvent[] {
   return events;
 }
 
-/** Writes all of `buffer` or throws (a short write means the disk is full). */
-function writeAll(fd: number, buffer: Buffer): void {
-  const written = writeSync(fd, buffer);
-  if (written !== buffer.length) throw new Error(`short write (${written} of ${buffer.length} bytes): the disk is full`);
+/** A short write means the disk is full: the caller stops writing there. */
+function checkWritten(written: number, expected: number): void {
+  if (written !== expected) throw new Error(`short write (${written} of ${expected} bytes): the disk is full`);
 }
 
 /** Where a job's lines go: frames in the shared journal, or a file of its own once it is large. */
@@ -139,7 +138,7 @@ export class JobLog {
       return;
     }
     try {
-      if (this.#fd !== undefined) writeAll(this.#fd, Buffer.from(text));
+      if (this.#fd !== undefined) checkWritten(writeSync(this.#fd, text), bytes);
       else if (this.#spans && this.#place) {
         this.#spans.push(this.#place.journal.append(this.#place.jobId, text, bytes, vstart));
         if (this.#bytes > this.#place.moveAt) this.#moveToOwnFile();
@@ -170,7 +169,7 @@ export class JobLog {
           if (n === 0) throw new Error(`journal segment ${span.segment.file} ended early`);
           got += n;
         }
-        writeAll(fd, buffer);
+        checkWritten(writeSync(fd, buffer), buffer.length);
       }
       // On disk before the journal's copy may go: a power loss must not leave a short file.
       fsyncSync(fd);
@@ -378,10 +377,6 @@ export class LogReader {
 
   get afterId(): number {
     return this.#afterId;
-  }
-
-  get offset(): number {
-    return this.#offset ?? 0;
   }
 
   async next(maxEvents = 256): Promise<JobEvent[] | null> {
