@@ -8,6 +8,7 @@
  * bearer policy keeps the token it got until 2 minutes before expiry. The wrapper only removes
  * the window in which several clients ask at once before the first answer is cached.
  */
+import { existsSync } from 'node:fs';
 import type { AccessToken, GetTokenOptions, TokenCredential } from '@azure/identity';
 
 /** What the token says about the identity (decoded locally, never logged with the token). */
@@ -49,6 +50,27 @@ export async function createCredential(options: CredentialOptions): Promise<Toke
   const clientId = options.managedIdentityClientId;
   const inner = new ManagedIdentityCredential(clientId ? { clientId } : {});
   return new SharedTokenCredential(inner, clientId ? 'user-assigned' : 'system-assigned', options.observer);
+}
+
+/**
+ * Where a token comes from when readiness is probed: `imds` = one plain request to IMDS (what the
+ * library would send on a VM, without loading its ~7 MB); `library` = through the credential.
+ */
+export type TokenProbe = 'imds' | 'library';
+
+/** The Azure Arc agent's binary: MSAL picks Arc when it exists, even without Arc's variables. */
+export const ARC_AGENT_BINARY = '/opt/azcmagent/bin/himds';
+
+/**
+ * Whether ManagedIdentityCredential would ask IMDS for tokens here. The identity library (MSAL)
+ * picks another source when one announces itself: App Service and Service Fabric (IDENTITY_ENDPOINT),
+ * Cloud Shell and Azure ML (MSI_ENDPOINT), Azure Arc (IDENTITY_ENDPOINT + IMDS_ENDPOINT, or the
+ * agent's binary), AKS workload identity (AZURE_FEDERATED_TOKEN_FILE). Any of these → 'library', so
+ * the probe always asks where the handlers' tokens will come from.
+ */
+export function tokenProbeFor(env: NodeJS.ProcessEnv, fileExists: (path: string) => boolean = existsSync): TokenProbe {
+  const announced = ['IDENTITY_ENDPOINT', 'MSI_ENDPOINT', 'IMDS_ENDPOINT', 'AZURE_FEDERATED_TOKEN_FILE'].some((name) => Boolean(env[name]));
+  return announced || fileExists(ARC_AGENT_BINARY) ? 'library' : 'imds';
 }
 
 /** Single-flight wrapper: one token request at a time per scope set; every outcome is reported to the observer. */

@@ -4,7 +4,9 @@
  *
  * Readiness is armhook's own state, filled in by a background loop (metadata, then one token),
  * never by waiting on a token: once its IMDS host is overridden the identity library retries for
- * a long time off Azure, and /readyz and /azure/* must answer at once.
+ * a long time off Azure, and /readyz and /azure/* must answer at once. On a VM that token is one
+ * plain IMDS request: the identity library (~7 MB, a third of the start-up's JavaScript) loads
+ * with the first typed handler, which then gets its own token from it.
  */
 import type { Logger } from 'pino';
 import type { TokenCredential } from '@azure/identity';
@@ -12,14 +14,14 @@ import { armScope, buildArmClients, type AzureClients, type RetryOptions } from 
 import { HandlerError, type HandlerContext, type TypedHandler } from './handler.ts';
 import type { AzureHandler } from './handlers/common.ts';
 import { HANDLER_ROUTES, type HandlerRoute } from './handlers/routes.ts';
-import { createCredential, describeCredentialError, type IdentityInfo } from './identity.ts';
-import { MetadataError, readInstanceMetadata, type InstanceMetadata } from './metadata.ts';
+import { createCredential, describeCredentialError, identityFromToken, tokenProbeFor, type IdentityInfo, type TokenProbe } from './identity.ts';
+import { MetadataError, readInstanceMetadata, requestImdsToken, type InstanceMetadata } from './metadata.ts';
 import { toHandlerError } from './errors.ts';
 
 export { HandlerError } from './handler.ts';
 export type { HandlerContext, HandlerSink, TypedHandler } from './handler.ts';
 export type { AzureClients, RetryOptions } from './clients.ts';
-export type { IdentityInfo } from './identity.ts';
+export type { IdentityInfo, TokenProbe } from './identity.ts';
 export type { InstanceMetadata } from './metadata.ts';
 export type { HandlerRoute } from './handlers/routes.ts';
 
@@ -40,6 +42,11 @@ export interface AzureOptions {
   startupRetry?: { initialDelayMs?: number; maxDelayMs?: number };
   /** Timeout of one instance-metadata request; default 2000. */
   metadataTimeoutMs?: number;
+  /**
+   * How readiness gets its token; default from the environment (tokenProbeFor): a plain IMDS
+   * request on a VM, the identity library where it would use another source (Arc, App Service…).
+   */
+  tokenProbe?: TokenProbe;
   log: Logger;
 }
 
@@ -110,6 +117,8 @@ export function createAzure(opts: AzureOptions): AzureService {
   const pollIntervalMs = opts.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS;
   const initialDelayMs = opts.startupRetry?.initialDelayMs ?? 1000;
   const maxDelayMs = opts.startupRetry?.maxDelayMs ?? 60_000;
+  const tokenProbe = opts.tokenProbe ?? tokenProbeFor(process.env);
+  const identityType: IdentityInfo['identityType'] = opts.managedIdentityClientId ? 'user-assigned' : 'system-assigned';
 
   let metadataStep: Step<InstanceMetadata> = { state: 'pending' };
   let tokenStep: Step<IdentityInfo> = { state: 'pending' };
@@ -222,8 +231,17 @@ export function createAzure(opts: AzureOptions): AzureService {
       if (imdsAnswered && tokenStep.state !== 'ok') {
         if (tokenStep.state === 'pending') tokenStep = { state: 'running' };
         try {
-          const cred = await credential();
-          await cred.getToken(scope); // the observer records the claims or the error
+          if (tokenProbe === 'imds') {
+            const token = await requestImdsToken(imdsEndpoint, {
+              resource: armEndpoint,
+              ...(opts.managedIdentityClientId ? { clientId: opts.managedIdentityClientId } : {}),
+              signal: closing.signal,
+            });
+            tokenStep = { state: 'ok', value: identityFromToken(token, identityType) };
+          } else {
+            const cred = await credential();
+            await cred.getToken(scope); // the observer records the claims or the error
+          }
         } catch (err) {
           if (tokenStep.state !== 'failed') tokenStep = { state: 'failed', message: describeCredentialError(err) };
         }

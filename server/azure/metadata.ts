@@ -1,9 +1,9 @@
 /**
  * Azure Instance Metadata Service (IMDS) client: the VM's subscription, resource group, location
- * and name. One GET over node:http(s) with a short timeout: off Azure the link-local address
- * usually drops packets, so a request without a timeout would hang for minutes. (Not `fetch`:
- * loading undici for this one request costs ~20 ms of start-up and ~4 MB that armhook never
- * uses again — the Azure SDK has its own HTTP client.)
+ * and name, and the readiness probe's managed-identity token. One GET over node:http(s) with a
+ * short timeout: off Azure the link-local address usually drops packets, so a request without a
+ * timeout would hang for minutes. (Not `fetch`: loading undici for this one request costs ~20 ms
+ * of start-up and ~4 MB that armhook never uses again — the Azure SDK has its own HTTP client.)
  */
 import type { IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -99,6 +99,63 @@ export function parseInstanceMetadata(body: unknown, source: string): InstanceMe
   const azEnvironment = field('azEnvironment');
   if (azEnvironment) result.azEnvironment = azEnvironment;
   return result;
+}
+
+export const TOKEN_API_VERSION = '2018-02-01';
+export const TOKEN_TIMEOUT_MS = 10_000;
+
+/** A token from IMDS, in the identity library's AccessToken shape (so claims decode the same way). */
+export interface ImdsToken {
+  token: string;
+  expiresOnTimestamp: number;
+}
+
+/**
+ * Asks IMDS for one managed-identity token for `resource`: the request the identity library
+ * itself sends on a VM (same path, api-version and parameters), without loading the library.
+ * Used by the readiness probe only: handlers get their tokens (cached, refreshed) from the
+ * library. Throws Error with an operator-readable message.
+ */
+export async function requestImdsToken(
+  imdsEndpoint: string,
+  options: { resource: string; clientId?: string; timeoutMs?: number; signal?: AbortSignal },
+): Promise<ImdsToken> {
+  const base = imdsEndpoint.replace(/\/+$/, '');
+  const query = new URLSearchParams({ 'api-version': TOKEN_API_VERSION, resource: options.resource });
+  if (options.clientId) query.set('client_id', options.clientId);
+  const timeoutMs = options.timeoutMs ?? TOKEN_TIMEOUT_MS;
+  const timeout = AbortSignal.timeout(timeoutMs);
+  const signal = options.signal ? AbortSignal.any([timeout, options.signal]) : timeout;
+  let response: { status: number; text: string };
+  try {
+    response = await getText(`${base}/metadata/identity/oauth2/token?${query}`, signal);
+  } catch (err) {
+    const reason = timeout.aborted ? `no answer within ${timeoutMs / 1000} s` : describeError(err);
+    throw new Error(err instanceof ReadError ? `reading the token endpoint's answer failed: ${reason}` : `token endpoint unreachable at ${base}: ${reason}`);
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse(response.text);
+  } catch {
+    body = undefined;
+  }
+  if (response.status < 200 || response.status > 299) {
+    // IMDS errors are OAuth-shaped: {"error":"invalid_request","error_description":"Identity not found"}.
+    const code = isRecord(body) && typeof body['error'] === 'string' ? body['error'] : undefined;
+    const description = isRecord(body) && typeof body['error_description'] === 'string' ? body['error_description'] : undefined;
+    throw new Error(
+      code
+        ? `the token endpoint refused: ${code}${description ? ` (${description})` : ''}`
+        : `the token endpoint answered HTTP ${response.status}: ${snippet(response.text)}`,
+    );
+  }
+  const token = isRecord(body) ? body['access_token'] : undefined;
+  // IMDS sends numbers as strings: expires_on is seconds since the epoch.
+  const expiresOn = isRecord(body) ? Number(body['expires_on']) : Number.NaN;
+  if (typeof token !== 'string' || token === '') {
+    throw new Error(`the token endpoint answered without an access_token: ${isRecord(body) ? `fields ${Object.keys(body).join(', ')}` : 'not a JSON object'}`);
+  }
+  return { token, expiresOnTimestamp: Number.isFinite(expiresOn) ? expiresOn * 1000 : Number.NaN };
 }
 
 /** The endpoint answered, then the answer broke off (or was too big). */

@@ -1,5 +1,6 @@
-// The managed identity through the real @azure/identity (MSAL) against the IMDS fake: one token
-// request serves every job, claims without the token, instance metadata for scripts, `check`.
+// The managed identity against the IMDS fake: readiness's own token request, then the real
+// @azure/identity (MSAL), whose one token request serves every job; claims without the token,
+// instance metadata for scripts, `check`.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createAzure } from '../../server/azure/index.ts';
@@ -17,13 +18,13 @@ after(async () => {
 });
 
 describe('token', () => {
-  test('the start-up token request went to the IMDS token path with the ARM audience', () => {
+  test('the start-up token request went to the IMDS token path with the ARM audience, without the identity library', () => {
     assert.equal(env.imds.counts.token, 1);
-    assert.deepEqual(env.imds.tokenRequests[0], { resource: env.arm.url, apiVersion: '2018-02-01', clientId: null });
+    assert.deepEqual(env.imds.tokenRequests[0], { path: '/metadata/identity/oauth2/token', resource: env.arm.url, apiVersion: '2018-02-01', clientId: null });
     assert.equal(env.imds.counts.metadata, 1);
   });
 
-  test('100 handler jobs (concurrent, three clients, LROs) cause exactly one token request', async () => {
+  test('100 handler jobs (concurrent, three clients, LROs) cause exactly one token request, the library\'s', async () => {
     const tokenBefore = env.imds.counts.token;
     const armBefore = env.arm.requests.length;
     const paths = ['azure/groups', 'azure/vms', 'azure/whoami', 'azure/vms/start', 'azure/deployments/create'];
@@ -43,8 +44,8 @@ describe('token', () => {
     const results = await Promise.all(jobs);
     assert.equal(results.length, 100);
     assert.ok(env.arm.requests.length - armBefore >= 100, 'the jobs really called ARM');
-    assert.equal(env.imds.counts.token - tokenBefore, 0, 'no token request beyond the one made at start-up');
-    assert.equal(env.imds.counts.token, 1, 'exactly one token request in this process');
+    assert.equal(env.imds.counts.token - tokenBefore, 1, 'one token request for all the jobs');
+    assert.deepEqual(env.imds.tokenRequests.at(-1), { path: '/metadata/identity/oauth2/token/', resource: env.arm.url, apiVersion: '2018-02-01', clientId: null }, 'sent by MSAL, for the same audience');
     assert.ok(env.arm.requests.slice(armBefore).every((r) => r.bearer));
   });
 
@@ -95,6 +96,41 @@ describe('token', () => {
     assert.equal(result.clientId, 'uami-client-id');
     assert.notEqual(result.principalId, env.imds.claims.oid);
     azure.close();
+  });
+
+  test('where the library would not ask IMDS (Arc, App Service…), readiness asks through the library, with the same messages', async () => {
+    const service = (clientId: string) =>
+      createAzure({
+        imdsEndpoint: env.imds.url,
+        armEndpoint: env.arm.url,
+        armCaCert: env.pki.caCert,
+        managedIdentityClientId: clientId,
+        tokenProbe: 'library',
+        pollIntervalMs: 2,
+        startupRetry: { initialDelayMs: 60_000, maxDelayMs: 60_000 },
+        log: silentLogger(),
+      });
+    const unknown = service('uami-unknown');
+    try {
+      unknown.start();
+      await unknown.firstAttempt();
+      assert.deepEqual(unknown.readiness().reasons, ['managed identity token: the token endpoint refused: invalid_request (Identity not found)']);
+      assert.equal(env.imds.tokenRequests.at(-1)?.path, '/metadata/identity/oauth2/token/', 'asked by MSAL');
+    } finally {
+      unknown.close();
+    }
+    env.imds.allowClientId('uami-library');
+    const known = service('uami-library');
+    try {
+      known.start();
+      await known.firstAttempt();
+      assert.deepEqual(known.readiness(), { ready: true, reasons: [] });
+      assert.equal(known.identity()?.clientId, 'uami-library');
+      assert.equal(known.identity()?.identityType, 'user-assigned');
+      assert.deepEqual(env.imds.tokenRequests.at(-1), { path: '/metadata/identity/oauth2/token/', resource: env.arm.url, apiVersion: '2018-02-01', clientId: 'uami-library' });
+    } finally {
+      known.close();
+    }
   });
 });
 

@@ -1,5 +1,6 @@
-// One token for the process: 100 handler jobs through the REAL server (GET and POST handlers,
-// LROs among them, in parallel batches) cause exactly one token request at the IMDS fake.
+// Tokens for the process: readiness asks IMDS once itself (the identity library is not loaded
+// for it), then 100 handler jobs through the REAL server (GET and POST handlers, LROs among them,
+// in parallel batches) cause exactly one more token request, the library's, at the IMDS fake.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fetchText } from '../helpers/server.ts';
@@ -16,9 +17,9 @@ after(async () => {
   await env?.close();
 });
 
-test('100 handler jobs → exactly one token request to the IMDS fake', async () => {
-  // Readiness fetched the one token.
-  assert.equal(env.imds.counts.token, 1, 'readiness obtained the token');
+test('100 handler jobs → exactly one token request from the identity library, after the readiness probe', async () => {
+  assert.equal(env.imds.counts.token, 1, 'readiness obtained a token');
+  assert.equal(env.imds.tokenRequests[0]?.path, '/metadata/identity/oauth2/token', 'by its own plain request');
   const paths: Array<{ method: 'GET' | 'POST'; path: string }> = [
     { method: 'GET', path: '/azure/whoami' },
     { method: 'GET', path: '/azure/groups' },
@@ -44,7 +45,11 @@ test('100 handler jobs → exactly one token request to the IMDS fake', async ()
   assert.equal(done, 100);
   assert.ok(env.arm.requests.length - armBefore >= 80, 'the jobs did talk to ARM');
   assert.ok(env.arm.requests.slice(armBefore).every((r) => r.bearer), 'every ARM request carried the bearer token');
-  assert.equal(env.imds.counts.token, 1, `token requests: ${JSON.stringify(env.imds.tokenRequests)}`);
-  assert.ok(env.imds.tokenRequests[0]?.resource?.startsWith(env.arm.url), `the token is for the configured ARM endpoint: ${env.imds.tokenRequests[0]?.resource}`);
+  assert.equal(env.imds.counts.token, 2, `token requests: ${JSON.stringify(env.imds.tokenRequests)}`);
+  assert.equal(env.imds.tokenRequests[1]?.path, '/metadata/identity/oauth2/token/', 'the second came from the identity library (MSAL adds the slash)');
+  for (const r of env.imds.tokenRequests) {
+    assert.equal(r.resource, env.arm.url, 'each token is for the configured ARM endpoint');
+    assert.equal(r.apiVersion, '2018-02-01');
+  }
   assert.equal(env.imds.counts.metadata, 1, 'instance metadata was read once, at start-up');
 });

@@ -6,8 +6,8 @@ import type { AddressInfo } from 'node:net';
 import { Value } from '@sinclair/typebox/value';
 import { HandlerError } from '../../server/azure/handler.ts';
 import { abortedError, roleForAction, toHandlerError, type ArmAction } from '../../server/azure/errors.ts';
-import { decodeJwtPayload, describeCredentialError, identityFromToken } from '../../server/azure/identity.ts';
-import { MetadataError, metadataUrl, parseInstanceMetadata, readInstanceMetadata } from '../../server/azure/metadata.ts';
+import { ARC_AGENT_BINARY, decodeJwtPayload, describeCredentialError, identityFromToken, tokenProbeFor } from '../../server/azure/identity.ts';
+import { MetadataError, metadataUrl, parseInstanceMetadata, readInstanceMetadata, requestImdsToken } from '../../server/azure/metadata.ts';
 import { parseDeploymentBody } from '../../server/azure/handlers/deployments.ts';
 import { splitRunCommandOutput, statusesOf } from '../../server/azure/handlers/vms.ts';
 import { DeploymentName, Location, ResourceGroupName, VmName } from '../../server/azure/handlers/common.ts';
@@ -134,6 +134,12 @@ describe('instance metadata', () => {
         res.end(Buffer.alloc(2 * 1024 * 1024, 0x20));
       } else if (req.url?.startsWith('/silent/')) {
         // never answers: the client's timeout must end it
+      } else if (req.url?.startsWith('/refuse/')) {
+        res.writeHead(400, { 'Content-Type': 'application/json' }).end('{"error":"invalid_request","error_description":"Identity not found"}');
+      } else if (req.url?.startsWith('/gateway/')) {
+        res.writeHead(502, { 'Content-Type': 'text/html' }).end('<html>\n<body>Bad gateway</body></html>');
+      } else if (req.url?.startsWith('/tokenless/')) {
+        res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"token_type":"Bearer","expires_on":"1"}');
       } else {
         res.writeHead(200).end('not json');
       }
@@ -169,6 +175,42 @@ describe('instance metadata', () => {
     } finally {
       await imds.close();
     }
+  });
+
+  test('the readiness token probe: every failure is one operator-readable line, never the body of a 200', async () => {
+    const imds = await misbehavingImds();
+    try {
+      const failure = async (path: string, timeoutMs = 2000): Promise<string> => {
+        try {
+          await requestImdsToken(`${imds.url}/${path}`, { resource: 'https://management.azure.com', timeoutMs });
+        } catch (err) {
+          assert.ok(err instanceof Error);
+          return err.message;
+        }
+        throw new Error(`${path}: no error`);
+      };
+      assert.equal(await failure('refuse'), 'the token endpoint refused: invalid_request (Identity not found)');
+      assert.equal(await failure('gateway'), 'the token endpoint answered HTTP 502: <html> <body>Bad gateway</body></html>');
+      assert.equal(await failure('tokenless'), 'the token endpoint answered without an access_token: fields token_type, expires_on');
+      assert.match(await failure('cut'), /^reading the token endpoint's answer failed: /);
+      assert.match(await failure('huge'), /larger than 1048576 bytes/);
+      assert.match(await failure('silent', 200), /^token endpoint unreachable at http:\/\/127\.0\.0\.1:\d+\/silent: no answer within 0\.2 s$/);
+    } finally {
+      await imds.close();
+    }
+    // Closed now: nothing listens on that port.
+    await assert.rejects(requestImdsToken(imds.url, { resource: 'r' }), /^Error: token endpoint unreachable at http:\/\/127\.0\.0\.1:\d+: ECONNREFUSED$/);
+  });
+
+  test('the readiness probe asks IMDS itself only where the identity library would ask IMDS too', () => {
+    const none = (): boolean => false;
+    assert.equal(tokenProbeFor({}, none), 'imds');
+    assert.equal(tokenProbeFor({ IDENTITY_ENDPOINT: '' }, none), 'imds', 'empty is unset');
+    for (const name of ['IDENTITY_ENDPOINT', 'MSI_ENDPOINT', 'IMDS_ENDPOINT', 'AZURE_FEDERATED_TOKEN_FILE']) {
+      assert.equal(tokenProbeFor({ [name]: 'x' }, none), 'library', name);
+    }
+    // Arc: MSAL detects the agent by its binary even when its variables are missing.
+    assert.equal(tokenProbeFor({}, (path) => path === ARC_AGENT_BINARY), 'library');
   });
 });
 

@@ -3,7 +3,8 @@
  *
  * - GET /metadata/identity/oauth2/token/?api-version=2018-02-01&resource=<aud>[&client_id=<id>]
  *   with `Metadata: true`: what @azure/msal-node's Imds source sends (the identity library routes
- *   ManagedIdentityCredential through MSAL) when AZURE_POD_IDENTITY_AUTHORITY_HOST points here.
+ *   ManagedIdentityCredential through MSAL) when AZURE_POD_IDENTITY_AUTHORITY_HOST points here;
+ *   armhook's readiness probe sends the same without the trailing slash.
  *   Answers an IMDS-shaped token response whose access_token is JWT-shaped (oid/tid/appid/xms_mirid).
  * - GET /metadata/instance?api-version=… with `Metadata: true`: the `compute` section.
  *
@@ -41,6 +42,8 @@ export interface ImdsFakeOptions {
 }
 
 export interface TokenRequestRecord {
+  /** `/metadata/identity/oauth2/token` from armhook's readiness probe, `…/token/` from the identity library (MSAL). */
+  path: string;
   resource: string | null;
   apiVersion: string | null;
   clientId: string | null;
@@ -106,6 +109,7 @@ export async function startImdsFake(options: ImdsFakeOptions = {}): Promise<Imds
     if (url.pathname === '/metadata/identity/oauth2/token' || url.pathname === '/metadata/identity/oauth2/token/') {
       counts.token += 1;
       const record: TokenRequestRecord = {
+        path: url.pathname,
         resource: url.searchParams.get('resource'),
         apiVersion: url.searchParams.get('api-version'),
         clientId: url.searchParams.get('client_id'),
