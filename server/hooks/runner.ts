@@ -49,7 +49,21 @@ export async function runScript(options: ScriptRunOptions): Promise<ScriptRunRes
   });
   const pid = subprocess.pid;
   const group = pid === undefined ? undefined : new ProcessGroup(pid, options.killGraceMs);
-  const onAbort = (): void => group?.terminate();
+  let exited = false;
+  // execa settles when the script has exited AND its output pipes have closed. A process that
+  // left the group (setsid) may hold the pipes for as long as it likes; unlike the spawn helper,
+  // this path can't tell "EOF not read yet" from "held open" without losing output, so such a
+  // job runs on until it is cancelled or times out: then reading stops, once the group is empty.
+  const stopReading = (): void => {
+    void group?.settle().then(() => {
+      subprocess.stdout?.destroy();
+      subprocess.stderr?.destroy();
+    });
+  };
+  const onAbort = (): void => {
+    group?.terminate();
+    if (exited) stopReading();
+  };
 
   if (pid !== undefined) {
     options.onStart(pid);
@@ -59,7 +73,11 @@ export async function runScript(options: ScriptRunOptions): Promise<ScriptRunRes
     subprocess.stderr?.on('data', (chunk: Buffer) => options.onOutput('stderr', chunk));
     // When the script itself exits, whatever it left behind in its group (a background child
     // holding the output pipes open) is ended too: a job is over when its script is.
-    subprocess.nodeChildProcess.once('exit', () => group?.terminate());
+    subprocess.nodeChildProcess.once('exit', () => {
+      exited = true;
+      group?.terminate();
+      if (options.signal.aborted) stopReading();
+    });
   }
   try {
     const result = await subprocess;

@@ -4,23 +4,30 @@ import { writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { assertJsonError, curlResponse, fetchText, startServer, type TestServer } from '../helpers/server.ts';
+import { assertJsonError, curlResponse, doneRecord, fetchText, open, parseSse, startServer, streamReader, type TestServer } from '../helpers/server.ts';
 
 let server: TestServer;
+/** The same scripts, started from Node (execa) instead of the spawn helper. */
+let nodeSpawner: TestServer;
+
+const SCRIPTS = {
+  'wait.sh': '#!/bin/sh\necho waiting\nwhile [ ! -e "$ARMHOOK_TEST_MARKERS/go" ]; do sleep 0.02; done\necho released\n',
+  'echo.sh': '#!/bin/sh\nenv | grep -E "^[a-z][a-z0-9_]*=" | sort\n',
+  // The child leaves the script's process group and keeps the output pipe open for 60 s.
+  'escape.sh': '#!/bin/sh\nsetsid sleep 60 &\necho "started $!"\n',
+  'forever.sh': '#!/bin/sh\n# @timeout 3000000\necho never\n',
+  // Like escape.sh, and the escaped child says when the script is gone (exited and reaped).
+  'escape-told.sh': '#!/bin/sh\nme=$$\nsetsid sh -c "while kill -0 $me 2>/dev/null; do sleep 0.01; done; echo script gone; exec sleep 60" &\necho "started $!"\n',
+};
 
 before(async () => {
-  server = await startServer({
-    config: { spawner: 'helper' },
-    scripts: {
-      'wait.sh': '#!/bin/sh\necho waiting\nwhile [ ! -e "$ARMHOOK_TEST_MARKERS/go" ]; do sleep 0.02; done\necho released\n',
-      'echo.sh': '#!/bin/sh\nenv | grep -E "^[a-z][a-z0-9_]*=" | sort\n',
-      // The child leaves the script's process group and keeps the output pipe open for 60 s.
-      'escape.sh': '#!/bin/sh\nsetsid sleep 60 &\necho "started $!"\n',
-      'forever.sh': '#!/bin/sh\n# @timeout 3000000\necho never\n',
-    },
-  });
+  server = await startServer({ config: { spawner: 'helper' }, scripts: SCRIPTS });
+  nodeSpawner = await startServer({ config: { spawner: 'node' }, scripts: SCRIPTS });
 });
-after(() => server.close());
+after(async () => {
+  await server.close();
+  await nodeSpawner.close();
+});
 
 test('Accept: application/json answers once, with the job id, and no 1xx that naive clients would take for the answer', async () => {
   const final = new Promise<{ informational: number; status: number; headers: Record<string, unknown>; body: string }>((resolve, reject) => {
@@ -67,10 +74,11 @@ test('a JSON value with a lone surrogate is 400, nothing runs, and the spawn hel
   assert.equal(after.json().output, 'x=fine\n');
 });
 
-test('a script whose child escapes its process group (setsid) still ends when the script does', async () => {
+test('a script whose child escapes its process group (setsid) still ends when the script does (spawn helper)', async () => {
   const res = await fetchText(server, '/escape', { method: 'POST', headers: { Accept: 'application/json' } });
   assert.equal(res.status, 200, res.body);
   const record = res.json();
+  assert.equal(record.status, 'succeeded');
   assert.equal(record.exitCode, 0);
   assert.match(record.output, /^started \d+\n$/);
   const pid = Number(/started (\d+)/.exec(record.output)?.[1]);
@@ -78,6 +86,33 @@ test('a script whose child escapes its process group (setsid) still ends when th
     process.kill(pid, 'SIGKILL');
   } catch {
     // already gone
+  }
+});
+
+test('spawner node: a job whose script left a process holding its output (setsid) runs on, and a cancel ends it, output kept', async () => {
+  const started = await fetchText(nodeSpawner, '/escape-told', { method: 'POST', headers: { Prefer: 'respond-async' } });
+  assert.equal(started.status, 202, started.body);
+  const id = String(started.headers['armhook-job-id']);
+  const stream = streamReader(await open(nodeSpawner, `/jobs/${id}/events`));
+  const seen = await stream.until((text) => text.includes('data: script gone'));
+  const child = Number(/data: started (\d+)/.exec(seen)?.[1]);
+  try {
+    // The script has exited and been reaped; the escaped child still holds the pipes.
+    assert.equal((await fetchText(nodeSpawner, `/jobs/${id}`)).json().status, 'running');
+    const cancel = await fetchText(nodeSpawner, `/jobs/${id}`, { method: 'DELETE' });
+    assert.ok(cancel.status < 300, cancel.body);
+    const { events } = parseSse(await stream.end());
+    assert.equal(doneRecord(events)['status'], 'cancelled');
+    assert.deepEqual(
+      events.filter((e) => e.event === 'message').map((e) => e.data),
+      [`started ${child}`, 'script gone'],
+    );
+  } finally {
+    try {
+      process.kill(child, 'SIGKILL');
+    } catch {
+      // already gone
+    }
   }
 });
 
