@@ -150,7 +150,7 @@ export class HookCatalog {
   #listing(dir: string): Listing | undefined {
     try {
       const info = statSync(dir);
-      const key = `${info.ino}:${info.mtimeMs}:${info.ctimeMs}`;
+      const key = `${info.dev}:${info.ino}:${info.mtimeMs}:${info.ctimeMs}`;
       const cached = this.#listings.get(dir);
       if (cached && cached.key === key && Date.now() - info.ctimeMs >= 2000) return cached;
       const listing: Listing = { key, entries: readdirSync(dir).sort() };
@@ -187,7 +187,7 @@ export class HookCatalog {
     }
     // File times move in coarse ticks, so an edit of the same size right after another could
     // keep its key: a file changed in the last two seconds is always read again.
-    const key = `${info.ino}:${info.size}:${info.mtimeMs}:${info.ctimeMs}`;
+    const key = `${info.dev}:${info.ino}:${info.size}:${info.mtimeMs}:${info.ctimeMs}`;
     let cached = this.#headers.get(real);
     if (!cached || cached.key !== key || Date.now() - info.ctimeMs < 2000) {
       const fd = openSync(real, 'r');
