@@ -5,7 +5,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HtpasswdAuthenticator } from './auth/index.ts';
-import { createAzure, type AzureOptions, type AzureService } from './azure/index.ts';
+import { caCertificates, createAzure, type AzureOptions, type AzureService } from './azure/index.ts';
 import { isLoopback, type Config } from './config/index.ts';
 import { HookCatalog, runScript, SpawnHelper } from './hooks/index.ts';
 import {
@@ -119,6 +119,11 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
       armCaCert = readFileSync(config.armCaFile, 'utf8');
     } catch (err) {
       throw new StartupError(`ARMHOOK_ARM_CA_FILE ${config.armCaFile}: cannot read it (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+    }
+    try {
+      caCertificates(armCaCert);
+    } catch (err) {
+      throw new StartupError(`ARMHOOK_ARM_CA_FILE ${config.armCaFile}: ${(err as Error).message}; it must hold the PEM certificate(s) of the CA that signed Resource Manager's certificate`);
     }
   }
   const azure = createAzure({

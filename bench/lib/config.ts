@@ -15,7 +15,7 @@ export interface BenchConfig {
   skipBuild: boolean;
   /** Keep the temporary directory (BENCH_KEEP=1) for a look at logs and job files. */
   keepTemp: boolean;
-  /** Scenario 1's armhook under `node --cpu-prof` (BENCH_PROFILE=1), profiles in bench/profiles/. */
+  /** Scenarios 1 and 2's armhook under `node --cpu-prof` (BENCH_PROFILE=1), profiles in bench/profiles/. */
   profile: boolean;
   /** Only these scenarios (BENCH_ONLY=1,3,5); all when empty. */
   only: Set<string>;

@@ -1,15 +1,18 @@
 /**
- * BENCH_PROFILE=1: the dispatch scenario's armhook runs with `node --cpu-prof` (through
+ * BENCH_PROFILE=1: the dispatch and typed scenarios' armhook runs with `node --cpu-prof` (through
  * NODE_OPTIONS, which bin/armhook passes on; scripts never inherit it). The profile is written when
- * armhook exits after SIGTERM; this sums its samples by function (self time) for the notes. Open
- * the .cpuprofile in Chrome DevTools (Performance → Load profile) for the whole picture.
+ * armhook exits after SIGTERM; this sums its samples by function (self time), and by where the
+ * code comes from (a package, a server/ folder, Node itself), for the notes. Open the .cpuprofile
+ * in Chrome DevTools (Performance → Load profile) for the whole picture.
  */
-import { mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { SourceMap, type SourceMapPayload } from 'node:module';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 interface ProfileNode {
   id: number;
-  callFrame: { functionName: string; url: string; lineNumber: number };
+  callFrame: { functionName: string; url: string; lineNumber: number; columnNumber?: number };
   hitCount?: number;
 }
 
@@ -52,4 +55,49 @@ export function topSelf(file: string, root: string, n = 12): string[] {
     .sort((a, b) => b[1] - a[1])
     .slice(0, n)
     .map(([k, v]) => `${((v / Math.max(1, total)) * 100).toFixed(1)}% ${k}`);
+}
+
+/**
+ * Busy time (idle excluded) by origin: "38.0% @azure/core-rest-pipeline". Frames of the bundled
+ * dist/ are traced back through its source maps to the file esbuild took them from.
+ */
+export function selfByOrigin(file: string, root: string, n = 12): string[] {
+  const p = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
+  const maps = new Map<string, SourceMap | undefined>();
+  const mapFor = (path: string): SourceMap | undefined => {
+    if (!maps.has(path)) {
+      const mapFile = `${path}.map`;
+      maps.set(path, existsSync(mapFile) ? new SourceMap(JSON.parse(readFileSync(mapFile, 'utf8')) as SourceMapPayload) : undefined);
+    }
+    return maps.get(path);
+  };
+  const origin = (frame: ProfileNode['callFrame']): string => {
+    if (frame.url === '') return frame.functionName.startsWith('(') ? frame.functionName : 'native (V8 builtins, TLS, fs, libuv)';
+    if (frame.url.startsWith('node:')) return 'Node.js internals (JavaScript)';
+    if (!frame.url.startsWith('file://')) return frame.url;
+    let path = fileURLToPath(frame.url);
+    const entry = mapFor(path)?.findEntry(frame.lineNumber, frame.columnNumber ?? 0);
+    if (entry && 'originalSource' in entry && entry.originalSource) {
+      const source = entry.originalSource;
+      path = source.startsWith('file://') ? fileURLToPath(source) : resolve(dirname(path), source);
+    }
+    const rel = relative(root, path);
+    const pkg = /(?:^|\/)node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(rel);
+    if (pkg) return pkg[1] ?? rel;
+    const concern = /^server\/([^/]+)\//.exec(rel);
+    return concern ? `armhook server/${concern[1]}` : rel;
+  };
+  const byOrigin = new Map<string, number>();
+  let busy = 0;
+  for (const node of p.nodes) {
+    const hits = node.hitCount ?? 0;
+    if (hits === 0 || node.callFrame.functionName === '(idle)') continue;
+    const key = origin(node.callFrame);
+    byOrigin.set(key, (byOrigin.get(key) ?? 0) + hits);
+    busy += hits;
+  }
+  return [...byOrigin.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, n)
+    .map(([k, v]) => `${((v / Math.max(1, busy)) * 100).toFixed(1)}% ${k}`);
 }

@@ -4,7 +4,7 @@
  */
 import { join } from 'node:path';
 import type { Scenario } from '../lib/context.ts';
-import { newestProfile, profileEnv, topSelf } from '../lib/profile.ts';
+import { newestProfile, profileEnv, selfByOrigin, topSelf } from '../lib/profile.ts';
 import { fetchJson, fetchText } from '../lib/http.ts';
 import { fmtInt, fmtMs, fmtRatio } from '../lib/report.ts';
 import { startArmhook, startWebhook, type RunningServer } from '../lib/servers.ts';
@@ -140,8 +140,11 @@ export const dispatch: Scenario = {
       const file = newestProfile(profileDir, profileSince);
       if (file) {
         const top = topSelf(file, config.root);
-        out.raw['profile'] = { file, topSelf: top };
-        out.notes.push(`**Profiled run** (BENCH_PROFILE=1: armhook under --cpu-prof, figures lower than usual): ${file}; top self time over SSE + JSON: ${top.slice(0, 8).join('; ')}.`);
+        const origins = selfByOrigin(file, config.root);
+        out.raw['profile'] = { file, topSelf: top, byOrigin: origins };
+        out.notes.push(
+          `**Profiled run** (BENCH_PROFILE=1: armhook under --cpu-prof, figures lower than usual): ${file}; top self time over SSE + JSON: ${top.slice(0, 8).join('; ')}. Busy time by origin: ${origins.slice(0, 8).join('; ')}.`,
+        );
       } else {
         out.notes.push(`BENCH_PROFILE=1 but no .cpuprofile appeared in ${profileDir} (armhook did not exit normally?).`);
       }

@@ -21,6 +21,7 @@ import { toHandlerError } from './errors.ts';
 export { HandlerError } from './handler.ts';
 export type { HandlerContext, HandlerSink, TypedHandler } from './handler.ts';
 export type { AzureClients, RetryOptions } from './clients.ts';
+export { caCertificates } from './clients.ts';
 export type { IdentityInfo, TokenProbe } from './identity.ts';
 export type { InstanceMetadata } from './metadata.ts';
 export type { HandlerRoute } from './handlers/routes.ts';

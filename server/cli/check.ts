@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { HtpasswdAuthenticator } from '../auth/index.ts';
-import { createAzure } from '../azure/index.ts';
+import { caCertificates, createAzure } from '../azure/index.ts';
 import { isLoopback, type Config } from '../config/index.ts';
 import { HookCatalog } from '../hooks/index.ts';
 import type { Logger } from '../log/index.ts';
@@ -51,9 +51,11 @@ export async function check(config: Config, parentLog: Logger): Promise<number> 
   let armCaCert: string | undefined;
   if (config.armCaFile) {
     try {
-      armCaCert = await readFile(config.armCaFile, 'utf8');
+      const pem = await readFile(config.armCaFile, 'utf8');
+      caCertificates(pem);
+      armCaCert = pem;
     } catch (err) {
-      fail(`ARMHOOK_ARM_CA_FILE ${config.armCaFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+      fail(`ARMHOOK_ARM_CA_FILE ${config.armCaFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
   }
   // One attempt, no background retries: metadata, a token, and one call to Resource Manager.

@@ -133,4 +133,12 @@ describe('armhook check', () => {
     assert.equal(run.code, 1, run.stdout);
     assert.match(run.stdout + run.stderr, /ARMHOOK_ARM_CA_FILE/);
   });
+
+  test('an ARM CA file without a certificate is named, and says what is wrong', async () => {
+    const junk = join(dir, 'key-not-ca.pem');
+    await writeFile(junk, pki.serverKey);
+    const run = await check({ ARMHOOK_ARM_CA_FILE: junk });
+    assert.equal(run.code, 1, run.stdout);
+    assert.match(run.stdout, /FAIL +ARMHOOK_ARM_CA_FILE .*key-not-ca\.pem: no PEM certificate/, run.stdout);
+  });
 });

@@ -5,6 +5,8 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Value } from '@sinclair/typebox/value';
 import { HandlerError } from '../../server/azure/handler.ts';
+import { caCertificates } from '../../server/azure/clients.ts';
+import { createTestPki } from '../helpers/certs.ts';
 import { abortedError, roleForAction, toHandlerError, type ArmAction } from '../../server/azure/errors.ts';
 import { ARC_AGENT_BINARY, decodeJwtPayload, describeCredentialError, identityFromToken, tokenProbeFor } from '../../server/azure/identity.ts';
 import { MetadataError, metadataUrl, parseInstanceMetadata, readInstanceMetadata, requestImdsToken } from '../../server/azure/metadata.ts';
@@ -211,6 +213,19 @@ describe('instance metadata', () => {
     }
     // Arc: MSAL detects the agent by its binary even when its variables are missing.
     assert.equal(tokenProbeFor({}, (path) => path === ARC_AGENT_BINARY), 'library');
+  });
+});
+
+describe('ARM CA file', () => {
+  test('each certificate of a bundle is checked; CRLF files work; anything else is refused with the reason', async () => {
+    const pki = await createTestPki(['127.0.0.1']);
+    const two = `${pki.caCert}\n${pki.serverCert}`;
+    assert.equal(caCertificates(two).length, 2);
+    assert.deepEqual(caCertificates(pki.caCert.replace(/\n/g, '\r\n')), caCertificates(pki.caCert));
+    assert.throws(() => caCertificates(pki.serverKey), /^Error: no PEM certificate \("-----BEGIN CERTIFICATE-----"\) in it$/);
+    assert.throws(() => caCertificates(''), /no PEM certificate/);
+    const broken = pki.caCert.replace(/\n[A-Za-z0-9+/]{10}/, '\n!!!!!!!!!!');
+    assert.throws(() => caCertificates(`${pki.caCert}\n${broken}`), /^Error: certificate 2 of 2 is not valid/);
   });
 });
 
