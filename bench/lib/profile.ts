@@ -25,7 +25,7 @@ interface CpuProfile {
 
 export function profileEnv(dir: string): Record<string, string> {
   mkdirSync(dir, { recursive: true });
-  return { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${dir}` };
+  return { NODE_OPTIONS: `${process.env['BENCH_NODE_OPTIONS'] ?? ''} --cpu-prof --cpu-prof-dir=${dir}`.trim() };
 }
 
 /** The newest .cpuprofile in dir written after `since` (ms since epoch). */

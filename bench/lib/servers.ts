@@ -146,6 +146,8 @@ let serial = 0;
 function baseEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const k of ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR', 'USER', 'LOGNAME']) if (process.env[k] !== undefined) env[k] = process.env[k];
+  // Experiments with V8 flags on armhook (BENCH_PROFILE's --cpu-prof adds to them).
+  if (process.env['BENCH_NODE_OPTIONS']) env['NODE_OPTIONS'] = process.env['BENCH_NODE_OPTIONS'];
   return env;
 }
 

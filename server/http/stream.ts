@@ -67,7 +67,9 @@ export async function streamJob(res: ServerResponse, log: JobLog, options: Strea
   const reader = log.reader(options.afterId);
   try {
     while (!gone.signal.aborted) {
-      const batch = await reader.next(256);
+      // A batch is one write: large enough that TLS records and syscalls are full, bounded by
+      // the reader's step (see LogReader), so a slow client holds one batch at most.
+      const batch = await reader.next(4096);
       if (batch === null) break;
       if (batch.length === 0) {
         if (options.snapshot) break;

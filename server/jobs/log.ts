@@ -6,7 +6,12 @@ import type { JobEvent, JobEventType } from './types.ts';
 /** How much of the newest output stays in memory for live readers. Older output is read from disk. */
 const TAIL_EVENTS = 512;
 const TAIL_BYTES = 256 * 1024;
-const READ_CHUNK = 64 * 1024;
+/**
+ * Bytes read per step when a reader is behind the memory tail. A stored output line holds one
+ * chunk of the script's output (up to 64 KiB of it, a little more as JSON), so a step of 256 KiB
+ * takes a few whole lines: one read, without the doubling and re-reading a smaller step needs.
+ */
+const READ_CHUNK = 256 * 1024;
 const MAX_READ = 16 * 1024 * 1024;
 
 /** One stored line in the in-memory tail: one event, or a batch of output lines. */
