@@ -19,6 +19,23 @@ interface PendingRun {
   onAbort: () => void;
 }
 
+/**
+ * The spawn request's spec, `file NUL cwd NUL NAME=value NUL …` in UTF-8 (cheaper for the helper
+ * to take apart than JSON), or why it can't be one: NUL ends a C string, so neither a path nor
+ * the environment can hold it (node's own spawn refuses it too), and a name can't hold `=`.
+ */
+function specOf(options: Pick<ScriptRunOptions, 'file' | 'cwd' | 'env'>): Buffer | string {
+  const parts = [options.file, options.cwd];
+  for (const [name, value] of Object.entries(options.env)) {
+    if (name === '' || name.includes('=')) return `the environment variable name ${JSON.stringify(name)} is not valid`;
+    parts.push(`${name}=${value}`);
+  }
+  const text = parts.join('\0');
+  // More NULs than the separators: one of the parts holds one.
+  if (text.split('\0').length !== parts.length) return 'the script path, working directory or environment contains a NUL byte';
+  return Buffer.from(text, 'utf8');
+}
+
 /** Candidates for the helper's interpreter: the system's Python first (a pyenv shim adds a shell hop). */
 const PYTHONS = ['/usr/bin/python3', '/usr/local/bin/python3', '/bin/python3'];
 
@@ -63,7 +80,8 @@ export class SpawnHelper {
   run(options: ScriptRunOptions): Promise<ScriptRunResult> {
     this.#ensure();
     const id = (this.#nextId = (this.#nextId + 1) >>> 0 || 1);
-    const spec = Buffer.from(JSON.stringify({ file: options.file, cwd: options.cwd, env: options.env }));
+    const spec = specOf(options);
+    if (typeof spec === 'string') return Promise.resolve({ exitCode: null, signal: null, startError: spec });
     const length = Buffer.allocUnsafe(4);
     length.writeUInt32BE(spec.length, 0);
     return new Promise((resolve) => {

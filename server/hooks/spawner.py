@@ -10,7 +10,8 @@ It decides nothing: the server builds each script's whole environment, working d
 stdin, and kills process groups itself (it gets the pid, which is also the group id).
 
 Protocol on stdin/stdout, frames of: type (1 byte) | job (uint32 BE) | length (uint32 BE) | payload.
-  server -> helper  'S' spawn: payload = uint32 BE header length | JSON {file, cwd, env} | stdin bytes
+  server -> helper  'S' spawn: payload = uint32 BE spec length | spec | stdin bytes, where spec is
+                    file NUL cwd NUL NAME=value NUL NAME=value ... (UTF-8; the server refuses NULs in them)
                     'K' stop reading the job's output (its script exited; something outside its group holds the pipes)
   helper -> server  'P' started: uint32 pid     'F' failed to start: UTF-8 message
                     'O' stdout bytes            'E' stderr bytes
@@ -20,9 +21,8 @@ Protocol on stdin/stdout, frames of: type (1 byte) | job (uint32 BE) | length (u
 A job is over for the server when it has seen both 'X' and 'C'.
 """
 import errno
-import json
 import os
-import selectors
+import select
 import signal
 import struct
 import sys
@@ -37,16 +37,41 @@ RESET_SIGNALS = tuple(
 )
 
 
+class Poller:
+    """The part of selectors' interface used here, without its per-call objects: epoll and a dict
+    (the helper's own cost per job is what limits spawns per second)."""
+
+    def __init__(self):
+        self.epoll = select.epoll()
+        self.data = {}
+
+    def register(self, fd, events, data):
+        self.epoll.register(fd, events)
+        self.data[fd] = data
+
+    def unregister(self, fd):
+        self.epoll.unregister(fd)
+        del self.data[fd]
+
+    def select(self):
+        data = self.data
+        return [(fd, data[fd]) for fd, _ in self.epoll.poll() if fd in data]
+
+
+READ = select.EPOLLIN
+WRITE = select.EPOLLOUT
+
+
 class Helper:
     def __init__(self):
-        self.sel = selectors.DefaultSelector()
+        self.sel = Poller()
         self.inbuf = bytearray()
         self.outbuf = bytearray()
         self.out_fd = sys.stdout.fileno()
         self.in_fd = sys.stdin.fileno()
         os.set_blocking(self.out_fd, False)
         os.set_blocking(self.in_fd, False)
-        self.sel.register(self.in_fd, selectors.EVENT_READ, ("in", None))
+        self.sel.register(self.in_fd, READ, ("in", None))
         self.writing = False
         self.readers = {}  # fd -> (job, kind) for children's stdout/stderr
         self.paused = False
@@ -70,7 +95,7 @@ class Helper:
         if want != self.writing:
             self.writing = want
             if want:
-                self.sel.register(self.out_fd, selectors.EVENT_WRITE, ("out", None))
+                self.sel.register(self.out_fd, WRITE, ("out", None))
             else:
                 self.sel.unregister(self.out_fd)
         self.backpressure()
@@ -84,22 +109,24 @@ class Helper:
             if pause:
                 self.sel.unregister(fd)
             else:
-                self.sel.register(fd, selectors.EVENT_READ, ("child", fd))
+                self.sel.register(fd, READ, ("child", fd))
 
     def spawn(self, job, payload):
         (hlen,) = struct.unpack_from(">I", payload, 0)
-        spec = json.loads(payload[4:4 + hlen])
         stdin_data = memoryview(payload)[4 + hlen:]
         fds = []
         try:
+            parts = payload[4:4 + hlen].split(b"\0")
+            file, cwd = parts[0], parts[1]
+            # bytes throughout: posix_spawn takes them as they are, nothing is decoded.
+            env = dict(item.split(b"=", 1) for item in parts[2:])
             in_r, in_w = os.pipe()
             out_r, out_w = os.pipe()
             err_r, err_w = os.pipe()
             fds = [in_r, in_w, out_r, out_w, err_r, err_w]
-            env = {str(k): str(v) for k, v in spec["env"].items()}
-            os.chdir(spec["cwd"])
+            os.chdir(cwd)
             pid = os.posix_spawn(
-                spec["file"], [spec["file"]], env,
+                file, [file], env,
                 file_actions=[
                     (os.POSIX_SPAWN_DUP2, in_r, 0),
                     (os.POSIX_SPAWN_DUP2, out_w, 1),
@@ -129,15 +156,15 @@ class Helper:
             os.set_blocking(fd, False)
             self.readers[fd] = (job, kind)
             if not self.paused:
-                self.sel.register(fd, selectors.EVENT_READ, ("child", fd))
+                self.sel.register(fd, READ, ("child", fd))
         pidfd = os.pidfd_open(pid)
-        self.sel.register(pidfd, selectors.EVENT_READ, ("exit", (job, pid)))
+        self.sel.register(pidfd, READ, ("exit", (job, pid)))
         if len(stdin_data) == 0:
             os.close(in_w)
         else:
             os.set_blocking(in_w, False)
             self.stdin_pending[in_w] = (job, stdin_data)
-            self.sel.register(in_w, selectors.EVENT_WRITE, ("stdin", in_w))
+            self.sel.register(in_w, WRITE, ("stdin", in_w))
 
     def write_stdin(self, fd):
         job, data = self.stdin_pending[fd]
@@ -233,20 +260,19 @@ class Helper:
 
     def run(self):
         while True:
-            for key, _ in self.sel.select():
-                what, arg = key.data
+            for fd, (what, arg) in self.sel.select():
                 if what == "in":
                     if not self.read_requests():
                         return
                 elif what == "out":
                     self.flush()
                 elif what == "child":
-                    if key.fd in self.readers:
-                        self.read_child(key.fd)
+                    if fd in self.readers:
+                        self.read_child(fd)
                 elif what == "stdin":
                     self.write_stdin(arg)
                 elif what == "exit":
-                    self.reap(key.fd, *arg)
+                    self.reap(fd, *arg)
             self.flush()
 
 
