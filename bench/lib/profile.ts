@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node
 import { SourceMap, type SourceMapPayload } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { ScenarioOutput } from './context.ts';
 
 interface ProfileNode {
   id: number;
@@ -21,6 +22,36 @@ interface CpuProfile {
   startTime: number;
   endTime: number;
   samples?: number[];
+}
+
+/** A scenario's profiling: the env for its armhook, and what to put in the report after the run. */
+export interface Profiling {
+  /** NODE_OPTIONS for armhook when profiling, else undefined. */
+  env: Record<string, string> | undefined;
+  /** After armhook stopped: the profile's summaries into `out` (no-op when not profiling). */
+  report(out: ScenarioOutput, over: string): void;
+}
+
+export function startProfiling(enabled: boolean, benchDir: string, root: string): Profiling {
+  const dir = join(benchDir, 'profiles');
+  const since = Date.now();
+  return {
+    env: enabled ? profileEnv(dir) : undefined,
+    report(out, over) {
+      if (!enabled) return;
+      const file = newestProfile(dir, since);
+      if (!file) {
+        out.notes.push(`BENCH_PROFILE=1 but no .cpuprofile appeared in ${dir} (armhook did not exit normally?).`);
+        return;
+      }
+      const top = topSelf(file, root);
+      const origins = selfByOrigin(file, root);
+      out.raw['profile'] = { file, topSelf: top, byOrigin: origins };
+      out.notes.push(
+        `**Profiled run** (BENCH_PROFILE=1: armhook under --cpu-prof, figures lower than usual): ${file}; top self time over ${over}: ${top.slice(0, 8).join('; ')}. Busy time by origin: ${origins.slice(0, 8).join('; ')}.`,
+      );
+    },
+  };
 }
 
 export function profileEnv(dir: string): Record<string, string> {

@@ -2,9 +2,8 @@
  * 1. Dispatch: the echo hook (one line), 16 connections, armhook in SSE and JSON mode and
  * webhook, all over TLS; only 2xx responses count.
  */
-import { join } from 'node:path';
 import type { Scenario } from '../lib/context.ts';
-import { newestProfile, profileEnv, selfByOrigin, topSelf } from '../lib/profile.ts';
+import { startProfiling } from '../lib/profile.ts';
 import { fetchJson, fetchText } from '../lib/http.ts';
 import { fmtInt, fmtMs, fmtRatio } from '../lib/report.ts';
 import { startArmhook, startWebhook, type RunningServer } from '../lib/servers.ts';
@@ -93,12 +92,11 @@ export const dispatch: Scenario = {
     let json: WrkResult | undefined;
     let peer: WrkResult | undefined;
 
-    const profileDir = join(config.benchDir, 'profiles');
-    const profileSince = Date.now();
+    const profiling = startProfiling(config.profile, config.benchDir, config.root);
     const ah = await startArmhook(config, fx, 'dispatch', {
       workers: config.dispatchWorkers,
       fakes,
-      ...(config.profile ? { env: profileEnv(profileDir) } : {}),
+      ...(profiling.env ? { env: profiling.env } : {}),
     });
     const wh = await startWebhook(fx, 'dispatch');
     try {
@@ -136,19 +134,7 @@ export const dispatch: Scenario = {
       await wh.stop();
       await ah.stop();
     }
-    if (config.profile) {
-      const file = newestProfile(profileDir, profileSince);
-      if (file) {
-        const top = topSelf(file, config.root);
-        const origins = selfByOrigin(file, config.root);
-        out.raw['profile'] = { file, topSelf: top, byOrigin: origins };
-        out.notes.push(
-          `**Profiled run** (BENCH_PROFILE=1: armhook under --cpu-prof, figures lower than usual): ${file}; top self time over SSE + JSON: ${top.slice(0, 8).join('; ')}. Busy time by origin: ${origins.slice(0, 8).join('; ')}.`,
-        );
-      } else {
-        out.notes.push(`BENCH_PROFILE=1 but no .cpuprofile appeared in ${profileDir} (armhook did not exit normally?).`);
-      }
-    }
+    profiling.report(out, 'SSE + JSON');
 
     for (const [mode, r] of [['SSE', sse], ['JSON', json]] as const) {
       const rps = ratio(r?.rps2xx, peer?.rps2xx);

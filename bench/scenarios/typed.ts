@@ -2,10 +2,9 @@
  * 2. Typed handler dispatch: GET /azure/groups in JSON mode against the ARM fake (the token is
  * cached after the first request), every run a job. Compared with scenario 1's JSON script rate.
  */
-import { join } from 'node:path';
 import type { Scenario } from '../lib/context.ts';
 import { fetchJson } from '../lib/http.ts';
-import { newestProfile, profileEnv, selfByOrigin, topSelf } from '../lib/profile.ts';
+import { startProfiling } from '../lib/profile.ts';
 import { fmtInt, fmtMs, fmtRatio } from '../lib/report.ts';
 import { startArmhook } from '../lib/servers.ts';
 import { ratio } from '../lib/stats.ts';
@@ -19,13 +18,12 @@ export const typed: Scenario = {
   budgetMs: (c) => (c.loadSeconds + c.warmupSeconds + 90) * 1000,
   async run(ctx, out) {
     const { config, fx, fakes } = ctx;
-    const profileDir = join(config.benchDir, 'profiles');
-    const profileSince = Date.now();
+    const profiling = startProfiling(config.profile, config.benchDir, config.root);
     const ah = await startArmhook(config, fx, 'typed', {
       workers: config.dispatchWorkers,
       fakes,
       waitReady: true,
-      ...(config.profile ? { env: profileEnv(profileDir) } : {}),
+      ...(profiling.env ? { env: profiling.env } : {}),
     });
     try {
       const probe = await fetchJson<{ status?: string; result?: unknown }>(ah.target, PATH, { headers: { accept: 'application/json' } });
@@ -74,14 +72,6 @@ export const typed: Scenario = {
     } finally {
       await ah.stop();
     }
-    if (config.profile) {
-      const file = newestProfile(profileDir, profileSince);
-      if (file) {
-        const top = topSelf(file, config.root);
-        const origins = selfByOrigin(file, config.root);
-        out.raw['profile'] = { file, topSelf: top, byOrigin: origins };
-        out.notes.push(`**Profiled run** (BENCH_PROFILE=1): ${file}; busy time by origin: ${origins.slice(0, 10).join('; ')}; top self time: ${top.slice(0, 6).join('; ')}.`);
-      }
-    }
+    profiling.report(out, 'the typed handler load');
   },
 };
