@@ -88,15 +88,17 @@ export function armAgent(caPem: string): HttpsAgent {
 }
 
 /**
- * The certificates of a PEM file (a CA bundle may hold several), each checked to be one.
- * Throws an Error saying what is wrong, for the start-up message.
+ * The certificates of a PEM file (a CA bundle may hold several; OpenSSL's TRUSTED CERTIFICATE
+ * form too), each checked to be one. Throws an Error saying what is wrong, for the start-up message.
  */
 export function caCertificates(pem: string): string[] {
-  const blocks = pem.replace(/\r\n/g, '\n').match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+  const blocks = pem.replace(/\r\n/g, '\n').match(/-----BEGIN (TRUSTED )?CERTIFICATE-----[\s\S]*?-----END \1?CERTIFICATE-----/g) ?? [];
   if (blocks.length === 0) throw new Error('no PEM certificate ("-----BEGIN CERTIFICATE-----") in it');
   blocks.forEach((block, i) => {
     try {
-      new X509Certificate(block);
+      // X509Certificate reads the plain form only; OpenSSL itself (a secure context) reads both.
+      if (block.startsWith('-----BEGIN TRUSTED')) createSecureContext({ ca: block });
+      else new X509Certificate(block);
     } catch (err) {
       throw new Error(`certificate ${i + 1} of ${blocks.length} is not valid (${err instanceof Error ? err.message : String(err)})`);
     }

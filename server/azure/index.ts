@@ -231,20 +231,29 @@ export function createAzure(opts: AzureOptions): AzureService {
       const imdsAnswered = metadataStep.state === 'ok' || (metadataStep.state === 'failed' && metadataStep.reachable === true);
       if (imdsAnswered && tokenStep.state !== 'ok') {
         if (tokenStep.state === 'pending') tokenStep = { state: 'running' };
-        try {
-          if (tokenProbe === 'imds') {
+        // Once the library is loaded (a typed handler ran), it is what handlers depend on: a
+        // failure it reported is cleared only by the library getting a token again.
+        if (tokenProbe === 'imds' && credentialPromise === undefined) {
+          try {
             const token = await requestImdsToken(imdsEndpoint, {
               resource: armEndpoint,
               ...(opts.managedIdentityClientId ? { clientId: opts.managedIdentityClientId } : {}),
               signal: closing.signal,
             });
             tokenStep = { state: 'ok', value: identityFromToken(token, identityType) };
-          } else {
+          } catch (err) {
+            tokenStep = { state: 'failed', message: describeCredentialError(err) };
+          }
+        } else {
+          const before = tokenStep;
+          try {
             const cred = await credential();
             await cred.getToken(scope); // the observer records the claims or the error
+          } catch (err) {
+            // The observer has recorded this attempt's error, unless it failed before asking
+            // (the library did not load): then record it here, never keep an older one.
+            if (tokenStep === before) tokenStep = { state: 'failed', message: describeCredentialError(err) };
           }
-        } catch (err) {
-          if (tokenStep.state !== 'failed') tokenStep = { state: 'failed', message: describeCredentialError(err) };
         }
       }
     } finally {

@@ -50,14 +50,21 @@ export async function runScript(options: ScriptRunOptions): Promise<ScriptRunRes
   const pid = subprocess.pid;
   const group = pid === undefined ? undefined : new ProcessGroup(pid, options.killGraceMs);
   let exited = false;
+  let giveUp: NodeJS.Timeout | undefined;
   // execa settles when the script has exited AND its output pipes have closed. A process that
-  // left the group (setsid) may hold the pipes for as long as it likes; unlike the spawn helper,
-  // this path can't tell "EOF not read yet" from "held open" without losing output, so such a
-  // job runs on until it is cancelled or times out: then reading stops, once the group is empty.
+  // left the group (setsid) may hold the pipes for as long as it likes, and this path can't tell
+  // "held open" from "last bytes not read yet" (the exit is often seen first). So such a job runs
+  // on until it is cancelled or times out; then, once nothing of the group is alive, the pipes get
+  // the kill grace period to reach end of file — what a stopping script printed is read — and are
+  // closed after that.
   const stopReading = (): void => {
     void group?.settle().then(() => {
-      subprocess.stdout?.destroy();
-      subprocess.stderr?.destroy();
+      if (giveUp || (subprocess.stdout?.readableEnded !== false && subprocess.stderr?.readableEnded !== false)) return;
+      giveUp = setTimeout(() => {
+        subprocess.stdout?.destroy();
+        subprocess.stderr?.destroy();
+      }, options.killGraceMs);
+      giveUp.unref();
     });
   };
   const onAbort = (): void => {
@@ -91,6 +98,7 @@ export async function runScript(options: ScriptRunOptions): Promise<ScriptRunRes
       startError,
     };
   } finally {
+    if (giveUp) clearTimeout(giveUp);
     options.signal.removeEventListener('abort', onAbort);
   }
 }

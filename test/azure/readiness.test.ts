@@ -18,6 +18,15 @@ after(async () => {
   await env?.close();
 });
 
+/** Waits (bounded) for background retries to reach a state; they run every few ms here. */
+async function eventually(condition: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 1000; i++) {
+    if (condition()) return;
+    await sleep(5);
+  }
+  assert.fail(`not reached within 5 s: ${what}`);
+}
+
 function service(overrides: { startupRetry?: { initialDelayMs?: number; maxDelayMs?: number } } = {}): AzureService {
   return createAzure({
     imdsEndpoint: env.imds.url,
@@ -121,6 +130,21 @@ describe('IMDS answering errors', () => {
       assert.ok(azure.identity()?.principalId, 'the token was obtained');
     } finally {
       env.imds.failMetadata(undefined);
+      azure.close();
+    }
+  });
+
+  test('each failed token request replaces the reason: an operator sees the current problem, not the first', async () => {
+    env.imds.failToken(500, 'server_error', 'temporarily broken');
+    const azure = service({ startupRetry: { initialDelayMs: 2, maxDelayMs: 5 } });
+    try {
+      azure.start();
+      await azure.firstAttempt();
+      assert.deepEqual(azure.readiness().reasons, ['managed identity token: the token endpoint refused: server_error (temporarily broken)']);
+      env.imds.failToken(400, 'invalid_request', 'Identity not found');
+      await eventually(() => azure.readiness().reasons[0]?.endsWith('invalid_request (Identity not found)') === true, 'the newer cause replaced the first');
+    } finally {
+      env.imds.failToken(undefined);
       azure.close();
     }
   });

@@ -1,6 +1,7 @@
 // Pure pieces of server/azure: parsing, claims, error mapping, parameter schemas.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Value } from '@sinclair/typebox/value';
@@ -224,6 +225,10 @@ describe('ARM CA file', () => {
     assert.deepEqual(caCertificates(pki.caCert.replace(/\n/g, '\r\n')), caCertificates(pki.caCert));
     assert.throws(() => caCertificates(pki.serverKey), /^Error: no PEM certificate \("-----BEGIN CERTIFICATE-----"\) in it$/);
     assert.throws(() => caCertificates(''), /no PEM certificate/);
+    // OpenSSL's TRUSTED CERTIFICATE form (openssl x509 -trustout) is a certificate too.
+    const trusted = execFileSync('openssl', ['x509', '-trustout', '-addtrust', 'serverAuth'], { input: pki.caCert, encoding: 'utf8' });
+    assert.match(trusted, /BEGIN TRUSTED CERTIFICATE/);
+    assert.equal(caCertificates(`${trusted}${pki.caCert}`).length, 2);
     const broken = pki.caCert.replace(/\n[A-Za-z0-9+/]{10}/, '\n!!!!!!!!!!');
     assert.throws(() => caCertificates(`${pki.caCert}\n${broken}`), /^Error: certificate 2 of 2 is not valid/);
   });

@@ -59,8 +59,12 @@ export interface ImdsFake {
   /** Stop listening (connections are refused) until up(). */
   down(): Promise<void>;
   up(): Promise<void>;
-  /** Token requests answer `status` with an IMDS-style error body until cleared with failToken(undefined). */
-  failToken(status: number | undefined, error?: string, description?: string): void;
+  /**
+   * Token requests answer `status` with an IMDS-style error body until cleared with
+   * failToken(undefined); `only` limits it to the identity library's requests (path with the
+   * trailing slash) or armhook's readiness probe (without).
+   */
+  failToken(status: number | undefined, error?: string, description?: string, only?: 'library' | 'probe'): void;
   /** Makes a user-assigned identity known (token requests with its client_id succeed). */
   allowClientId(clientId: string): void;
   /** Metadata requests answer `status` until cleared with failMetadata(undefined). */
@@ -89,7 +93,7 @@ export async function startImdsFake(options: ImdsFakeOptions = {}): Promise<Imds
   const lifetime = options.tokenLifetimeSeconds ?? 24 * 3600;
   const counts = { token: 0, metadata: 0, other: 0 };
   const tokenRequests: TokenRequestRecord[] = [];
-  let tokenFailure: { status: number; error: string; description: string } | undefined;
+  let tokenFailure: { status: number; error: string; description: string; only: 'library' | 'probe' | undefined } | undefined;
   let metadataFailure: number | undefined;
   const sockets = new Set<Socket>();
   const knownClientIds = new Set(options.userAssignedClientIds ?? []);
@@ -119,7 +123,10 @@ export async function startImdsFake(options: ImdsFakeOptions = {}): Promise<Imds
         return send(400, { error: 'invalid_request', error_description: 'Required metadata header not specified' });
       }
       if (!record.resource) return send(400, { error: 'invalid_request', error_description: 'Required query variable resource is missing' });
-      if (tokenFailure) return send(tokenFailure.status, { error: tokenFailure.error, error_description: tokenFailure.description });
+      const fromLibrary = url.pathname.endsWith('/');
+      if (tokenFailure && (tokenFailure.only === undefined || (tokenFailure.only === 'library') === fromLibrary)) {
+        return send(tokenFailure.status, { error: tokenFailure.error, error_description: tokenFailure.description });
+      }
       if (record.clientId && !knownClientIds.has(record.clientId)) {
         return send(400, { error: 'invalid_request', error_description: 'Identity not found' });
       }
@@ -205,8 +212,8 @@ export async function startImdsFake(options: ImdsFakeOptions = {}): Promise<Imds
         });
       });
     },
-    failToken(status, error = 'invalid_request', description = 'Identity not found') {
-      tokenFailure = status === undefined ? undefined : { status, error, description };
+    failToken(status, error = 'invalid_request', description = 'Identity not found', only) {
+      tokenFailure = status === undefined ? undefined : { status, error, description, only };
     },
     allowClientId(clientId) {
       knownClientIds.add(clientId);

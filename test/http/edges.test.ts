@@ -16,13 +16,15 @@ const SCRIPTS = {
   // The child leaves the script's process group and keeps the output pipe open for 60 s.
   'escape.sh': '#!/bin/sh\nsetsid sleep 60 &\necho "started $!"\n',
   'forever.sh': '#!/bin/sh\n# @timeout 3000000\necho never\n',
+  // Prints while it is being stopped: a TERM trap's cleanup output is part of the job's output.
+  'trap.sh': '#!/bin/sh\ntrap \'i=0; while [ $i -lt 2000 ]; do echo "cleanup line $i"; i=$((i+1)); done; echo LAST; exit 3\' TERM\necho ready\nwhile :; do sleep 0.05; done\n',
   // Like escape.sh, and the escaped child says when the script is gone (exited and reaped).
   'escape-told.sh': '#!/bin/sh\nme=$$\nsetsid sh -c "while kill -0 $me 2>/dev/null; do sleep 0.01; done; echo script gone; exec sleep 60" &\necho "started $!"\n',
 };
 
 before(async () => {
   server = await startServer({ config: { spawner: 'helper' }, scripts: SCRIPTS });
-  nodeSpawner = await startServer({ config: { spawner: 'node' }, scripts: SCRIPTS });
+  nodeSpawner = await startServer({ config: { spawner: 'node', killGrace: 1 }, scripts: SCRIPTS });
 });
 after(async () => {
   await server.close();
@@ -129,3 +131,27 @@ test('a @timeout beyond what timers can hold is refused as an invalid header, no
   const error = assertJsonError(res, 500, 'hook_invalid');
   assert.match(error.message, /@timeout/);
 });
+
+for (const spawner of ['helper', 'node'] as const) {
+  test(`${spawner}: what a script prints while it is cancelled (its TERM trap) is all kept, 20 jobs at once`, async () => {
+    const target = spawner === 'helper' ? server : nodeSpawner;
+    const outcomes = await Promise.all(
+      Array.from({ length: 20 }, async () => {
+        const started = await fetchText(target, '/trap', { method: 'POST', headers: { Prefer: 'respond-async' } });
+        assert.equal(started.status, 202, started.body);
+        const id = String(started.headers['armhook-job-id']);
+        const stream = streamReader(await open(target, `/jobs/${id}/events`));
+        await stream.until((text) => text.includes('data: ready'));
+        const cancel = await fetchText(target, `/jobs/${id}`, { method: 'DELETE' });
+        assert.ok(cancel.status < 300, cancel.body);
+        const { events } = parseSse(await stream.end());
+        return { status: doneRecord(events)['status'], lines: events.filter((e) => e.event === 'message').map((e) => e.data) };
+      }),
+    );
+    for (const { status, lines } of outcomes) {
+      assert.equal(status, 'cancelled');
+      assert.equal(lines.length, 2002, `ready, 2,000 cleanup lines and LAST; got ${lines.length}, ending ${JSON.stringify(lines.slice(-2))}`);
+      assert.equal(lines.at(-1), 'LAST');
+    }
+  });
+}
