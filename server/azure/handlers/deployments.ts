@@ -3,7 +3,7 @@ import { Type } from '@sinclair/typebox';
 import type { DeploymentOperation, DeploymentParameter } from '@azure/arm-resourcesdeployments';
 import type { AzureClients } from '../clients.ts';
 import { HandlerError, type HandlerSink } from '../handler.ts';
-import { armErrorOf, isRestError, toHandlerError, type ArmAction } from '../errors.ts';
+import { armErrorOf, isRestError, type ArmAction } from '../errors.ts';
 import { runLro } from '../lro.ts';
 import { DeploymentName, ResourceGroupName, defineHandler, deploymentId, groupId } from './common.ts';
 
