@@ -4,8 +4,7 @@
 // Its own file: the library's token cache is process-wide.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { startAzureEnv, type AzureEnv } from './setup.ts';
+import { eventually, startAzureEnv, type AzureEnv } from './setup.ts';
 
 let env: AzureEnv;
 
@@ -16,14 +15,6 @@ before(async () => {
 after(async () => {
   await env?.close();
 });
-
-async function eventually(condition: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 1000; i++) {
-    if (condition()) return;
-    await sleep(5);
-  }
-  assert.fail(`not reached within 5 s: ${what}`);
-}
 
 const libraryRequests = (): number => env.imds.tokenRequests.filter((r) => r.path.endsWith('/')).length;
 

@@ -5,7 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createAzure, type AzureService } from '../../server/azure/index.ts';
-import { silentLogger, startAzureEnv, type AzureEnv } from './setup.ts';
+import { eventually, silentLogger, startAzureEnv, type AzureEnv } from './setup.ts';
 
 let env: AzureEnv;
 
@@ -17,15 +17,6 @@ before(async () => {
 after(async () => {
   await env?.close();
 });
-
-/** Waits (bounded) for background retries to reach a state; they run every few ms here. */
-async function eventually(condition: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 1000; i++) {
-    if (condition()) return;
-    await sleep(5);
-  }
-  assert.fail(`not reached within 5 s: ${what}`);
-}
 
 function service(overrides: { startupRetry?: { initialDelayMs?: number; maxDelayMs?: number } } = {}): AzureService {
   return createAzure({

@@ -3,6 +3,8 @@
  * keeps its IMDS host and token cache per process), the HTTPS ARM fake with a test CA, and an
  * AzureService pointed at both, with fast LRO polling and fast SDK retries.
  */
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { pino, type Logger } from 'pino';
 import { createAzure, type AzureOptions, type AzureService, type HandlerError, type TypedHandler } from '../../server/azure/index.ts';
 import { createTestPki, type TestPki } from '../helpers/certs.ts';
@@ -10,6 +12,15 @@ import { startArmFake, type ArmFake, type ArmFakeOptions } from '../fakes/arm.ts
 import { startImdsFake, type ImdsFake, type ImdsFakeOptions } from '../fakes/imds.ts';
 
 export const POLL_MS = 2;
+
+/** Waits (bounded) until the service's background retries, which run every few ms in tests, reach a state. */
+export async function eventually(condition: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 1000; i++) {
+    if (condition()) return;
+    await sleep(5);
+  }
+  assert.fail(`not reached within 5 s: ${what}`);
+}
 
 export function silentLogger(): Logger {
   return pino({ level: 'silent' });
