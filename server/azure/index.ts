@@ -54,6 +54,8 @@ export interface AzureOptions {
 /** One line of `armhook check`'s Azure section and whether that step passed. */
 export interface CheckLine {
   ok: boolean;
+  /** Not verified because an earlier step failed (not ok, and not a problem of its own). */
+  skipped?: boolean;
   text: string;
 }
 
@@ -424,7 +426,7 @@ export function createAzure(opts: AzureOptions): AzureService {
       }
       if (!isReady()) {
         // Unverified, so not ok; the failing step above is the one to fix.
-        fail(`Resource Manager (${armEndpoint}): not checked (identity or metadata missing)`);
+        lines.push({ ok: false, skipped: true, text: `Resource Manager (${armEndpoint}): not checked (identity or metadata missing)` });
         return result();
       }
       try {

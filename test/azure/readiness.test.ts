@@ -82,6 +82,7 @@ describe('IMDS down', () => {
       assert.equal(check.ok, false);
       assert.ok(check.lines.some((l) => !l.ok && /ECONNREFUSED — is this an Azure VM\?/.test(l.text)));
       assert.match(check.lines.at(-1)?.text ?? '', /not checked/);
+      assert.equal(check.lines.at(-1)?.skipped, true, 'skipped, not a problem of its own');
       assert.ok(check.lines.every((l) => !l.ok), 'nothing was verified');
     } finally {
       azure.close();

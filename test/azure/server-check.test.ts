@@ -126,6 +126,9 @@ describe('armhook check', () => {
     assert.equal(run.code, 1, run.stdout);
     assert.match(run.stdout, /FAIL +azure: instance metadata unreachable at .*ECONNREFUSED/, run.stdout);
     assert.match(run.stdout, /FAIL +azure: managed identity token: not requested/, run.stdout);
+    // Resource Manager could not be tried: said so, but not counted as a third problem.
+    assert.match(run.stdout, /^skip +azure: Resource Manager \(.*\): not checked/m, run.stdout);
+    assert.match(run.stdout, /armhook check: 2 problem\(s\)/, run.stdout);
   });
 
   test('a missing ARM CA file is named', async () => {
