@@ -69,6 +69,7 @@ async function main(): Promise<number> {
 
   const results: BenchResults = {
     quick: config.quick,
+    knobs: ['BENCH_ONLY', 'BENCH_NO_BUILD', 'BENCH_NODE_OPTIONS', 'BENCH_PROFILE', 'BENCH_RETENTION_MAX'].flatMap((name) => (process.env[name] ? [`${name}=${process.env[name]}`] : [])),
     machine: await machine(config),
     build: buildInfo,
     totalSeconds: 0,

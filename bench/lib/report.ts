@@ -28,6 +28,8 @@ export interface ScenarioResult {
 
 export interface BenchResults {
   quick: boolean;
+  /** Knobs that make this run something else than the reference run (BENCH_ONLY, BENCH_NODE_OPTIONS, …), as `NAME=value`. */
+  knobs: string[];
   machine: Machine;
   build: { ms: number } | 'skipped';
   totalSeconds: number;
@@ -77,6 +79,10 @@ export function renderMarkdown(r: BenchResults): string {
       m.dirtyServerFiles.length > 0 ? ` plus uncommitted changes in ${m.dirtyServerFiles.map((f) => `\`${f}\``).join(', ')}` : ''
     }; whole run ${Math.round(r.totalSeconds)} s.${r.quick ? ' **Quick mode**: short runs and smaller sizes, for iteration; the figures are indicative only.' : ''}`,
   );
+  if (r.knobs.length > 0) {
+    out.push('');
+    out.push(`**Not the reference run**: ${r.knobs.map((k) => `\`${k}\``).join(', ')}. Do not commit this file as the benchmark's result; \`npm run bench\` without these reproduces it.`);
+  }
   out.push('');
   out.push('Peer: adnanh/webhook, an equivalent hook, same certificate, same loopback. Ratio = armhook / peer (for typed dispatch: / armhook JSON script dispatch; for streaming: / the reference).');
   out.push('');
