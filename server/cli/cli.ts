@@ -14,7 +14,7 @@ Usage:
   armhook <command> --help                  help for one command
 
 Settings (flag, environment variable; flags win over the environment, which wins over --config):
-  --config <file.json>                      a JSON object of settings (keys as in the docs)
+  --config <file.json>                      a JSON object of settings (keys: the README's settings table)
 ${settingsHelp()}
 `;
 

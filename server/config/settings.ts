@@ -41,7 +41,15 @@ export const SETTINGS = [
   { key: 'armEndpoint', env: 'ARMHOOK_ARM_ENDPOINT', flag: '--arm-endpoint', type: 'url', default: 'https://management.azure.com', description: 'Resource Manager base URL (sovereign clouds)' },
   { key: 'armCaFile', env: 'ARMHOOK_ARM_CA_FILE', flag: '--arm-ca-file', type: 'string', default: undefined, description: 'extra CA (PEM) to trust for Resource Manager (Azure Stack Hub)' },
   { key: 'managedIdentityClientId', env: 'ARMHOOK_MANAGED_IDENTITY_CLIENT_ID', flag: '--managed-identity-client-id', type: 'string', default: undefined, description: 'client id of a user-assigned identity; none = system-assigned' },
-  { key: 'logLevel', env: 'ARMHOOK_LOG_LEVEL', flag: '--log-level', type: 'level', default: 'info', description: 'fatal, error, warn, info, debug or trace' },
+  { key: 'logLevel', env: 'ARMHOOK_LOG_LEVEL', flag: '--log-level', type: 'level', default: 'info', description: 'fatal, error, warn, info, debug, trace or silent' },
 ] as const satisfies readonly Setting[];
 
 export type SettingKey = (typeof SETTINGS)[number]['key'];
+
+/** The README's settings table (test/config/readme.test.ts keeps the README equal to it). */
+export function settingsTable(): string {
+  const rows = SETTINGS.map(
+    (s) => `| \`${s.env}\` | \`${s.flag}\` | \`${s.key}\` | ${s.description} | ${s.default === undefined ? '—' : `\`${String(s.default)}\``} |`,
+  );
+  return ['| variable | flag | key in `--config` JSON | meaning | default |', '|---|---|---|---|---|', ...rows].join('\n');
+}
