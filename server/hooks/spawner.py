@@ -277,5 +277,9 @@ class Helper:
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server decides when we stop: stdin closes
+    # The server decides when we stop (stdin closes, after its drain): a signal to the whole
+    # process group (Ctrl-C, timeout(1), kill -- -pgid) must not end the helper under running
+    # jobs. Scripts get these signals back at their defaults (setsigdef=RESET_SIGNALS).
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
     Helper().run()

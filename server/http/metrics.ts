@@ -13,6 +13,16 @@ export function registerMetricsRoute(app: FastifyInstance, options: { jobs: JobM
     const client = (await import('prom-client')).default;
     const register = new client.Registry();
     client.collectDefaultMetrics({ register, prefix: 'armhook_' });
+    // prom-client counts process CPU from the moment it is set up (here: the first scrape, which
+    // loads it); the counters must cover the process's whole life, so they start at what it used so far.
+    const used = process.cpuUsage();
+    const startAt = (name: string, micros: number): void => {
+      const metric = register.getSingleMetric(`armhook_${name}`);
+      if (metric instanceof client.Counter) metric.inc(micros / 1e6);
+    };
+    startAt('process_cpu_user_seconds_total', used.user);
+    startAt('process_cpu_system_seconds_total', used.system);
+    startAt('process_cpu_seconds_total', used.user + used.system);
     const { jobs } = options;
     new client.Gauge({
       name: 'armhook_jobs_running',

@@ -42,6 +42,8 @@ export interface ServerProcess {
   /** Resolves when the process has exited (at once if it already has). */
   exited: Promise<Exit>;
   signal(signal: NodeJS.Signals): void;
+  /** A signal to every process of the server's group (needs `ownGroup`): the server and its spawn helper. */
+  signalGroup(signal: NodeJS.Signals): void;
   /** SIGKILL and wait for the exit. */
   kill(): Promise<Exit>;
 }
@@ -57,6 +59,8 @@ export interface ProcessOptions {
   dist?: boolean;
   /** No certificate given: the server generates its dev certificate (under <root>/tls), which becomes `ca`. */
   devCert?: boolean;
+  /** Its own process group (as under a shell's job control or timeout(1)), so signalGroup can reach all of it. */
+  ownGroup?: boolean;
 }
 
 export const DIST_CLI = join(MAIN, 'dist', 'main.js');
@@ -117,7 +121,7 @@ export async function startServerProcess(options: ProcessOptions = {}): Promise<
     ARMHOOK_LOG_LEVEL: 'info',
     ...options.env,
   };
-  const child = spawn(NODE, [options.dist ? DIST_CLI : CLI, 'serve'], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(NODE, [options.dist ? DIST_CLI : CLI, 'serve'], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'], detached: options.ownGroup === true });
   const pid = child.pid;
   if (pid === undefined) throw new Error('could not spawn the armhook CLI');
 
@@ -190,6 +194,10 @@ export async function startServerProcess(options: ProcessOptions = {}): Promise<
     exited,
     signal(signal) {
       if (!exit) child.kill(signal);
+    },
+    signalGroup(signal) {
+      if (!options.ownGroup) throw new Error('signalGroup needs ownGroup: the server shares the test runner\'s group');
+      process.kill(-pid, signal);
     },
     async kill() {
       if (!exit) child.kill('SIGKILL');

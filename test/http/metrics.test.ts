@@ -18,6 +18,8 @@ test('metrics count finished jobs by hook and status, and show running/queued ga
   await curl(server, ['-XPOST', `${server.url}/ok?who=a`]);
   await curl(server, ['-XPOST', `${server.url}/ok?who=b`]);
   await curl(server, ['-XPOST', `${server.url}/bad`]);
+  // The server runs in this process: its CPU so far, before the first scrape loads prom-client.
+  const cpuBefore = process.cpuUsage();
   const res = await fetchText(server, '/metrics');
   assert.equal(res.status, 200);
   assert.match(String(res.headers['content-type']), /^text\/plain/);
@@ -27,6 +29,9 @@ test('metrics count finished jobs by hook and status, and show running/queued ga
   assert.match(res.body, /^armhook_jobs_queued 0$/m);
   assert.match(res.body, /^armhook_job_duration_seconds_count\{hook="ok"\} 2$/m);
   assert.match(res.body, /^armhook_process_resident_memory_bytes \d+/m);
+  // Process CPU covers the process's life, not only the time since the first scrape.
+  const cpuSeconds = Number(/^armhook_process_cpu_seconds_total ([\d.e+-]+)$/m.exec(res.body)?.[1]);
+  assert.ok(cpuSeconds >= (cpuBefore.user + cpuBefore.system) / 1e6, `${cpuSeconds} s reported, ${(cpuBefore.user + cpuBefore.system) / 1e6} s used before the scrape`);
 });
 
 test('openapi.json lists hooks with their declared parameters', async () => {

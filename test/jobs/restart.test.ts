@@ -178,6 +178,24 @@ test('SIGTERM with a running job: the server stops accepting, waits for the job,
   assert.equal(again.logs().some((l) => l.msg.startsWith('jobs left running by a previous process')), false);
 });
 
+test('SIGTERM to the server\'s whole process group (timeout(1), kill -- -pgid): the spawn helper stays for the drain, the job succeeds, no helper error', async (t) => {
+  const groups: number[] = [];
+  const env = { ARMHOOK_WORKERS: '1', ARMHOOK_DRAIN_TIMEOUT: '600' };
+  const server = await start(t, { scripts: SCRIPTS, env, ownGroup: true }, groups);
+  t.after(() => removeRoot(server.root));
+
+  const stream = await EventStream.open(server, '/tree?name=group', { method: 'POST' });
+  groups.push((await treePids(stream)).pid);
+  server.signalGroup('SIGTERM');
+  await server.waitForLog((l) => l.msg === 'waiting for running jobs to finish before exit');
+  await release(server.markerDir, 'go-group');
+  const record = await stream.done();
+  assert.equal(record.status, 'succeeded');
+  assert.ok(stream.lines.includes('released'), 'output after the signal still reached the caller');
+  assert.deepEqual(await server.exited, { code: 0, signal: null });
+  assert.deepEqual(server.logs().filter((l) => /spawn helper/.test(l.msg)).map((l) => l.msg), [], 'the helper neither died nor was reported');
+});
+
 test('SIGTERM with ARMHOOK_DRAIN_TIMEOUT=1 and a job that never ends: the job is interrupted, its processes are gone, the server exits', async (t) => {
   const groups: number[] = [];
   const env = { ARMHOOK_DRAIN_TIMEOUT: '1', ARMHOOK_KILL_GRACE: '1' };
