@@ -17,7 +17,7 @@ interface ProfileNode {
   hitCount?: number;
 }
 
-interface CpuProfile {
+export interface CpuProfile {
   nodes: ProfileNode[];
   startTime: number;
   endTime: number;
@@ -44,8 +44,9 @@ export function startProfiling(enabled: boolean, benchDir: string, root: string)
         out.notes.push(`BENCH_PROFILE=1 but no .cpuprofile appeared in ${dir} (armhook did not exit normally?).`);
         return;
       }
-      const top = topSelf(file, root);
-      const origins = selfByOrigin(file, root);
+      const profile = readProfile(file);
+      const top = topSelf(profile, root);
+      const origins = selfByOrigin(profile, root);
       out.raw['profile'] = { file, topSelf: top, byOrigin: origins };
       out.notes.push(
         `**Profiled run** (BENCH_PROFILE=1: armhook under --cpu-prof, figures lower than usual): ${file}; top self time over ${over}: ${top.slice(0, 8).join('; ')}. Busy time by origin: ${origins.slice(0, 8).join('; ')}.`,
@@ -72,8 +73,11 @@ export function newestProfile(dir: string, since: number): string | undefined {
 }
 
 /** Top functions by self time: "12.3% fn (file:line)". */
-export function topSelf(file: string, root: string, n = 12): string[] {
-  const p = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
+export function readProfile(file: string): CpuProfile {
+  return JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
+}
+
+export function topSelf(p: CpuProfile, root: string, n = 12): string[] {
   const total = p.nodes.reduce((s, node) => s + (node.hitCount ?? 0), 0);
   const byFn = new Map<string, number>();
   for (const node of p.nodes) {
@@ -92,8 +96,7 @@ export function topSelf(file: string, root: string, n = 12): string[] {
  * Busy time (idle excluded) by origin: "38.0% @azure/core-rest-pipeline". Frames of the bundled
  * dist/ are traced back through its source maps to the file esbuild took them from.
  */
-export function selfByOrigin(file: string, root: string, n = 12): string[] {
-  const p = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
+export function selfByOrigin(p: CpuProfile, root: string, n = 12): string[] {
   const maps = new Map<string, SourceMap | undefined>();
   const mapFor = (path: string): SourceMap | undefined => {
     if (!maps.has(path)) {

@@ -30,10 +30,8 @@ function specOf(options: Pick<ScriptRunOptions, 'file' | 'cwd' | 'env'>): Buffer
     if (name === '' || name.includes('=')) return `the environment variable name ${JSON.stringify(name)} is not valid`;
     parts.push(`${name}=${value}`);
   }
-  const text = parts.join('\0');
-  // More NULs than the separators: one of the parts holds one.
-  if (text.split('\0').length !== parts.length) return 'the script path, working directory or environment contains a NUL byte';
-  return Buffer.from(text, 'utf8');
+  if (parts.some((part) => part.includes('\0'))) return 'the script path, working directory or environment contains a NUL byte';
+  return Buffer.from(parts.join('\0'), 'utf8');
 }
 
 /** Candidates for the helper's interpreter: the system's Python first (a pyenv shim adds a shell hop). */
