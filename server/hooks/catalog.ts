@@ -6,7 +6,7 @@ import { RequestError } from '../errors.ts';
 import { parseScriptHeader, type ScriptHeader } from './header.ts';
 
 /** Top-level names that belong to armhook itself; no script may shadow them. */
-export const RESERVED_NAMES = ['healthz', 'readyz', 'metrics', 'jobs', 'hooks', 'azure', 'openapi.json'] as const;
+export const RESERVED_NAMES = ['healthz', 'readyz', 'metrics', 'jobs', 'hooks', 'azure', 'openapi.json', 'ui'] as const;
 
 /** A directory of the scripts dir as last listed: its sorted names. */
 interface Listing {

@@ -58,6 +58,9 @@ export function registerJobRoutes(app: FastifyInstance, options: { jobs: JobMana
     if (!Number.isSafeInteger(afterId)) throw new RequestError(400, 'bad_last_event_id', 'Last-Event-ID must be an event id (a whole number) from this job');
     const log = await jobs.openLog(request.params.id);
     if (!log) throw new RequestError(404, 'unknown_job', 'that job has no log');
+    // The job ended and the caller has everything: 204 is the EventSource signal to stop
+    // reconnecting (an empty 200 would make it reconnect every few seconds forever).
+    if (log.ended && afterId >= log.lastId) return reply.code(204).header('Armhook-Job-Id', request.params.id).send();
     reply.hijack();
     reply.raw.writeHead(200, {
       'Content-Type': 'text/event-stream; charset=utf-8',

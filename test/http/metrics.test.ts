@@ -40,7 +40,7 @@ test('openapi.json lists hooks with their declared parameters', async () => {
   const doc = res.json();
   assert.equal(doc.openapi, '3.1.0');
   const op = doc.paths['/ok'].post;
-  assert.deepEqual(op.parameters.map((p: { name: string }) => p.name), ['who']);
+  assert.deepEqual(op.parameters.filter((p: { in: string }) => p.in === 'query').map((p: { name: string }) => p.name), ['who']);
   assert.equal(op.parameters[0].required, true);
   assert.equal(op.parameters[0].schema.pattern, '^(?:[a-z]+)$');
   assert.ok(doc.paths['/jobs/{id}'].delete);

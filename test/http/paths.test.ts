@@ -154,7 +154,7 @@ test('an unknown hook is a 404 JSON error pointing to the catalog', async () => 
 
 test('a reserved name cannot be reached as a script (POST /jobs, /hooks, /healthz run nothing)', async () => {
   const before = (await listJobs(server)).length;
-  for (const path of ['/jobs', '/hooks', '/healthz', '/readyz', '/metrics', '/azure', '/openapi.json']) {
+  for (const path of ['/jobs', '/hooks', '/healthz', '/readyz', '/metrics', '/azure', '/openapi.json', '/ui']) {
     const res = await fetchText(server, path, { method: 'POST' });
     assert.ok(res.status >= 400 && res.status < 500, `${path}: ${res.status}`);
     assert.equal(res.headers['armhook-job-id'], undefined, path);
@@ -272,7 +272,7 @@ test('start-up refuses a scripts/azure/ directory, naming it', async () => {
 });
 
 test('start-up refuses every reserved top-level name', async () => {
-  for (const name of ['healthz.sh', 'readyz', 'metrics.py', 'hooks.sh', 'openapi.json', 'jobs/list.sh']) {
+  for (const name of ['healthz.sh', 'readyz', 'metrics.py', 'hooks.sh', 'openapi.json', 'jobs/list.sh', 'ui.sh', 'ui/run.sh']) {
     const err = await refusesToStart({ [name]: '#!/bin/sh\necho x\n' });
     assert.match(err.message, new RegExp(name.split(/[./]/)[0] ?? name), `${name}: ${err.message}`);
   }

@@ -36,6 +36,10 @@ async function replay(id: string, from: number | undefined, via: 'header' | 'que
   const path = via === 'query' && from !== undefined ? `/jobs/${id}/events?lastEventId=${from}` : `/jobs/${id}/events`;
   const headers: Record<string, string> = via === 'header' && from !== undefined ? { 'Last-Event-ID': String(from) } : {};
   const res = await fetchText(server, path, { headers });
+  if (res.status === 204) {
+    assert.equal(res.body, '', 'a 204 has no body');
+    return [];
+  }
   assert.equal(res.status, 200, res.body);
   return parseSse(res.body).events;
 }
@@ -60,6 +64,22 @@ test('a finished job replays in full, and from any Last-Event-ID exactly the eve
     }
   }
   assert.deepEqual(await replay(id, 5000, 'header'), [], 'an id past the end: nothing, and the stream ends');
+});
+
+test('a finished job with nothing after Last-Event-ID answers 204, the EventSource signal to stop reconnecting; one that missed only `done` gets it', async () => {
+  const id = await startAsync(server, '/many?count=3');
+  await waitDone(server, id);
+  for (const from of ['5', '9999']) {
+    for (const [path, headers] of [[`/jobs/${id}/events`, { 'Last-Event-ID': from }], [`/jobs/${id}/events?lastEventId=${from}`, {}]] as const) {
+      const res = await fetchText(server, path, { headers });
+      assert.equal(res.status, 204, `after ${from}: ${res.body}`);
+      assert.equal(res.body, '');
+      assert.equal(res.headers['armhook-job-id'], id);
+    }
+  }
+  const missedDone = await fetchText(server, `/jobs/${id}/events`, { headers: { 'Last-Event-ID': '4' } });
+  assert.equal(missedDone.status, 200, 'the done event is still to come');
+  assert.deepEqual(parseSse(missedDone.body).events.map((e) => e.event), ['done']);
 });
 
 test('a bad Last-Event-ID is 400 JSON', async () => {
