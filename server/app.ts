@@ -23,6 +23,7 @@ import {
   type Authenticator,
 } from './http/index.ts';
 import { JobManager, JobStore } from './jobs/index.ts';
+import { createMetrics } from './metrics/index.ts';
 import { httpsServerOptions, loadTlsMaterial } from './tls/index.ts';
 
 /**
@@ -98,6 +99,7 @@ function refuseSchemas(): never {
 
 export async function buildApp(config: Config, options: AppOptions): Promise<Armhook> {
   const log = options.log;
+  const metrics = createMetrics();
   let authenticator = options.authenticator;
   if (!authenticator && config.htpasswd) authenticator = await HtpasswdAuthenticator.open({ file: config.htpasswd, log: log.child({ component: 'auth' }) });
   if (!authenticator && !isLoopback(config.listen.host)) {
@@ -131,6 +133,7 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
     armEndpoint: config.armEndpoint,
     ...(config.managedIdentityClientId ? { managedIdentityClientId: config.managedIdentityClientId } : {}),
     ...(armCaCert ? { armCaCert } : {}),
+    onTokenFetched: (source, outcome) => metrics.tokenRefreshes.inc([source, outcome]),
     ...options.azure,
     log,
   });
@@ -175,13 +178,13 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
 
   registerErrorHandlers(app, { bodyLimit: config.bodyLimit });
-  registerRequestLog(app);
+  registerRequestLog(app, metrics);
   await registerAuth(app, authenticator);
   registerHealthRoutes(app, { scriptsDir: config.scriptsDir, azure, accepting: () => jobs.accepting });
   registerCatalogRoutes(app, { catalog, extra: async () => (await azure.loadHandlers()).map(describeHandler) });
   registerAzureRoutes(app, { azure, jobs, log, timeout: config.timeout, keepAliveMs: config.keepAlive * 1000, outputLimit: config.outputLimit });
   registerJobRoutes(app, { jobs, keepAliveMs: config.keepAlive * 1000 });
-  registerMetricsRoute(app, { jobs });
+  registerMetricsRoute(app, { jobs, metrics, certificateNotAfter: () => tls.notAfter });
   registerRunRoutes(app, {
     catalog,
     jobs,

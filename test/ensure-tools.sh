@@ -1,12 +1,18 @@
 #!/bin/sh
 # The test suite drives real tools: curl (clients), htpasswd (apache2-utils, to prove armhook
-# reads the files it writes). Install them when missing and we may (root with apt-get); otherwise
-# say exactly what to install. Nothing is downloaded from anywhere but the Debian archive.
+# reads the files it writes), and the operations tools below. Install them when missing and we
+# may (root with apt-get); otherwise say exactly what to install. Nothing is downloaded from anywhere but the Debian archive.
 set -e
 missing=""
 command -v curl >/dev/null 2>&1 || missing="$missing curl"
 command -v htpasswd >/dev/null 2>&1 || missing="$missing apache2-utils"
 command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
+# Operations: promtool checks /metrics; pebble (with pebble-challtestsrv) is the ACME server;
+# systemd-analyze checks the unit; cloud-init validates systemd/cloud-init.yaml.
+command -v promtool >/dev/null 2>&1 || missing="$missing prometheus"
+command -v pebble-challtestsrv >/dev/null 2>&1 || missing="$missing pebble"
+command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd"
+command -v cloud-init >/dev/null 2>&1 || missing="$missing cloud-init"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "test/ensure-tools.sh: installing$missing (Debian packages)" >&2

@@ -48,6 +48,8 @@ export interface AzureOptions {
    * request on a VM, the identity library where it would use another source (Arc, App Service…).
    */
   tokenProbe?: TokenProbe;
+  /** Told of every token armhook fetched (not of cache hits): /metrics counts refreshes. */
+  onTokenFetched?: (source: TokenProbe, outcome: 'ok' | 'error') => void;
   log: Logger;
 }
 
@@ -142,12 +144,16 @@ export function createAzure(opts: AzureOptions): AzureService {
   });
   const readyWaiters = new Set<{ resolve: () => void; reject: (err: Error) => void }>();
 
+  const fetched = opts.onTokenFetched ?? (() => undefined);
   const observer = {
     onToken(info: IdentityInfo): void {
+      // The library answers from its cache too; a new expiry is a token it fetched.
+      if (tokenStep.state !== 'ok' || tokenStep.value.expiresOn !== info.expiresOn) fetched('library', 'ok');
       tokenStep = { state: 'ok', value: info };
       notifyIfReady();
     },
     onError(message: string): void {
+      fetched('library', 'error');
       tokenStep = { state: 'failed', message };
       // A refresh failed after start-up: retry in the background, so readiness comes back by itself.
       if (started && !attemptRunning) scheduleRetry();
@@ -243,8 +249,10 @@ export function createAzure(opts: AzureOptions): AzureService {
               signal: closing.signal,
             });
             tokenStep = { state: 'ok', value: identityFromToken(token, identityType) };
+            fetched('imds', 'ok');
           } catch (err) {
             tokenStep = { state: 'failed', message: describeCredentialError(err) };
+            fetched('imds', 'error');
           }
         } else {
           const before = tokenStep;

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { RequestError } from '../errors.ts';
+import { Histogram, JOB_DURATION_BUCKETS } from '../metrics/index.ts';
 import type { JobLog } from './log.ts';
 import { JobOutput } from './output.ts';
 import { JobIds } from './ids.ts';
@@ -46,8 +47,8 @@ type AbortReason = 'cancelled' | 'timed-out' | 'interrupted';
 export interface JobCounters {
   /** `${hook}\u0000${status}` → jobs that ended so */
   finished: Map<string, number>;
-  /** hook → [count, seconds] of jobs that ran */
-  durations: Map<string, [number, number]>;
+  /** Run time of jobs that ran, by hook */
+  durations: Histogram;
   refused: number;
 }
 
@@ -112,7 +113,11 @@ export class JobManager {
   /** Running jobs per concurrency key. */
   readonly #keyCounts = new Map<string, number>();
   #accepting = true;
-  readonly counters: JobCounters = { finished: new Map(), durations: new Map(), refused: 0 };
+  readonly counters: JobCounters = {
+    finished: new Map(),
+    durations: new Histogram('armhook_job_duration_seconds', 'Run time of jobs that started, by hook', ['hook'], JOB_DURATION_BUCKETS),
+    refused: 0,
+  };
 
   constructor(options: JobManagerOptions) {
     this.#store = options.store;
@@ -423,10 +428,7 @@ export class JobManager {
     this.#ended.push(job.record.id);
     const key = `${job.record.hook}\u0000${status}`;
     this.counters.finished.set(key, (this.counters.finished.get(key) ?? 0) + 1);
-    if (job.record.startedAt) {
-      const [count, seconds] = this.counters.durations.get(job.record.hook) ?? [0, 0];
-      this.counters.durations.set(job.record.hook, [count + 1, seconds + (job.record.durationMs ?? 0) / 1000]);
-    }
+    if (job.record.startedAt) this.counters.durations.observe([job.record.hook], (job.record.durationMs ?? 0) / 1000);
     job.resolveDone(job.record);
   }
 
