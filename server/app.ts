@@ -101,7 +101,10 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
   const log = options.log;
   const metrics = createMetrics();
   let authenticator = options.authenticator;
-  if (!authenticator && config.htpasswd) authenticator = await HtpasswdAuthenticator.open({ file: config.htpasswd, log: log.child({ component: 'auth' }) });
+  const htpasswd = !authenticator && config.htpasswd
+    ? await HtpasswdAuthenticator.open({ file: config.htpasswd, log: log.child({ component: 'auth' }), verifyThreads: config.authThreads, maxVerifications: config.authQueue })
+    : undefined;
+  authenticator ??= htpasswd;
   if (!authenticator && !isLoopback(config.listen.host)) {
     throw new StartupError(
       `refusing to listen on ${config.listen.host}:${config.listen.port} without authentication. ` +
@@ -208,6 +211,7 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
     store.close();
     azure.close();
     helper?.close();
+    await htpasswd?.close();
     await rm(scratchDir, { recursive: true, force: true });
   });
 

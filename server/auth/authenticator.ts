@@ -10,22 +10,28 @@
 // - Verified credentials are cached for a short time under an HMAC of user and password (random
 //   key per instance) so bcrypt does not run on every request. The cache is emptied whenever the
 //   file changes, is bounded in size, and only ever holds successes.
-// - Unknown users spend about the same time as known ones (a dummy verification).
+// - Hashing runs on a small pool of worker threads with a bound on the checks in flight; past
+//   the bound a request is refused at once (AuthBusyError, 503) before anything is hashed.
+// - Unknown users cost what known ones cost: each unknown name is checked against a random hash
+//   of one class (algorithm and bcrypt cost) present in the file, chosen by a keyed hash of the
+//   name with the classes' weights, so a name's timing looks like some real user's.
 // - Logs never carry passwords or hashes.
 
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { open as openFile, stat } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
 import type { Logger } from 'pino';
+import { RequestError } from '../errors.ts';
 import {
-  hashKind,
+  dummyHashLike,
+  hashClass,
   isSupportedHash,
   parseHtpasswd,
   unsupportedHashReason,
-  verifyPassword,
   type HtpasswdEntry,
   type ParseWarning,
 } from './htpasswd.ts';
+import { VerifierPool } from './verifier-pool.ts';
 
 export interface HtpasswdAuthenticatorOptions {
   /** Path of the htpasswd file. */
@@ -37,10 +43,28 @@ export interface HtpasswdAuthenticatorOptions {
   cacheMaxEntries?: number;
   /** Clock for the cache (default Date.now). */
   now?: () => number;
+  /** Threads that hash passwords (default 1). */
+  verifyThreads?: number;
+  /** Password checks running or waiting at once; past it requests get a 503 (default 16). */
+  maxVerifications?: number;
+  /** Replaces the thread pool (tests watch which hashes are checked). */
+  verifier?: PasswordVerifier;
 }
 
-/** bcrypt (cost 10) of a random string nobody knows: what unknown users are checked against. */
-const DUMMY_HASH = '$2y$10$Eq5ZYlaeSdU4bbo2XXG25.5g6zn0w.m/dDn/fNqnFgaff4lPVeTPm';
+/** Where hashing happens: VerifierPool's surface. */
+export type PasswordVerifier = Pick<VerifierPool, 'tryVerify' | 'close'>;
+
+/** Refused before hashing: `maxVerifications` checks are already running or waiting. */
+export class AuthBusyError extends RequestError {
+  /** @fastify/basic-auth keeps an error's own status (it would make it a 401 otherwise). */
+  readonly statusCode = 503;
+  constructor() {
+    super(503, 'auth_busy', 'too many password checks are in progress; retry in a second (credentials verified in the last minute are still accepted)', { 'retry-after': '1' });
+  }
+}
+
+/** The class unknown users are checked against when the file has no usable entry. */
+const FALLBACK_HASH_CLASS = '$2y$10$Eq5ZYlaeSdU4bbo2XXG25.5g6zn0w.m/dDn/fNqnFgaff4lPVeTPm';
 /** Longer passwords are refused without hashing (bcrypt reads 72 bytes; apr1 cost grows with length). */
 const MAX_PASSWORD_BYTES = 4096;
 /** htpasswd itself refuses user names longer than this. */
@@ -75,8 +99,15 @@ interface Snapshot {
   warnings: ParseWarning[];
   /** One text per user whose hash form is unsupported. */
   unsupported: string[];
-  /** What unknown users are verified against, so they cost about what real users cost. */
-  dummyHash: string;
+  /** What unknown users are verified against: one random hash per class, weighted by its users. */
+  dummies: DummyHashes;
+}
+
+interface DummyHashes {
+  /** Users with a usable hash (at least 1). */
+  total: number;
+  /** Each class's dummy hash and the running count of users up to and including it. */
+  classes: { hash: string; upTo: number }[];
 }
 
 interface Problem {
@@ -116,19 +147,19 @@ function problemFrom(err: unknown, file: string): Problem {
   }
 }
 
-/** Picks the hash of the most common (kind, bcrypt cost) among usable entries. */
-function pickDummyHash(usable: Map<string, string>): string {
+/** One dummy hash per class of usable entry, weighted by how many users have that class. */
+function dummyHashes(usable: Map<string, string>): DummyHashes {
   const counts = new Map<string, { n: number; hash: string }>();
   for (const hash of usable.values()) {
-    const kind = hashKind(hash);
-    const cls = kind === 'bcrypt' ? `bcrypt:${hash.slice(4, 6)}` : kind;
+    const cls = hashClass(hash);
     const c = counts.get(cls);
     if (c === undefined) counts.set(cls, { n: 1, hash });
     else c.n++;
   }
-  let best: { n: number; hash: string } | undefined;
-  for (const c of counts.values()) if (best === undefined || c.n > best.n) best = c;
-  return best?.hash ?? DUMMY_HASH;
+  if (counts.size === 0) return { total: 1, classes: [{ hash: dummyHashLike(FALLBACK_HASH_CLASS), upTo: 1 }] };
+  let total = 0;
+  const classes = [...counts.values()].map(({ n, hash }) => ({ hash: dummyHashLike(hash), upTo: (total += n) }));
+  return { total, classes };
 }
 
 async function readSnapshot(file: string): Promise<Snapshot | Problem> {
@@ -156,7 +187,7 @@ async function readSnapshot(file: string): Promise<Snapshot | Problem> {
     else unsupported.push(unsupportedHashReason(user, hash, file) ?? `user ${JSON.stringify(user)} cannot be verified`);
   }
   const digest = createHash('sha256').update(text, 'utf8').digest('base64');
-  return { sig: signatureOf(st), racy, digest, entries, usable, warnings, unsupported, dummyHash: pickDummyHash(usable) };
+  return { sig: signatureOf(st), racy, digest, entries, usable, warnings, unsupported, dummies: dummyHashes(usable) };
 }
 
 function isProblem(x: Snapshot | Problem): x is Problem {
@@ -193,6 +224,7 @@ export class HtpasswdAuthenticator {
   /** Verifications in progress, so concurrent identical requests share one bcrypt run. */
   readonly #inflight = new Map<string, Promise<boolean>>();
   readonly #stats: AuthenticatorStats = { verifications: 0, cacheHits: 0, dummyVerifications: 0, loads: 0 };
+  readonly #pool: PasswordVerifier;
 
   constructor(opts: HtpasswdAuthenticatorOptions) {
     this.file = opts.file;
@@ -202,6 +234,7 @@ export class HtpasswdAuthenticator {
     this.#ttlMs = Number.isFinite(ttl) ? Math.max(0, ttl) : 0;
     this.#maxEntries = Number.isFinite(max) ? Math.max(0, Math.floor(max)) : 0;
     this.#now = opts.now ?? Date.now;
+    this.#pool = opts.verifier ?? new VerifierPool({ threads: opts.verifyThreads ?? 1, maxInFlight: opts.maxVerifications ?? 16, log: opts.log });
   }
 
   /**
@@ -221,6 +254,11 @@ export class HtpasswdAuthenticator {
     return auth;
   }
 
+  /** Stops the verifier threads. */
+  async close(): Promise<void> {
+    await this.#pool.close();
+  }
+
   /** Counters for diagnostics and metrics (a copy). */
   stats(): AuthenticatorStats {
     return { ...this.#stats };
@@ -232,8 +270,9 @@ export class HtpasswdAuthenticator {
   }
 
   /**
-   * True when `user` exists in the current file and `password` matches its hash. Never throws;
-   * any doubt (file missing, unreadable, malformed or unsupported entry) is a false.
+   * True when `user` exists in the current file and `password` matches its hash; any doubt (file
+   * missing, unreadable, malformed or unsupported entry) is a false. Throws AuthBusyError, having
+   * hashed nothing, when the check would need a verifier and too many are in flight.
    */
   async authenticate(user: string, password: string): Promise<boolean> {
     await this.#refresh();
@@ -251,15 +290,16 @@ export class HtpasswdAuthenticator {
     const hash = snap.usable.get(user);
     if (hash === undefined) {
       // Unknown user (or one whose hash cannot be verified): spend comparable time, then deny.
+      const checked = this.#verify(password, this.#dummyFor(user, snap.dummies));
       this.#stats.dummyVerifications++;
-      await verifyPassword(password, snap.dummyHash);
+      await checked;
       return false;
     }
 
     let pending = this.#inflight.get(key);
     if (pending === undefined) {
+      const started = this.#verify(password, hash);
       this.#stats.verifications++;
-      const started = verifyPassword(password, hash);
       pending = started;
       this.#inflight.set(key, started);
       const done = (): void => {
@@ -270,6 +310,19 @@ export class HtpasswdAuthenticator {
     const ok = await pending;
     if (ok && generation === this.#generation) this.#remember(key);
     return ok;
+  }
+
+  /** Hashes on the pool; throws AuthBusyError when it is full, resolves false if a thread failed. */
+  #verify(password: string, hash: string): Promise<boolean> {
+    const pending = this.#pool.tryVerify(password, hash);
+    if (pending === undefined) throw new AuthBusyError();
+    return pending.catch(() => false);
+  }
+
+  /** The same class for the same name (keyed, so the choice can't be predicted), weighted by users. */
+  #dummyFor(user: string, dummies: DummyHashes): string {
+    const pick = createHmac('sha256', this.#hmacKey).update(`dummy\0${user}`, 'utf8').digest().readUInt32BE(0) % dummies.total;
+    return (dummies.classes.find((c) => pick < c.upTo) ?? dummies.classes[0]!).hash;
   }
 
   #cacheKey(user: string, password: string): string {

@@ -9,7 +9,7 @@
 //
 // Nothing here ever puts a password or a hash into an error or warning text.
 
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import aprMd5 from 'apache-md5';
 import bcrypt from 'bcryptjs';
 
@@ -56,6 +56,44 @@ export function hashKind(hash: string): HashKind {
   if (hash.startsWith('$6$')) return 'sha512-crypt';
   if (DES_RE.test(hash)) return 'des-crypt';
   return 'unknown';
+}
+
+/**
+ * What a verification against `hash` costs: its kind, and for bcrypt its cost factor too
+ * (`bcrypt:10`). Hashes of one class take the same time to check.
+ */
+export function hashClass(hash: string): string {
+  const kind = hashKind(hash);
+  return kind === 'bcrypt' ? `bcrypt:${BCRYPT_RE.exec(hash)?.[1]}` : kind;
+}
+
+const CRYPT_ALPHABET = './0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+
+function randomCryptChars(n: number): string {
+  let out = '';
+  for (const byte of randomBytes(n)) out += CRYPT_ALPHABET[byte & 63];
+  return out;
+}
+
+/**
+ * A hash of the same class as `hash` (same algorithm, same bcrypt cost, same salt length) that
+ * no password matches: random salt and digest, never derived from a real entry. Checking a
+ * password against it costs what checking against `hash` costs.
+ */
+export function dummyHashLike(hash: string): string {
+  switch (hashKind(hash)) {
+    case 'bcrypt':
+      return `${hash.slice(0, 7)}${randomCryptChars(53)}`;
+    case 'apr1':
+    case 'md5-crypt': {
+      const [, magic = '', salt = ''] = hash.split('$');
+      return `$${magic}$${randomCryptChars(salt.length)}$${randomCryptChars(22)}`;
+    }
+    case 'sha1':
+      return `{SHA}${randomBytes(20).toString('base64')}`;
+    default:
+      throw new Error(`no dummy for an unsupported hash type (${HASH_LABELS[hashKind(hash)]})`);
+  }
 }
 
 export function isSupportedHash(hash: string): boolean {
@@ -158,16 +196,17 @@ function utf8AsBinaryString(password: string): string {
 }
 
 /**
- * Checks `password` against one stored htpasswd hash. Resolves false for a wrong password, a
- * malformed hash or an unsupported hash form; never rejects.
+ * Checks `password` against one stored htpasswd hash: false for a wrong password, a malformed
+ * hash or an unsupported hash form; never throws. It hashes on the calling thread (a bcrypt
+ * entry of cost 10 takes tens of milliseconds): the server calls it from its verifier pool only.
  */
-export async function verifyPassword(password: string, hash: string): Promise<boolean> {
+export function verifyPassword(password: string, hash: string): boolean {
   try {
     switch (hashKind(hash)) {
       case 'bcrypt': {
         // bcryptjs accepts $2a$/$2b$/$2y$ and keeps the prefix of the salt it is given, so
         // hashing with the stored hash as salt reproduces the stored string on a match.
-        const computed = await bcrypt.hash(password, hash);
+        const computed = bcrypt.hashSync(password, hash);
         return safeEqual(Buffer.from(computed, 'latin1'), Buffer.from(hash, 'latin1'));
       }
       case 'apr1':

@@ -1,9 +1,12 @@
 // Public surface of server/auth: htpasswd-based basic auth (no HTTP wiring here).
-export { HtpasswdAuthenticator, type HtpasswdAuthenticatorOptions, type AuthenticatorStats } from './authenticator.ts';
+export { VerifierPool, type VerifierPoolOptions } from './verifier-pool.ts';
+export { HtpasswdAuthenticator, AuthBusyError, type PasswordVerifier, type HtpasswdAuthenticatorOptions, type AuthenticatorStats } from './authenticator.ts';
 export { setPassword, removeUser, validateUserName, type SetPasswordOptions } from './passwd.ts';
 export {
   parseHtpasswd,
   verifyPassword,
+  hashClass,
+  dummyHashLike,
   hashKind,
   unsupportedHashReason,
   type HashKind,

@@ -18,6 +18,8 @@ export interface Config {
   tlsKey: string | undefined;
   tlsDir: string;
   htpasswd: string | undefined;
+  authThreads: number;
+  authQueue: number;
   workers: number;
   queue: number;
   /** seconds */

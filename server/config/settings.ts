@@ -26,6 +26,8 @@ export const SETTINGS = [
   { key: 'tlsKey', env: 'ARMHOOK_TLS_KEY', flag: '--tls-key', type: 'string', default: undefined, description: 'PEM private key; with ARMHOOK_TLS_CERT' },
   { key: 'tlsDir', env: 'ARMHOOK_TLS_DIR', flag: '--tls-dir', type: 'string', default: './tls', description: 'where the self-signed dev certificate is generated when no cert/key is set' },
   { key: 'htpasswd', env: 'ARMHOOK_HTPASSWD', flag: '--htpasswd', type: 'string', default: undefined, description: 'htpasswd file for basic auth (bcrypt, apr1, SHA); none = loopback only' },
+  { key: 'authThreads', env: 'ARMHOOK_AUTH_THREADS', flag: '--auth-threads', type: 'integer', default: 1, min: 1, max: 64, description: 'threads that check passwords (bcrypt), off the event loop' },
+  { key: 'authQueue', env: 'ARMHOOK_AUTH_QUEUE', flag: '--auth-queue', type: 'integer', default: 16, min: 1, description: 'password checks running or waiting at once; beyond it 503 with Retry-After, nothing hashed' },
   { key: 'workers', env: 'ARMHOOK_WORKERS', flag: '--workers', type: 'integer', default: 2, min: 1, description: 'jobs running at once' },
   { key: 'queue', env: 'ARMHOOK_QUEUE', flag: '--queue', type: 'integer', default: 100, min: 0, description: 'jobs waiting for a worker; beyond it 429' },
   { key: 'timeout', env: 'ARMHOOK_TIMEOUT', flag: '--timeout', type: 'integer', default: 3600, min: 1, max: MAX_SECONDS, description: 'default job timeout, seconds' },
