@@ -1,16 +1,30 @@
 /**
- * A request that cannot run, with the HTTP status and a message the caller can act on.
- * Raised before anything runs; the http layer turns it into `{ error, message }`.
+ * The one error type of armhook's layers: something a caller can act on, with the HTTP status it
+ * answers with, a stable code, a message that says what to do, and data the record keeps.
+ *
+ * Layers below http speak in these terms too (the job manager's `queue_full`, a handler's
+ * `arm_forbidden`); only http turns them into a response: `{ error: code, message }`, with
+ * `Retry-After` when `retryAfterSeconds` is set. A job records a handler's failure as
+ * `{ ...details, code, message, status }`.
  */
-export class RequestError extends Error {
+export class AppError extends Error {
   readonly status: number;
   readonly code: string;
-  readonly headers: Record<string, string>;
-  constructor(status: number, code: string, message: string, headers: Record<string, string> = {}) {
-    super(message);
-    this.name = 'RequestError';
+  /** Structured facts about the failure (ARM's code, the resource…); part of a job's `error`. */
+  readonly details: Record<string, unknown> | undefined;
+  /** When retrying makes sense, after how long (becomes the Retry-After header). */
+  readonly retryAfterSeconds: number | undefined;
+  constructor(status: number, code: string, message: string, details?: Record<string, unknown>, options?: { retryAfterSeconds?: number; cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'AppError';
     this.status = status;
     this.code = code;
-    this.headers = headers;
+    this.details = details;
+    this.retryAfterSeconds = options?.retryAfterSeconds;
+  }
+
+  /** The same failure, retryable after `seconds`. */
+  retryAfter(seconds: number): AppError {
+    return new AppError(this.status, this.code, this.message, this.details, { retryAfterSeconds: seconds, cause: this.cause });
   }
 }

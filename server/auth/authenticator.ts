@@ -21,7 +21,7 @@ import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { open as openFile, stat } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
 import type { Logger } from 'pino';
-import { RequestError } from '../errors.ts';
+import { AppError } from '../errors.ts';
 import {
   dummyHashLike,
   hashClass,
@@ -55,11 +55,13 @@ export interface HtpasswdAuthenticatorOptions {
 export type PasswordVerifier = Pick<VerifierPool, 'tryVerify' | 'close'>;
 
 /** Refused before hashing: `maxVerifications` checks are already running or waiting. */
-export class AuthBusyError extends RequestError {
+export class AuthBusyError extends AppError {
   /** @fastify/basic-auth keeps an error's own status (it would make it a 401 otherwise). */
   readonly statusCode = 503;
   constructor() {
-    super(503, 'auth_busy', 'too many password checks are in progress; retry in a second (credentials verified in the last minute are still accepted)', { 'retry-after': '1' });
+    super(503, 'auth_busy', 'too many password checks are in progress; retry in a second (credentials verified in the last minute are still accepted)', undefined, {
+      retryAfterSeconds: 1,
+    });
   }
 }
 

@@ -1,9 +1,9 @@
 /**
- * ARM failures → HandlerError a person can act on. `status` is what JSON mode answers with:
+ * ARM failures → AppError a person can act on. `status` is what JSON mode answers with:
  * ARM's 4xx passed through (403/404/409/400/429), 502 for everything else ARM did wrong.
  * Nothing here imports the SDK: RestError is recognised by shape.
  */
-import { HandlerError } from './handler.ts';
+import { AppError } from '../errors.ts';
 
 /** What the handler was doing, so an error can name it. */
 export interface ArmAction {
@@ -93,28 +93,28 @@ export function roleForAction(armAction: string | undefined, fallback: string): 
   return fallback;
 }
 
-export function toHandlerError(err: unknown, action: ArmAction): HandlerError {
-  if (err instanceof HandlerError) return err;
+export function toHandlerError(err: unknown, action: ArmAction): AppError {
+  if (err instanceof AppError) return err;
   if (isRestError(err)) return fromRestError(err, action);
   const message = err instanceof Error ? err.message : String(err);
   // core-lro: "The long-running operation has failed. <code>. <message>"
   const lro = /^The long-running operation has failed\.?\s*(.*)$/s.exec(message);
   if (lro) {
     const detail = lro[1]?.trim();
-    return new HandlerError(502, 'arm_operation_failed', `Azure reports that it could not ${action.what}${detail ? `: ${detail}` : ''}`, {
+    return new AppError(502, 'arm_operation_failed', `Azure reports that it could not ${action.what}${detail ? `: ${detail}` : ''}`, {
       resource: action.resource,
     });
   }
   if (message === 'Operation was canceled') {
-    return new HandlerError(409, 'arm_operation_canceled', `the operation to ${action.what} was canceled in Azure`, { resource: action.resource });
+    return new AppError(409, 'arm_operation_canceled', `the operation to ${action.what} was canceled in Azure`, { resource: action.resource });
   }
   if (err instanceof Error && (err.name === 'CredentialUnavailableError' || err.name === 'AuthenticationError' || err.name === 'AuthenticationRequiredError')) {
-    return new HandlerError(503, 'azure_not_ready', `managed identity token: ${message}`);
+    return new AppError(503, 'azure_not_ready', `managed identity token: ${message}`);
   }
-  return new HandlerError(502, 'arm_error', `could not ${action.what}: ${message}`);
+  return new AppError(502, 'arm_error', `could not ${action.what}: ${message}`);
 }
 
-function fromRestError(err: RestErrorShape & Error, action: ArmAction): HandlerError {
+function fromRestError(err: RestErrorShape & Error, action: ArmAction): AppError {
   const status = err.statusCode;
   // ARM's body when the SDK's message is its own ("Pagination failed with unexpected statusCode 403").
   const arm = armErrorOf(err);
@@ -127,7 +127,7 @@ function fromRestError(err: RestErrorShape & Error, action: ArmAction): HandlerE
     const tlsHint = /certificate|self[- ]signed/i.test(armMessage)
       ? ' (ARM behind a private CA, e.g. Azure Stack Hub: give armhook that CA with ARMHOOK_ARM_CA_FILE)'
       : '';
-    return new HandlerError(
+    return new AppError(
       502,
       'arm_unreachable',
       `could not reach Azure Resource Manager${endpoint ? ` at ${endpoint}` : ''} to ${action.what}: ${armMessage}${tlsHint}`,
@@ -138,27 +138,27 @@ function fromRestError(err: RestErrorShape & Error, action: ArmAction): HandlerE
     case 403:
       return forbidden(armMessage, action, details);
     case 404:
-      return new HandlerError(404, 'arm_not_found', `not found: ${action.resource} (${armCode ?? 'NotFound'}: ${armMessage})`, {
+      return new AppError(404, 'arm_not_found', `not found: ${action.resource} (${armCode ?? 'NotFound'}: ${armMessage})`, {
         ...details,
         resource: action.resource,
       });
     case 409:
-      return new HandlerError(409, 'arm_conflict', `conflict while trying to ${action.what}: ${armCode ?? 'Conflict'}: ${armMessage}`, details);
+      return new AppError(409, 'arm_conflict', `conflict while trying to ${action.what}: ${armCode ?? 'Conflict'}: ${armMessage}`, details);
     case 400:
-      return new HandlerError(400, 'arm_bad_request', `Azure refused the request to ${action.what}: ${armCode ?? 'BadRequest'}: ${armMessage}`, details);
+      return new AppError(400, 'arm_bad_request', `Azure refused the request to ${action.what}: ${armCode ?? 'BadRequest'}: ${armMessage}`, details);
     case 429:
-      return new HandlerError(429, 'arm_throttled', `Azure Resource Manager kept throttling the request to ${action.what}${retried(action)}: ${armMessage}`, details);
+      return new AppError(429, 'arm_throttled', `Azure Resource Manager kept throttling the request to ${action.what}${retried(action)}: ${armMessage}`, details);
     case 401:
-      return new HandlerError(502, 'arm_unauthorized', `Azure Resource Manager did not accept the managed identity's token (${armCode ?? '401'}: ${armMessage}); check that the ARM endpoint and the identity belong to the same cloud`, details);
+      return new AppError(502, 'arm_unauthorized', `Azure Resource Manager did not accept the managed identity's token (${armCode ?? '401'}: ${armMessage}); check that the ARM endpoint and the identity belong to the same cloud`, details);
     default:
       if (status >= 500) {
-        return new HandlerError(502, 'arm_unavailable', `Azure Resource Manager answered ${status}${armCode ? ` (${armCode})` : ''} to the request to ${action.what}${retried(action)}: ${armMessage}`, details);
+        return new AppError(502, 'arm_unavailable', `Azure Resource Manager answered ${status}${armCode ? ` (${armCode})` : ''} to the request to ${action.what}${retried(action)}: ${armMessage}`, details);
       }
-      return new HandlerError(502, 'arm_error', `Azure Resource Manager answered ${status}${armCode ? ` (${armCode})` : ''} to the request to ${action.what}: ${armMessage}`, details);
+      return new AppError(502, 'arm_error', `Azure Resource Manager answered ${status}${armCode ? ` (${armCode})` : ''} to the request to ${action.what}: ${armMessage}`, details);
   }
 }
 
-function forbidden(armMessage: string, action: ArmAction, details: Record<string, unknown>): HandlerError {
+function forbidden(armMessage: string, action: ArmAction, details: Record<string, unknown>): AppError {
   // ARM: "The client '<id>' with object id '<oid>' does not have authorization to perform
   // action '<action>' over scope '<scope>' or the scope is invalid. ..."
   const armAction = /perform action '([^']+)'/.exec(armMessage)?.[1];
@@ -173,7 +173,7 @@ function forbidden(armMessage: string, action: ArmAction, details: Record<string
     `${who} may not ${action.what}` +
     (armAction ? ` (missing permission ${armAction}${armScope ? ` on ${armScope}` : ''})` : '') +
     `. Grant it the "${role}" role on ${action.scope}, e.g.: ${command}`;
-  return new HandlerError(403, 'arm_forbidden', message, {
+  return new AppError(403, 'arm_forbidden', message, {
     ...details,
     principalId: principalId ?? null,
     scope: action.scope,
@@ -200,9 +200,9 @@ function safeOrigin(url: string | undefined): string | undefined {
  * The error a handler throws when its job was cancelled or timed out. The job runner decides the
  * final status (cancelled / timed-out); this carries what may still be going on in Azure.
  */
-export function abortedError(action: ArmAction, extra: Record<string, unknown> = {}, signal?: AbortSignal): HandlerError {
+export function abortedError(action: ArmAction, extra: Record<string, unknown> = {}, signal?: AbortSignal): AppError {
   const reason = signal?.reason instanceof Error ? signal.reason.message : typeof signal?.reason === 'string' ? signal.reason : undefined;
-  return new HandlerError(
+  return new AppError(
     409,
     'aborted',
     `stopped waiting for Azure to ${action.what}${reason ? ` (${reason})` : ''}; the operation may still be running in Azure`,

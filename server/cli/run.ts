@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../config/index.ts';
 import type { Logger } from '../log/index.ts';
-import { RequestError } from '../errors.ts';
+import { AppError } from '../errors.ts';
 import { LineSplitter, SecretMasker } from '../jobs/index.ts';
 
 /**
@@ -80,7 +80,7 @@ export async function runLocal(config: Config, log: Logger, args: string[]): Pro
       await rm(azureConfigDir, { recursive: true, force: true });
     }
   } catch (err) {
-    if (err instanceof RequestError) {
+    if (err instanceof AppError) {
       process.stderr.write(`armhook: ${err.message}\n`);
       return 2;
     }

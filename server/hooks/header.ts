@@ -1,4 +1,4 @@
-import { RequestError } from '../errors.ts';
+import { AppError } from '../errors.ts';
 
 /** One `# @param` declaration. */
 export interface ParamSpec {
@@ -124,6 +124,6 @@ export function anchored(pattern: string): string {
   return `^(?:${pattern})$`;
 }
 
-function invalid(where: string, message: string): RequestError {
-  return new RequestError(500, 'hook_invalid', `${where}: ${message}. Fix the script header; nothing was run.`);
+function invalid(where: string, message: string): AppError {
+  return new AppError(500, 'hook_invalid', `${where}: ${message}. Fix the script header; nothing was run.`);
 }

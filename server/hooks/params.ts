@@ -1,4 +1,4 @@
-import { RequestError } from '../errors.ts';
+import { AppError } from '../errors.ts';
 import { anchored, type ParamSpec } from './header.ts';
 
 /** Limits on what a caller can pass as parameters (each becomes an environment variable). */
@@ -22,7 +22,7 @@ export type ParamSource = 'query' | 'form' | 'json';
 
 /**
  * Collects name/value pairs from the query string and, for form or JSON bodies, from the body.
- * Hyphens in names fold to underscores. Throws RequestError(400) on any name or value that can't
+ * Hyphens in names fold to underscores. Throws AppError(400) on any name or value that can't
  * become an environment variable; nothing has run at that point.
  */
 export function collectParams(rawQuery: string, contentType: string | undefined, body: Buffer): Map<string, string> {
@@ -31,23 +31,23 @@ export function collectParams(rawQuery: string, contentType: string | undefined,
   const add = (rawName: string, value: string, source: ParamSource): void => {
     const name = rawName.replaceAll('-', '_');
     if (!NAME.test(name)) {
-      throw new RequestError(400, 'bad_param_name', `parameter name ${JSON.stringify(rawName)} (${source}) is not allowed: names must match ${NAME.source} (lower case letters, digits, _ or -)`);
+      throw new AppError(400, 'bad_param_name', `parameter name ${JSON.stringify(rawName)} (${source}) is not allowed: names must match ${NAME.source} (lower case letters, digits, _ or -)`);
     }
     if (isDeniedName(name)) {
-      throw new RequestError(400, 'denied_param_name', `parameter "${name}" is refused: proxy variables change where scripts' tools send traffic`);
+      throw new AppError(400, 'denied_param_name', `parameter "${name}" is refused: proxy variables change where scripts' tools send traffic`);
     }
-    if (params.has(name)) throw new RequestError(400, 'duplicate_param', `parameter "${name}" is given more than once; give it once`);
-    if (value.includes('\0')) throw new RequestError(400, 'bad_param_value', `parameter "${name}" contains a NUL byte, which cannot be passed in an environment variable`);
+    if (params.has(name)) throw new AppError(400, 'duplicate_param', `parameter "${name}" is given more than once; give it once`);
+    if (value.includes('\0')) throw new AppError(400, 'bad_param_value', `parameter "${name}" contains a NUL byte, which cannot be passed in an environment variable`);
     // A lone UTF-16 surrogate (possible in JSON: "\ud800") has no UTF-8 form, so it can't be an environment value either.
-    if (!value.isWellFormed()) throw new RequestError(400, 'bad_param_value', `parameter "${name}" is not valid Unicode (a lone surrogate); send UTF-8 text`);
+    if (!value.isWellFormed()) throw new AppError(400, 'bad_param_value', `parameter "${name}" is not valid Unicode (a lone surrogate); send UTF-8 text`);
     const bytes = Buffer.byteLength(value);
     if (bytes > PARAM_LIMITS.valueBytes) {
-      throw new RequestError(400, 'param_too_large', `parameter "${name}" is ${bytes} bytes; the limit is ${PARAM_LIMITS.valueBytes}. Send large input in the request body (it is the script's stdin)`);
+      throw new AppError(400, 'param_too_large', `parameter "${name}" is ${bytes} bytes; the limit is ${PARAM_LIMITS.valueBytes}. Send large input in the request body (it is the script's stdin)`);
     }
     total += Buffer.byteLength(name) + bytes;
-    if (total > PARAM_LIMITS.totalBytes) throw new RequestError(400, 'params_too_large', `parameters total more than ${PARAM_LIMITS.totalBytes} bytes; send large input in the request body`);
+    if (total > PARAM_LIMITS.totalBytes) throw new AppError(400, 'params_too_large', `parameters total more than ${PARAM_LIMITS.totalBytes} bytes; send large input in the request body`);
     params.set(name, value);
-    if (params.size > PARAM_LIMITS.count) throw new RequestError(400, 'too_many_params', `more than ${PARAM_LIMITS.count} parameters`);
+    if (params.size > PARAM_LIMITS.count) throw new AppError(400, 'too_many_params', `more than ${PARAM_LIMITS.count} parameters`);
   };
 
   for (const [name, value] of new URLSearchParams(rawQuery)) add(name, value, 'query');
@@ -60,7 +60,7 @@ export function collectParams(rawQuery: string, contentType: string | undefined,
     try {
       parsed = JSON.parse(body.toString('utf8'));
     } catch (err) {
-      throw new RequestError(400, 'bad_json', `the request body is not valid JSON: ${(err as Error).message}`);
+      throw new AppError(400, 'bad_json', `the request body is not valid JSON: ${(err as Error).message}`);
     }
     if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) {
       // Only top-level scalars become parameters; nested values stay in the body (stdin).
@@ -83,19 +83,19 @@ export function applyDeclarations(params: Map<string, string>, declared: ParamSp
   for (const name of params.keys()) {
     if (!byName.has(name)) {
       const known = declared.length > 0 ? `it takes: ${declared.map((p) => p.name).join(', ')}` : 'it takes no parameters';
-      throw new RequestError(400, 'unknown_param', `hook "${hook}" has no parameter "${name}"; ${known}`);
+      throw new AppError(400, 'unknown_param', `hook "${hook}" has no parameter "${name}"; ${known}`);
     }
   }
   const result = new Map<string, string>();
   for (const spec of declared) {
     const value = params.get(spec.name) ?? spec.default;
     if (value === undefined) {
-      if (spec.required) throw new RequestError(400, 'missing_param', `hook "${hook}" needs parameter "${spec.name}"${spec.description ? ` (${spec.description})` : ''}`);
+      if (spec.required) throw new AppError(400, 'missing_param', `hook "${hook}" needs parameter "${spec.name}"${spec.description ? ` (${spec.description})` : ''}`);
       continue;
     }
     if (spec.pattern !== undefined && !new RegExp(anchored(spec.pattern)).test(value)) {
       // Never echo the value: it may be a secret.
-      throw new RequestError(400, 'invalid_param', `parameter "${spec.name}" of hook "${hook}" must match ${spec.pattern}`);
+      throw new AppError(400, 'invalid_param', `parameter "${spec.name}" of hook "${hook}" must match ${spec.pattern}`);
     }
     result.set(spec.name, value);
   }

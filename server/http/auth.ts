@@ -1,6 +1,6 @@
 import basicAuth from '@fastify/basic-auth';
 import type { FastifyInstance } from 'fastify';
-import { RequestError } from '../errors.ts';
+import { AppError } from '../errors.ts';
 import { PUBLIC_PATHS } from './health.ts';
 import { crossSiteReason } from './security.ts';
 import { pathOf } from './errors.ts';
@@ -23,14 +23,14 @@ export async function registerAuth(app: FastifyInstance, authenticator: Authenti
   app.addHook('onRequest', async (request) => {
     if (!STATE_CHANGING.has(request.method) && request.routeOptions.config.startsJob !== true) return;
     const reason = crossSiteReason(request.headers);
-    if (reason) throw new RequestError(403, 'cross_site', `cross-site request refused (${reason}): armhook only accepts requests from its own origin or from non-browser clients; nothing was run`);
+    if (reason) throw new AppError(403, 'cross_site', `cross-site request refused (${reason}): armhook only accepts requests from its own origin or from non-browser clients; nothing was run`);
   });
 
   if (!authenticator) return;
   await app.register(basicAuth, {
     authenticate: { realm: 'armhook' },
     validate: async (user, password, request) => {
-      if (!(await authenticator.authenticate(user, password))) throw new RequestError(401, 'unauthorized', 'unknown user or wrong password');
+      if (!(await authenticator.authenticate(user, password))) throw new AppError(401, 'unauthorized', 'unknown user or wrong password');
       request.caller = user;
     },
   });

@@ -1,11 +1,12 @@
 import type { TSchema } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { HandlerError, type AzureService, type TypedHandler } from '../azure/index.ts';
+import type { AzureService, TypedHandler } from '../azure/index.ts';
+import { AppError } from '../errors.ts';
 import { collectParams } from '../hooks/index.ts';
 import type { JobManager, Task } from '../jobs/index.ts';
 import type { HookDescription } from './describe.ts';
-import { RequestError } from './errors.ts';
+import { methodNotAllowed, queryOf } from './errors.ts';
 import { runMode } from './negotiate.ts';
 import { refuseResume, respondWithJob, timeoutSeconds } from './run.ts';
 
@@ -43,14 +44,14 @@ export async function handlerParams(handler: TypedHandler, params: Map<string, s
   const known = Object.keys(schema.properties ?? {});
   for (const name of params.keys()) {
     if (!known.includes(name)) {
-      throw new RequestError(400, 'unknown_param', `/${handler.path} has no parameter "${name}"; it takes: ${known.join(', ') || 'none'}`);
+      throw new AppError(400, 'unknown_param', `/${handler.path} has no parameter "${name}"; it takes: ${known.join(', ') || 'none'}`);
     }
   }
   const value = Value.Default(schema, Value.Convert(schema, Object.fromEntries(params)));
   const first = Value.Errors(schema, value).First();
   if (first) {
     const name = first.path.replace(/^\//, '') || 'parameters';
-    throw new RequestError(400, 'invalid_param', `parameter "${name}" of /${handler.path}: ${first.message}`);
+    throw new AppError(400, 'invalid_param', `parameter "${name}" of /${handler.path}: ${first.message}`);
   }
   return value;
 }
@@ -68,7 +69,7 @@ function handlerTask(handler: TypedHandler, params: unknown, body: Buffer, log: 
       });
       return { ok: true, exitCode: null, result };
     } catch (err) {
-      if (err instanceof HandlerError) {
+      if (err instanceof AppError) {
         context.output.line(`armhook: ${err.message}`, 'stderr');
         return { ok: false, exitCode: null, error: { ...err.details, code: err.code, message: err.message, status: err.status } };
       }
@@ -89,20 +90,18 @@ export function registerAzureRoutes(
   };
   for (const route of options.azure.routes) {
     const url = `/${route.path}`;
-    const handler = route;
     // The other methods on a handler's path never run it: GET/HEAD describe a POST handler (as
     // for scripts), HEAD describes a GET handler, anything else is 405 naming what is allowed.
-    const allow = handler.method === 'GET' ? 'GET, HEAD' : 'GET, HEAD, POST';
-    if (handler.method === 'POST') app.get(url, { exposeHeadRoute: false }, async () => describeHandler(await find(route.path)));
+    const allow = route.method === 'GET' ? 'GET, HEAD' : 'GET, HEAD, POST';
+    if (route.method === 'POST') app.get(url, { exposeHeadRoute: false }, async () => describeHandler(await find(route.path)));
     app.head(url, async (_request, reply) => reply.code(200).type('application/json; charset=utf-8').send());
     app.route({
-      method: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'].filter((m) => m !== handler.method && !(m === 'GET' && handler.method === 'POST')),
+      method: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'].filter((m) => m !== route.method && !(m === 'GET' && route.method === 'POST')),
       url,
-      handler: async (_request, reply) =>
-        reply.code(405).header('Allow', allow).send({ error: 'method_not_allowed', message: `${url} runs on ${handler.method}${handler.method === 'POST' ? '; GET describes it' : ''}` }),
+      handler: (_request, reply) => methodNotAllowed(reply, allow, `${url} runs on ${route.method}${route.method === 'POST' ? '; GET describes it' : ''}`),
     });
     app.route({
-      method: handler.method,
+      method: route.method,
       url,
       exposeHeadRoute: false,
       // GET handlers start jobs too: the cross-site check (http/auth.ts) covers them.
@@ -110,25 +109,14 @@ export function registerAzureRoutes(
       handler: async (request, reply) => {
         refuseResume(request);
         const handler = await find(route.path);
-        const requestUrl = request.url;
         const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
-        // The deployment handler's body is a template, not parameters: only the query counts there.
-        const contentType = handler.path === 'azure/deployments/create' ? undefined : request.headers['content-type'];
-        const raw = collectParams(requestUrl.includes('?') ? requestUrl.slice(requestUrl.indexOf('?') + 1) : '', contentType, body);
+        // A handler whose body is its own document (a template) takes parameters from the query only.
+        const contentType = handler.body === 'document' ? undefined : request.headers['content-type'];
+        const raw = collectParams(queryOf(request.url), contentType, body);
         const params = await handlerParams(handler, raw);
-        try {
-          options.azure.requireReady();
-        } catch (err) {
-          if (err instanceof HandlerError) throw new RequestError(err.status, err.code, err.message, { 'Retry-After': '30' });
-          throw err;
-        }
+        options.azure.requireReady();
         // A body the handler can't use is refused before a job exists (deployments' template).
-        try {
-          handler.validateBody?.(body);
-        } catch (err) {
-          if (err instanceof HandlerError) throw new RequestError(err.status, err.code, err.message);
-          throw err;
-        }
+        handler.validateBody?.(body);
         const job = options.jobs.submit({
           hook: handler.path,
           kind: 'handler',

@@ -1,8 +1,8 @@
 import type { Socket } from 'node:net';
-import type { FastifyError, FastifyInstance } from 'fastify';
-import { RequestError } from '../errors.ts';
+import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
+import { AppError } from '../errors.ts';
 
-export { RequestError };
+
 
 /** The path of a request URL, without its query string: the only part of a URL armhook logs. */
 export function pathOf(url: string | undefined): string {
@@ -11,10 +11,17 @@ export function pathOf(url: string | undefined): string {
   return q < 0 ? raw : raw.slice(0, q);
 }
 
-/**
- * Every error leaves as `{ error, message }` JSON with the right status. 4xx messages say what to
- * do; 5xx are logged in full and shown to the caller only as "internal error".
- */
+/** The query string of a request URL, without its `?` ('' when there is none). */
+export function queryOf(url: string): string {
+  const q = url.indexOf('?');
+  return q < 0 ? '' : url.slice(q + 1);
+}
+
+/** 405 with the methods the path does answer (`allow`) and what to do instead. */
+export async function methodNotAllowed(reply: FastifyReply, allow: string, message: string): Promise<void> {
+  await reply.code(405).header('Allow', allow).send({ error: 'method_not_allowed', message });
+}
+
 /**
  * Requests Node's HTTP parser refuses before fastify sees them (headers or URL too large,
  * malformed requests, slow clients) still get armhook's `{ error, message }` shape.
@@ -31,10 +38,15 @@ export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket): 
   socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
 }
 
+/**
+ * Every error leaves as `{ error, message }` JSON with the right status. 4xx messages say what to
+ * do; 5xx are logged in full and shown to the caller only as "internal error".
+ */
 export function registerErrorHandlers(app: FastifyInstance, options: { bodyLimit: number }): void {
-  app.setErrorHandler((err: FastifyError | RequestError, request, reply) => {
-    if (err instanceof RequestError) {
-      void reply.code(err.status).headers(err.headers).send({ error: err.code, message: err.message });
+  app.setErrorHandler((err: FastifyError | AppError, request, reply) => {
+    if (err instanceof AppError) {
+      if (err.retryAfterSeconds !== undefined) void reply.header('Retry-After', String(err.retryAfterSeconds));
+      void reply.code(err.status).send({ error: err.code, message: err.message });
       return;
     }
     const status = err.statusCode ?? 500;

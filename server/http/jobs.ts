@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { isJobId, JOB_STATUSES, type JobManager, type JobStatus } from '../jobs/index.ts';
-import { RequestError } from './errors.ts';
-import { streamJob } from './stream.ts';
+import { AppError } from '../errors.ts';
+import { openStream, streamJob } from './stream.ts';
 
 const PAGE_DEFAULT = 50;
 const PAGE_MAX = 500;
@@ -10,19 +10,19 @@ const LIST_PARAMS = new Set(['hook', 'status', 'caller', 'limit', 'after']);
 export function registerJobRoutes(app: FastifyInstance, options: { jobs: JobManager; keepAliveMs: number }): void {
   const { jobs } = options;
   const known = (id: string): void => {
-    if (!isJobId(id) || !jobs.get(id)) throw new RequestError(404, 'unknown_job', `no job ${JSON.stringify(id)}; GET /jobs lists jobs`);
+    if (!isJobId(id) || !jobs.get(id)) throw new AppError(404, 'unknown_job', `no job ${JSON.stringify(id)}; GET /jobs lists jobs`);
   };
 
   app.get<{ Querystring: { hook?: string; status?: string; caller?: string; limit?: string; after?: string } }>('/jobs', async (request) => {
     const unknown = Object.keys(request.query).filter((key) => !LIST_PARAMS.has(key));
-    if (unknown.length > 0) throw new RequestError(400, 'bad_filter', `unknown filter ${unknown.map((k) => JSON.stringify(k)).join(', ')}; use hook, status, caller, limit, after`);
+    if (unknown.length > 0) throw new AppError(400, 'bad_filter', `unknown filter ${unknown.map((k) => JSON.stringify(k)).join(', ')}; use hook, status, caller, limit, after`);
     const { hook, status, caller, limit, after } = request.query;
     if (status !== undefined && !(JOB_STATUSES as readonly string[]).includes(status)) {
-      throw new RequestError(400, 'bad_filter', `status must be one of ${JOB_STATUSES.join(', ')}`);
+      throw new AppError(400, 'bad_filter', `status must be one of ${JOB_STATUSES.join(', ')}`);
     }
     const size = limit === undefined ? PAGE_DEFAULT : Number(limit);
-    if (!Number.isInteger(size) || size < 1 || size > PAGE_MAX) throw new RequestError(400, 'bad_limit', `limit must be a whole number from 1 to ${PAGE_MAX}`);
-    if (after !== undefined && !isJobId(after)) throw new RequestError(400, 'bad_cursor', 'after must be a job id (use the "next" link of the previous page)');
+    if (!Number.isInteger(size) || size < 1 || size > PAGE_MAX) throw new AppError(400, 'bad_limit', `limit must be a whole number from 1 to ${PAGE_MAX}`);
+    if (after !== undefined && !isJobId(after)) throw new AppError(400, 'bad_cursor', 'after must be a job id (use the "next" link of the previous page)');
     const filter = { hook: hook?.replace(/^\//, ''), status: status as JobStatus | undefined, caller };
     const page = jobs.list(filter, size, after);
     let next: string | null = null;
@@ -44,7 +44,7 @@ export function registerJobRoutes(app: FastifyInstance, options: { jobs: JobMana
   app.get<{ Params: { id: string } }>('/jobs/:id/log', async (request, reply) => {
     known(request.params.id);
     const log = await jobs.openLog(request.params.id);
-    if (!log) throw new RequestError(404, 'unknown_job', 'that job has no log');
+    if (!log) throw new AppError(404, 'unknown_job', 'that job has no log');
     reply.hijack();
     reply.raw.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'Armhook-Job-Id': request.params.id });
     await streamJob(reply.raw, log, { format: 'text', afterId: 0, keepAliveMs: options.keepAliveMs, snapshot: true, filter: (e) => e.event === 'stdout' || e.event === 'stderr' || e.event === 'done' });
@@ -55,20 +55,13 @@ export function registerJobRoutes(app: FastifyInstance, options: { jobs: JobMana
     known(request.params.id);
     const raw = request.headers['last-event-id'] ?? request.query.lastEventId;
     const afterId = raw === undefined ? 0 : /^\d{1,15}$/.test(String(raw).trim()) ? Number(String(raw).trim()) : NaN;
-    if (!Number.isSafeInteger(afterId)) throw new RequestError(400, 'bad_last_event_id', 'Last-Event-ID must be an event id (a whole number) from this job');
+    if (!Number.isSafeInteger(afterId)) throw new AppError(400, 'bad_last_event_id', 'Last-Event-ID must be an event id (a whole number) from this job');
     const log = await jobs.openLog(request.params.id);
-    if (!log) throw new RequestError(404, 'unknown_job', 'that job has no log');
+    if (!log) throw new AppError(404, 'unknown_job', 'that job has no log');
     // The job ended and the caller has everything: 204 is the EventSource signal to stop
     // reconnecting (an empty 200 would make it reconnect every few seconds forever).
     if (log.ended && afterId >= log.lastId) return reply.code(204).header('Armhook-Job-Id', request.params.id).send();
-    reply.hijack();
-    reply.raw.writeHead(200, {
-      'Content-Type': 'text/event-stream; charset=utf-8',
-      'Cache-Control': 'no-cache, no-transform',
-      'X-Accel-Buffering': 'no',
-      'Armhook-Job-Id': request.params.id,
-    });
-    await streamJob(reply.raw, log, { format: 'sse', afterId, keepAliveMs: options.keepAliveMs });
+    await streamJob(openStream(reply, 'sse', request.params.id), log, { format: 'sse', afterId, keepAliveMs: options.keepAliveMs });
   });
 
   app.delete<{ Params: { id: string } }>('/jobs/:id', async (request, reply) => {
@@ -76,7 +69,7 @@ export function registerJobRoutes(app: FastifyInstance, options: { jobs: JobMana
     const live = jobs.live(request.params.id);
     if (!live || !jobs.cancel(request.params.id)) {
       const record = jobs.get(request.params.id);
-      throw new RequestError(409, 'job_ended', `job ${request.params.id} already ended (${record?.status ?? 'unknown'}); nothing to cancel`);
+      throw new AppError(409, 'job_ended', `job ${request.params.id} already ended (${record?.status ?? 'unknown'}); nothing to cancel`);
     }
     const record = await live.done;
     return reply.header('Armhook-Job-Id', record.id).send(record);

@@ -2,9 +2,10 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { applyDeclarations, collectParams, maskedParams, secretValues, type HookCatalog, type ScriptHook, type ScriptRunOptions, type ScriptRunResult } from '../hooks/index.ts';
 import type { JobLog, JobManager, JobRecord, LiveJob } from '../jobs/index.ts';
 import { describeScript } from './describe.ts';
-import { pathOf, RequestError } from './errors.ts';
+import { AppError } from '../errors.ts';
+import { methodNotAllowed, pathOf, queryOf } from './errors.ts';
 import { runMode, type RunMode } from './negotiate.ts';
-import { streamJob } from './stream.ts';
+import { openStream, streamJob } from './stream.ts';
 import { scriptTask } from './tasks.ts';
 
 export interface RunRouteOptions {
@@ -91,14 +92,8 @@ export async function respondWithJob(job: LiveJob, mode: RunMode, reply: Fastify
     await reply.code(httpStatusFor(record)).send({ jobId: id, ...record, ...output, ...(output.outputTruncated ? { outputNote: `output cut at ${options.outputLimit} bytes; GET /jobs/${id}/log has all of it` } : {}) });
     return;
   }
-  reply.hijack();
-  reply.raw.writeHead(200, {
-    'Content-Type': mode === 'sse' ? 'text/event-stream; charset=utf-8' : 'text/plain; charset=utf-8',
-    'Cache-Control': 'no-cache, no-transform',
-    'X-Accel-Buffering': 'no',
-    'Armhook-Job-Id': id,
-  });
-  await streamJob(reply.raw, job.log, { format: mode === 'sse' ? 'sse' : 'text', afterId: 0, keepAliveMs: options.keepAliveMs });
+  const format = mode === 'sse' ? 'sse' : 'text';
+  await streamJob(openStream(reply, format, id), job.log, { format, afterId: 0, keepAliveMs: options.keepAliveMs });
 }
 
 /**
@@ -109,14 +104,14 @@ export function timeoutSeconds(request: FastifyRequest, hookMax: number): number
   const raw = request.headers['x-hook-timeout'];
   if (raw === undefined) return hookMax;
   const value = String(raw).trim();
-  if (!/^\d+$/.test(value) || Number(value) < 1) throw new RequestError(400, 'bad_timeout', `X-Hook-Timeout must be whole seconds ≥ 1 (this hook allows at most ${hookMax})`);
+  if (!/^\d+$/.test(value) || Number(value) < 1) throw new AppError(400, 'bad_timeout', `X-Hook-Timeout must be whole seconds ≥ 1 (this hook allows at most ${hookMax})`);
   return Math.min(Number(value), hookMax);
 }
 
 /** A reconnecting EventSource repeats its last request with Last-Event-ID: never start a job for it. */
 export function refuseResume(request: FastifyRequest): void {
   if (request.headers['last-event-id'] !== undefined) {
-    throw new RequestError(409, 'resume_not_run', 'this request carries Last-Event-ID (a reconnecting event stream), so it does not start a job; resume the stream with GET /jobs/<id>/events (the id is in the Armhook-Job-Id header and the first event)');
+    throw new AppError(409, 'resume_not_run', 'this request carries Last-Event-ID (a reconnecting event stream), so it does not start a job; resume the stream with GET /jobs/<id>/events (the id is in the Armhook-Job-Id header and the first event)');
   }
 }
 
@@ -132,7 +127,7 @@ export function registerRunRoutes(app: FastifyInstance, options: RunRouteOptions
   const resolve = async (request: FastifyRequest): Promise<ScriptHook> => {
     const path = pathOf(request.url).slice(1);
     const hook = await options.catalog.resolve(path);
-    if (!hook) throw new RequestError(404, 'unknown_hook', `no hook at /${path}; GET /hooks lists the hooks`);
+    if (!hook) throw new AppError(404, 'unknown_hook', `no hook at /${path}; GET /hooks lists the hooks`);
     return hook;
   };
 
@@ -158,8 +153,7 @@ export function registerRunRoutes(app: FastifyInstance, options: RunRouteOptions
     handler: async (request, reply) => {
       refuseResume(request);
       const hook = await resolve(request);
-      const url = request.url;
-      const query = url.includes('?') ? url.slice(url.indexOf('?') + 1) : '';
+      const query = queryOf(request.url);
       const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
       const declared = hook.header.params;
       const params = applyDeclarations(collectParams(query, request.headers['content-type'], body), declared, hook.path);
@@ -194,7 +188,7 @@ export function registerRunRoutes(app: FastifyInstance, options: RunRouteOptions
     method: ['PUT', 'PATCH', 'DELETE', 'OPTIONS'],
     url: '/*',
     handler: async (_request, reply) => {
-      await reply.code(405).header('Allow', 'GET, HEAD, POST').send({ error: 'method_not_allowed', message: 'hooks run on POST; GET describes them' });
+      await methodNotAllowed(reply, 'GET, HEAD, POST', 'hooks run on POST; GET describes them');
     },
   });
 }

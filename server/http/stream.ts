@@ -1,7 +1,20 @@
 import type { ServerResponse } from 'node:http';
+import type { FastifyReply } from 'fastify';
 import type { JobEvent, JobLog } from '../jobs/index.ts';
 
 export type StreamFormat = 'sse' | 'text';
+
+/** Takes the response over from fastify and sends a stream's headers: no caching, no proxy buffering. */
+export function openStream(reply: FastifyReply, format: StreamFormat, jobId: string): ServerResponse {
+  reply.hijack();
+  reply.raw.writeHead(200, {
+    'Content-Type': format === 'sse' ? 'text/event-stream; charset=utf-8' : 'text/plain; charset=utf-8',
+    'Cache-Control': 'no-cache, no-transform',
+    'X-Accel-Buffering': 'no',
+    'Armhook-Job-Id': jobId,
+  });
+  return reply.raw;
+}
 
 /**
  * One SSE event. Every event has an id; stdout is the default event (no `event:` field). Output

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { RequestError } from '../errors.ts';
+import { AppError } from '../errors.ts';
 import { Histogram, JOB_DURATION_BUCKETS } from '../metrics/index.ts';
 import type { JobLog } from './log.ts';
 import { JobOutput } from './output.ts';
@@ -196,13 +196,15 @@ export class JobManager {
 
   /** Accepts a job: starts it now, queues it, or refuses (429 queue full, 503 shutting down). */
   submit(spec: JobSpec): LiveJob {
-    if (!this.#accepting) throw new RequestError(503, 'shutting_down', 'armhook is shutting down and accepts no new jobs; retry shortly', { 'Retry-After': '5' });
+    if (!this.#accepting) throw new AppError(503, 'shutting_down', 'armhook is shutting down and accepts no new jobs; retry shortly', undefined, { retryAfterSeconds: 5 });
     // Jobs still queued while a worker is free are all waiting on their concurrency key, so a
     // job whose key is free may pass them (no head-of-line blocking).
     const startsNow = this.#running.size < this.#workers && !this.#keyBusy(spec);
     if (!startsNow && this.#queue.length >= this.#queueLimit) {
       this.counters.refused++;
-      throw new RequestError(429, 'queue_full', `all ${this.#workers} workers are busy and the queue of ${this.#queueLimit} is full; retry later`, { 'Retry-After': String(this.#retryAfterSeconds()) });
+      throw new AppError(429, 'queue_full', `all ${this.#workers} workers are busy and the queue of ${this.#queueLimit} is full; retry later`, undefined, {
+        retryAfterSeconds: this.#retryAfterSeconds(),
+      });
     }
     const record: JobRecord = {
       id: this.#ids.next(),

@@ -58,7 +58,7 @@ test('past maxVerifications a check is refused at once with AuthBusyError, befor
     const err = (g as PromiseRejectedResult).reason as AuthBusyError;
     assert.ok(err instanceof AuthBusyError, String(err));
     assert.equal(err.status, 503);
-    assert.equal(err.headers['retry-after'], '1');
+    assert.equal(err.retryAfterSeconds, 1);
   }
   assert.deepEqual(guesses[5], { status: 'fulfilled', value: true }, 'verified credentials need no check');
   assert.equal(auth.stats().verifications - verified, 2, 'the refused guesses hashed nothing');

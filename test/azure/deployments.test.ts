@@ -3,7 +3,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createAzure, HandlerError } from '../../server/azure/index.ts';
+import { createAzure } from '../../server/azure/index.ts';
+import { AppError } from '../../server/errors.ts';
 import { POLL_MS, silentLogger, startAzureEnv, type AzureEnv } from './setup.ts';
 
 let env: AzureEnv;
@@ -150,7 +151,7 @@ describe('deployments/create', () => {
     for (const bad of ['', '{"template": ', '[1,2]', '{"parameters": {}}', '{"template": {"outputs": {}}}']) {
       assert.throws(
         () => handler?.validateBody?.(Buffer.from(bad)),
-        (err: unknown) => err instanceof HandlerError && err.status === 400 && err.code === 'bad_body',
+        (err: unknown) => err instanceof AppError && err.status === 400 && err.code === 'bad_body',
         bad,
       );
     }

@@ -2,6 +2,7 @@
 // token from the IMDS fake through the real identity library.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { handlerParams } from '../../server/http/azure.ts';
 import { startAzureEnv, type AzureEnv } from './setup.ts';
 
 let env: AzureEnv;
@@ -26,6 +27,7 @@ describe('catalog', () => {
       'POST azure/groups/create',
       'POST azure/groups/delete',
       'GET azure/vms',
+      'GET azure/vms/show',
       'POST azure/vms/start',
       'POST azure/vms/stop',
       'POST azure/vms/restart',
@@ -161,6 +163,34 @@ describe('virtual machines', () => {
     assert.equal(r.resourceGroup, null);
     assert.ok(r.vms.some((v) => v.name === 'db1' && v.resourceGroup === 'other-rg' && v.powerState === 'stopped'));
     assert.ok(r.vms.some((v) => v.name === 'web1' && v.resourceGroup === 'vm-rg'));
+  });
+
+  test('show: one VM with its size, state and the two ARM reads it took', async () => {
+    const before = env.arm.requests.length;
+    const { result, lines } = await env.run('azure/vms/show', { rg: 'vm-rg', name: 'web1' });
+    assert.deepEqual(result, {
+      id: vmIdOf('vm-rg', 'web1'),
+      name: 'web1',
+      resourceGroup: 'vm-rg',
+      location: 'westeurope',
+      vmSize: 'Standard_D2s_v5',
+      osType: null,
+      powerState: 'running',
+      provisioningState: 'Succeeded',
+      networkInterfaces: [],
+    });
+    assert.deepEqual(lines, ['vm-rg/web1\trunning\tStandard_D2s_v5']);
+    const sent = env.arm.requests.slice(before).map((r) => `${r.method} ${r.path.replace(/\?.*/, '')}`).sort();
+    assert.deepEqual(sent, [`GET ${vmIdOf('vm-rg', 'web1')}`, `GET ${vmIdOf('vm-rg', 'web1')}/instanceView`]);
+  });
+
+  test('show of a missing VM is a 404 naming it; a bad or missing name is refused before the handler runs', async () => {
+    const { error } = await env.runFailing('azure/vms/show', { rg: 'vm-rg', name: 'nope' });
+    assert.equal(error.status, 404);
+    assert.equal(error.code, 'arm_not_found');
+    assert.match(error.message, /virtual machine nope in resource group vm-rg/);
+    await assert.rejects(handlerParams(env.handler('azure/vms/show'), new Map([['rg', 'vm-rg'], ['name', '../x']])), { code: 'invalid_param' });
+    await assert.rejects(handlerParams(env.handler('azure/vms/show'), new Map([['rg', 'vm-rg']])), /parameter "name"/);
   });
 
   test('list of a missing group is a 404', async () => {

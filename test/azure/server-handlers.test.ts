@@ -445,6 +445,7 @@ describe('catalog', () => {
         'POST /azure/groups/create',
         'POST /azure/groups/delete',
         'GET /azure/vms',
+        'GET /azure/vms/show',
         'POST /azure/vms/start',
         'POST /azure/vms/stop',
         'POST /azure/vms/restart',

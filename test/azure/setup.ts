@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino, type Logger } from 'pino';
-import { createAzure, type AzureOptions, type AzureService, type HandlerError, type TypedHandler } from '../../server/azure/index.ts';
+import { createAzure, type AzureOptions, type AzureService, type TypedHandler } from '../../server/azure/index.ts';
+import type { AppError } from '../../server/errors.ts';
 import { createTestPki, type TestPki } from '../helpers/certs.ts';
 import { startArmFake, type ArmFake, type ArmFakeOptions } from '../fakes/arm.ts';
 import { startImdsFake, type ImdsFake, type ImdsFakeOptions } from '../fakes/imds.ts';
@@ -75,10 +76,10 @@ export interface AzureEnv {
   pki: TestPki;
   azure: AzureService;
   handler(path: string): TypedHandler;
-  /** Runs a handler like the job runner would; rejects with its HandlerError. */
+  /** Runs a handler like the job runner would; rejects with its AppError. */
   run(path: string, params?: Record<string, unknown>, options?: RunOptions): Promise<RunOutcome>;
   /** Like run, but resolves with the error (and what was emitted before it). */
-  runFailing(path: string, params?: Record<string, unknown>, options?: RunOptions): Promise<Collected & { error: HandlerError }>;
+  runFailing(path: string, params?: Record<string, unknown>, options?: RunOptions): Promise<Collected & { error: AppError }>;
   close(): Promise<void>;
 }
 
@@ -137,7 +138,7 @@ export async function startAzureEnv(
         body: typeof o.body === 'string' ? Buffer.from(o.body) : (o.body ?? Buffer.alloc(0)),
       });
     } catch (error) {
-      return { error: error as HandlerError, lines: c.lines, progress: c.progress, events: c.events };
+      return { error: error as AppError, lines: c.lines, progress: c.progress, events: c.events };
     }
     throw new Error(`${path} was expected to fail but succeeded`);
   };

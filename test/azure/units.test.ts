@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Value } from '@sinclair/typebox/value';
-import { HandlerError } from '../../server/azure/handler.ts';
+import { AppError } from '../../server/errors.ts';
 import { caCertificates } from '../../server/azure/clients.ts';
 import { createTestPki } from '../helpers/certs.ts';
 import { abortedError, roleForAction, toHandlerError, type ArmAction } from '../../server/azure/errors.ts';
@@ -52,7 +52,7 @@ describe('deployment body', () => {
   });
   test('every error is a 400 bad_body', () => {
     for (const bad of ['', 'nope', '"str"', 'null', '{"template": 1}', '{"template": {}}', '{"template": {"resources": []}, "parameters": "x"}']) {
-      assert.throws(() => parseDeploymentBody(body(bad)), (err: unknown) => err instanceof HandlerError && err.status === 400 && err.code === 'bad_body', bad);
+      assert.throws(() => parseDeploymentBody(body(bad)), (err: unknown) => err instanceof AppError && err.status === 400 && err.code === 'bad_body', bad);
     }
   });
 });
@@ -276,8 +276,8 @@ describe('error mapping', () => {
     assert.match(err.message, /\(timed out after 5 s\); the operation may still be running in Azure$/);
     assert.deepEqual(err.details, { mayStillBeRunning: true, resource: action.resource, id: 'x' });
   });
-  test('HandlerError passes through unchanged', () => {
-    const e = new HandlerError(400, 'x', 'y');
+  test('AppError passes through unchanged', () => {
+    const e = new AppError(400, 'x', 'y');
     assert.equal(toHandlerError(e, action), e);
   });
 });

@@ -2,16 +2,7 @@
  * Shared pieces of the typed handlers: parameter schemas (names match ^[a-z][a-z0-9_]*$, values
  * are anchored patterns so nothing odd reaches an ARM URL), resource ids and scopes.
  */
-import { Type, type TObject } from '@sinclair/typebox';
-import type { TypedHandler } from '../handler.ts';
-import type { AzureClients } from '../clients.ts';
-
-export type AzureHandler<S extends TObject = TObject> = TypedHandler<S, AzureClients>;
-
-/** Identity function that keeps the handler's schema type for `ctx.params`. */
-export function defineHandler<S extends TObject>(handler: AzureHandler<S>): AzureHandler<S> {
-  return handler;
-}
+import { Type } from '@sinclair/typebox';
 
 // ARM's rules: resource group 1-90 of letters, digits, - _ . ( ), not ending with '.';
 // VM 1-64 of letters, digits, - _ . ; deployment 1-64 of letters, digits, - _ . ( ).

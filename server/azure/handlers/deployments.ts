@@ -2,10 +2,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Type } from '@sinclair/typebox';
 import type { DeploymentOperation, DeploymentParameter } from '@azure/arm-resourcesdeployments';
 import type { AzureClients } from '../clients.ts';
-import { HandlerError, type HandlerSink } from '../handler.ts';
+import { AppError } from '../../errors.ts';
+import { defineHandler, type HandlerSink } from '../handler.ts';
 import { armErrorOf, isRestError, type ArmAction } from '../errors.ts';
 import { runLro } from '../lro.ts';
-import { DeploymentName, ResourceGroupName, defineHandler, deploymentId, groupId } from './common.ts';
+import { DeploymentName, ResourceGroupName, deploymentId, groupId } from './common.ts';
 
 /** How long armhook waits for ARM to accept a cancel after the job was aborted. */
 const CANCEL_TIMEOUT_MS = 30_000;
@@ -49,8 +50,8 @@ export function parseDeploymentBody(body: Buffer): DeploymentBody {
   return { template, parameters: normalized };
 }
 
-function badBody(message: string): HandlerError {
-  return new HandlerError(400, 'bad_body', message);
+function badBody(message: string): AppError {
+  return new AppError(400, 'bad_body', message);
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -154,8 +155,6 @@ function flattenOutputs(outputs: unknown): Record<string, unknown> {
 
 /** POST azure/deployments/create?rg=&name= with the template in the JSON body. */
 export const createDeployment = defineHandler({
-  path: 'azure/deployments/create',
-  method: 'POST',
   description:
     'Deploy an ARM template into resource group `rg` as deployment `name` (incremental mode). Body: JSON {"template": {...}, "parameters": {...}}. Streams each deployment operation as its state changes; the result carries the outputs.',
   params: Type.Object({ rg: ResourceGroupName, name: DeploymentName }, { additionalProperties: false }),
@@ -214,10 +213,10 @@ export const createDeployment = defineHandler({
     if (!outcome.ok) {
       const error = outcome.error;
       const failedOps = watcher.failed();
-      if (error instanceof HandlerError && error.code === 'arm_operation_failed') {
+      if (error instanceof AppError && error.code === 'arm_operation_failed') {
         const first = failedOps[0];
         const why = first?.error ? ` ${first.resourceType ?? ''}/${first.resourceName ?? ''}: ${first.error.code}: ${first.error.message}` : '';
-        throw new HandlerError(502, 'deployment_failed', `deployment ${name} in resource group ${rg} failed.${why || ` ${error.message}`}`, {
+        throw new AppError(502, 'deployment_failed', `deployment ${name} in resource group ${rg} failed.${why || ` ${error.message}`}`, {
           id,
           provisioningState: 'Failed',
           failedOperations: failedOps,
@@ -249,7 +248,7 @@ export const createDeployment = defineHandler({
  * The job was cancelled or timed out: ask ARM to cancel the deployment (its own request, not tied
  * to the aborted signal) and say in the error what may still be running.
  */
-async function cancelAfterAbort(clients: AzureClients, rg: string, name: string, id: string, cause: unknown): Promise<HandlerError> {
+async function cancelAfterAbort(clients: AzureClients, rg: string, name: string, id: string, cause: unknown): Promise<AppError> {
   let cancelRequested = false;
   let cancelError: string | null = null;
   try {
@@ -258,11 +257,11 @@ async function cancelAfterAbort(clients: AzureClients, rg: string, name: string,
   } catch (err) {
     cancelError = isRestError(err) ? `${err.statusCode ?? ''} ${err.code ?? ''}: ${err.message}`.trim() : (err as Error).message;
   }
-  const base = cause instanceof HandlerError && cause.code === 'aborted' ? cause : undefined;
+  const base = cause instanceof AppError && cause.code === 'aborted' ? cause : undefined;
   const message = cancelRequested
     ? `stopped waiting for deployment ${name} in resource group ${rg}; cancellation was requested in Azure. Resources it already created or changed stay as they are, and operations in flight may still finish.`
     : `stopped waiting for deployment ${name} in resource group ${rg}; Azure did not accept the cancellation (${cancelError}), so the deployment may still be running.`;
-  return new HandlerError(base?.status ?? 409, 'aborted', message, {
+  return new AppError(base?.status ?? 409, 'aborted', message, {
     ...(base?.details ?? {}),
     id,
     mayStillBeRunning: true,

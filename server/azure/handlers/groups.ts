@@ -1,14 +1,13 @@
 import { Type } from '@sinclair/typebox';
 import { toHandlerError } from '../errors.ts';
 import { runLro } from '../lro.ts';
-import { Location, ResourceGroupName, callOptions, defineHandler, groupId } from './common.ts';
+import { Location, ResourceGroupName, callOptions, groupId } from './common.ts';
+import { defineHandler } from '../handler.ts';
 
 const subscriptionScope = (sub: string): string => `/subscriptions/${sub}`;
 
 /** GET azure/groups */
 export const listGroups = defineHandler({
-  path: 'azure/groups',
-  method: 'GET',
   description: 'List the resource groups of the subscription (name, location, provisioning state).',
   params: Type.Object({}, { additionalProperties: false }),
   async run(ctx) {
@@ -41,8 +40,6 @@ export const listGroups = defineHandler({
 
 /** POST azure/groups/create?name=&location= */
 export const createGroup = defineHandler({
-  path: 'azure/groups/create',
-  method: 'POST',
   description: "Create a resource group, or update it when it exists (location defaults to the VM's).",
   params: Type.Object(
     { name: ResourceGroupName, location: Type.Optional(Location) },
@@ -84,8 +81,6 @@ export const createGroup = defineHandler({
 
 /** POST azure/groups/delete?name= (long-running) */
 export const deleteGroup = defineHandler({
-  path: 'azure/groups/delete',
-  method: 'POST',
   description: 'Delete a resource group and everything in it (long-running; progress events while Azure deletes).',
   params: Type.Object({ name: ResourceGroupName }, { additionalProperties: false }),
   async run(ctx) {

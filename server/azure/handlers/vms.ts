@@ -1,10 +1,11 @@
 import { Type } from '@sinclair/typebox';
 import type { VirtualMachine } from '@azure/arm-compute';
 import type { AzureClients } from '../clients.ts';
-import { HandlerError } from '../handler.ts';
+import { AppError } from '../../errors.ts';
 import { toHandlerError, type ArmAction } from '../errors.ts';
 import { runLro } from '../lro.ts';
-import { ResourceGroupName, VmName, callOptions, defineHandler, groupId, resourceGroupOf, vmId, type AzureHandler } from './common.ts';
+import { ResourceGroupName, VmName, callOptions, groupId, resourceGroupOf, vmId } from './common.ts';
+import { defineHandler, type AzureHandler } from '../handler.ts';
 
 interface VmStatuses {
   powerState: string | null;
@@ -36,8 +37,6 @@ function vmAction(clients: AzureClients, what: string, rg: string, name: string 
 
 /** GET azure/vms?rg= */
 export const listVms = defineHandler({
-  path: 'azure/vms',
-  method: 'GET',
   description: 'List virtual machines with their power state: those of resource group `rg`, or all in the subscription when `rg` is absent.',
   params: Type.Object({ rg: Type.Optional(ResourceGroupName) }, { additionalProperties: false }),
   async run(ctx) {
@@ -103,8 +102,6 @@ const VERBS: Record<PowerOperation, string> = {
 
 function powerHandler(op: PowerOperation): AzureHandler {
   return defineHandler({
-    path: `azure/vms/${op}`,
-    method: 'POST',
     description: DESCRIPTIONS[op],
     params: Type.Object({ rg: ResourceGroupName, name: VmName }, { additionalProperties: false }),
     async run(ctx) {
@@ -137,7 +134,7 @@ function powerHandler(op: PowerOperation): AzureHandler {
       ctx.sink.line(`${rg}/${name}: ${op} succeeded${state.powerState ? `, power state ${state.powerState}` : ''}`);
       return { id, name, resourceGroup: rg, operation: op, provisioningState: 'Succeeded', powerState: state.powerState };
     },
-  }) as unknown as AzureHandler;
+  });
 }
 
 export const startVm = powerHandler('start');
@@ -181,8 +178,6 @@ function outputLines(text: string): string[] {
 
 /** POST azure/vms/run-command?rg=&name=&script= */
 export const runCommand = defineHandler({
-  path: 'azure/vms/run-command',
-  method: 'POST',
   description:
     'Run a shell script inside a virtual machine through the VM agent (`script`, or the request body when `script` is absent). Progress events while it runs; ARM returns the output when it has finished.',
   params: Type.Object(
@@ -203,7 +198,7 @@ export const runCommand = defineHandler({
     const { rg, name } = ctx.params;
     const script = ctx.params.script ?? ctx.body.toString('utf8');
     if (script.trim() === '') {
-      throw new HandlerError(400, 'bad_parameter', 'run-command needs a script: pass `script`, or send it as the request body');
+      throw new AppError(400, 'bad_parameter', 'run-command needs a script: pass `script`, or send it as the request body');
     }
     const id = vmId(subscriptionId, rg, name);
     const action = vmAction(ctx.clients, `run a command in virtual machine ${name} in resource group ${rg}`, rg, name);
@@ -225,7 +220,7 @@ export const runCommand = defineHandler({
     }
     const output = { id, name, resourceGroup: rg, provisioningState: 'Succeeded', commandId, stdout, stderr, statuses };
     if (failed) {
-      throw new HandlerError(500, 'script_failed', `the script failed inside ${rg}/${name}`, output);
+      throw new AppError(500, 'script_failed', `the script failed inside ${rg}/${name}`, output);
     }
     return output;
   },

@@ -1,10 +1,8 @@
 import { Type } from '@sinclair/typebox';
-import { defineHandler } from './common.ts';
+import { defineHandler } from '../handler.ts';
 
 /** GET azure/whoami — the identity armhook acts as, and where it runs. No ARM call. */
 export const whoami = defineHandler({
-  path: 'azure/whoami',
-  method: 'GET',
   description:
     "The managed identity armhook uses (principal/object id, tenant, client id, from the token's claims) and the VM it runs on (subscription, resource group, location, name, from instance metadata).",
   params: Type.Object({}, { additionalProperties: false }),
