@@ -11,6 +11,8 @@ Usage:
   armhook hooks [settings]                  list the hooks and their parameters
   armhook passwd <file> <user>              add or update a user (bcrypt) in an htpasswd file
   armhook check [settings]                  validate config, scripts, TLS, users and identity
+  armhook call <url> [name=value ...]       run a hook on a server, stream its output, exit with its code
+  armhook jobs | logs <id> | cancel <id>    list, read or follow, and cancel jobs on a server
   armhook <command> --help                  help for one command
 
 Settings (flag, environment variable; flags win over the environment, which wins over --config):

@@ -3,7 +3,8 @@
 // only the bundle gets wrong (CommonJS packages loaded on demand, chunks split at lazy imports).
 // `npm test` builds dist/ first.
 import assert from 'node:assert/strict';
-import { readdirSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { DIST_CLI, markerLine, removeRoot, startServerProcess, type ServerProcess } from '../helpers/process.ts';
@@ -66,4 +67,16 @@ test('dist/: /metrics (prom-client, loaded on the first scrape), /hooks with the
   const openapi = JSON.parse((await curl(server, ['-sS', `${server.url}/openapi.json`])).stdout) as { openapi: string; paths: Record<string, unknown> };
   assert.match(openapi.openapi, /^3\./);
   assert.ok(Object.keys(openapi.paths).length > 2);
+});
+
+test('dist/: `armhook call` runs against the server from a chunk of its own that loads none of the server (no fastify)', async () => {
+  const main = readFileSync(DIST_CLI, 'utf8');
+  const chunk = /import\("\.\/(commands-[A-Z0-9]+\.js)"\)/.exec(main)?.[1];
+  assert.ok(chunk, 'main.js imports the client commands lazily');
+  const source = readFileSync(join(MAIN, 'dist', chunk), 'utf8');
+  assert.deepEqual(source.match(/from ["']\.\/[^"']+["']|import\(["']\.\/[^"']+["']\)/g), null, 'the client chunk imports no other chunk');
+  assert.doesNotMatch(source, /fastify/);
+  const call = spawnSync(process.execPath, [DIST_CLI, 'call', `${server.url}/hello`, 'name=cli', '--cacert', server.caPath], { encoding: 'utf8' });
+  assert.equal(call.status, 0, call.stderr);
+  assert.equal(call.stdout, 'hello cli\n');
 });
