@@ -5,6 +5,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HtpasswdAuthenticator } from './auth/index.ts';
+import { StartupError } from './errors.ts';
 import { caCertificates, createAzure, type AzureOptions, type AzureService } from './azure/index.ts';
 import { isLoopback, type Config } from './config/index.ts';
 import { HookCatalog, runScript, SpawnHelper } from './hooks/index.ts';
@@ -62,13 +63,7 @@ async function removeDeadScratchDirs(base: string, log: Logger): Promise<void> {
   }
 }
 
-/** Start-up refused: the message says what to change. */
-export class StartupError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'StartupError';
-  }
-}
+export { StartupError };
 
 export interface AppOptions {
   log: Logger;

@@ -28,3 +28,11 @@ export class AppError extends Error {
     return new AppError(this.status, this.code, this.message, this.details, { retryAfterSeconds: seconds, cause: this.cause });
   }
 }
+
+/** Start-up refused: the message says what to change. */
+export class StartupError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StartupError';
+  }
+}

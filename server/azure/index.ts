@@ -22,6 +22,7 @@ export type { AzureClients, RetryOptions } from './clients.ts';
 export { caCertificates } from './clients.ts';
 export type { CheckLine, CheckResult } from './check.ts';
 export type { IdentityInfo, TokenProbe } from './identity.ts';
+export { getAccessToken, type ScriptToken, type TokenRequest } from './token.ts';
 export type { InstanceMetadata } from './metadata.ts';
 export type { HandlerRow } from './registry.ts';
 

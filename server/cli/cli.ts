@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { StartupError } from '../app.ts';
+import { StartupError } from '../errors.ts';
 import { configFlagOptions, ConfigError, flagsToSettings, loadConfig, settingsHelp, type Config } from '../config/index.ts';
 import { createLogger } from '../log/index.ts';
 
@@ -13,6 +13,7 @@ Usage:
   armhook check [settings]                  validate config, scripts, TLS, users and identity
   armhook call <url> [name=value ...]       run a hook on a server, stream its output, exit with its code
   armhook jobs | logs <id> | cancel <id>    list, read or follow, and cancel jobs on a server
+  armhook token [--resource URI] [--json]   an access token of armhook's managed identity (for scripts)
   armhook <command> --help                  help for one command
 
 Settings (flag, environment variable; flags win over the environment, which wins over --config):
@@ -25,6 +26,11 @@ const HELP: Record<string, string> = {
   run: 'armhook run <hook> [name=value ...] [settings]\n\nRuns a hook (e.g. vm/create) in this terminal with the same rules as the server:\ndeclared parameters are checked, the environment is built the same way, stdin is passed through.\nExits with the script\'s exit code.\n',
   hooks: 'armhook hooks [--json] [settings]\n\nLists the hooks found under the scripts directory, with their parameters.\n',
   passwd: 'armhook passwd <file> <user>\n\nAdds or updates <user> with a bcrypt hash. The password is read from the terminal (twice),\nor from stdin when it is not a terminal. The file is created mode 0600 if needed.\n',
+  token:
+    'armhook token [--resource URI] [--json] [settings]\n\nPrints an access token of the managed identity armhook uses (system- or user-assigned,\n' +
+    'Azure Arc, workload identity), for Resource Manager or --resource (e.g. https://vault.azure.net,\n' +
+    'https://storage.azure.com, https://database.windows.net). Scripts call it as "$ARMHOOK_BIN" token.\n' +
+    '--json prints {accessToken, tokenType, resource, expiresOn, expires_on, identityType, principalId, tenantId, clientId}.\n',
   check: 'armhook check [settings]\n\nValidates the configuration, the scripts (headers, reserved names), TLS files, the htpasswd\nfile and, when on Azure, the managed identity. Exits non-zero on any problem.\n',
 };
 
@@ -40,7 +46,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const { values, positionals } = parseArgs({
     args: argv.slice(1),
-    options: { ...configFlagOptions(), help: { type: 'boolean', short: 'h' }, json: { type: 'boolean' } },
+    options: { ...configFlagOptions(), help: { type: 'boolean', short: 'h' }, json: { type: 'boolean' }, resource: { type: 'string' } },
     allowPositionals: true,
     strict: true,
   });
@@ -66,6 +72,10 @@ async function main(argv: string[]): Promise<number> {
     case 'hooks': {
       const { listHooks } = await import('./hooks.ts');
       return listHooks(config, log, values.json === true);
+    }
+    case 'token': {
+      const { printToken } = await import('./token.ts');
+      return printToken(config, { resource: values.resource, json: values.json === true });
     }
     case 'check': {
       const { check } = await import('./check.ts');
