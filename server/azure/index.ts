@@ -59,7 +59,7 @@ export interface AzureService {
   /** From armhook's own state; never waits. */
   readiness(): { ready: boolean; reasons: string[] };
   metadata(): InstanceMetadata | undefined;
-  /** AZURE_SUBSCRIPTION_ID, AZURE_RESOURCE_GROUP, AZURE_LOCATION for scripts; {} when unknown. */
+  /** AZURE_SUBSCRIPTION_ID, AZURE_RESOURCE_GROUP, AZURE_LOCATION for scripts (once known); AZURE_CLIENT_ID for a user-assigned identity. */
   scriptEnv(): Record<string, string>;
   /** The identity from the latest token's claims, when a token has been obtained. */
   identity(): IdentityInfo | undefined;
@@ -146,7 +146,11 @@ export function createAzure(opts: AzureOptions): AzureService {
     metadata: () => readiness.metadata(),
     scriptEnv(): Record<string, string> {
       const m = readiness.metadata();
-      return m ? { AZURE_SUBSCRIPTION_ID: m.subscriptionId, AZURE_RESOURCE_GROUP: m.resourceGroup, AZURE_LOCATION: m.location } : {};
+      return {
+        ...(m ? { AZURE_SUBSCRIPTION_ID: m.subscriptionId, AZURE_RESOURCE_GROUP: m.resourceGroup, AZURE_LOCATION: m.location } : {}),
+        // The variable az, the SDKs and `armhook token` read for a user-assigned identity.
+        ...(opts.managedIdentityClientId ? { AZURE_CLIENT_ID: opts.managedIdentityClientId } : {}),
+      };
     },
     identity: () => readiness.identity(),
     routes: HANDLERS,

@@ -1,3 +1,4 @@
+import { ARMHOOK_BIN } from './armhook-bin.ts';
 /** Variables a script inherits from the server; everything else it gets is set explicitly. */
 export const INHERITED_VARIABLES = ['PATH', 'HOME', 'LANG', 'LANGUAGE', 'LC_ALL', 'LC_CTYPE', 'TZ', 'TMPDIR', 'USER', 'LOGNAME'] as const;
 
@@ -33,6 +34,7 @@ export function buildScriptEnvironment(options: {
   env.ARMHOOK_HOOK = options.context.hook;
   env.ARMHOOK_USER = options.context.user;
   env.ARMHOOK_METHOD = options.context.method;
+  env.ARMHOOK_BIN = ARMHOOK_BIN;
   env.AZURE_CONFIG_DIR = options.azureConfigDir;
   return env;
 }

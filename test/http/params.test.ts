@@ -371,7 +371,7 @@ for (const spawner of ['default', 'node'] as const) {
     const { record, env } = await run(server, 'env?myparam=value1');
     assert.equal(record.status, 'succeeded');
     const allowList = new Set(['PATH', 'HOME', 'LANG', 'LANGUAGE', 'LC_ALL', 'LC_CTYPE', 'LC_MESSAGES', 'TZ', 'TMPDIR', 'USER', 'LOGNAME']);
-    const context = new Set(['ARMHOOK_JOB_ID', 'ARMHOOK_HOOK', 'ARMHOOK_USER', 'ARMHOOK_METHOD', 'AZURE_CONFIG_DIR']);
+    const context = new Set(['ARMHOOK_JOB_ID', 'ARMHOOK_HOOK', 'ARMHOOK_USER', 'ARMHOOK_METHOD', 'ARMHOOK_BIN', 'AZURE_CONFIG_DIR']);
     // From instance metadata once Azure is configured; absent without it.
     const metadata = new Set(['AZURE_SUBSCRIPTION_ID', 'AZURE_RESOURCE_GROUP', 'AZURE_LOCATION']);
     for (const name of env.keys()) {
@@ -388,6 +388,7 @@ for (const spawner of ['default', 'node'] as const) {
     assert.equal(env.get('ARMHOOK_HOOK'), 'env');
     assert.equal(env.get('ARMHOOK_USER'), 'anonymous');
     assert.equal(env.get('ARMHOOK_METHOD'), 'POST');
+    assert.equal(env.get('ARMHOOK_BIN'), join(import.meta.dirname, '..', '..', 'bin', 'armhook'));
     assert.ok(env.get('AZURE_CONFIG_DIR'));
   });
 
