@@ -4,6 +4,7 @@
  */
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { hashPassword } from '../../server/auth/passwd.ts';
 import { startArmFake, type ArmFake } from '../../test/fakes/arm.ts';
 import { startImdsFake, type ImdsFake } from '../../test/fakes/imds.ts';
 import { createTestPki } from '../../test/helpers/certs.ts';
@@ -24,6 +25,16 @@ export interface Fixtures {
   holdGate: string;
   hooksJson: string;
   logsDir: string;
+  /** An htpasswd file with one bcrypt user (BENCH_USER), for the runs that authenticate. */
+  htpasswd: string;
+}
+
+/** The user the authenticated runs send (bcrypt, cost 10: what `armhook passwd` writes). */
+export const BENCH_USER = { name: 'bench', password: 'bench-password' } as const;
+
+/** The Authorization header of BENCH_USER. */
+export function benchBasicAuth(): string {
+  return `Basic ${Buffer.from(`${BENCH_USER.name}:${BENCH_USER.password}`).toString('base64')}`;
 }
 
 export async function makeFixtures(tmp: string): Promise<Fixtures> {
@@ -83,7 +94,9 @@ export async function makeFixtures(tmp: string): Promise<Fixtures> {
       2,
     ),
   );
-  return { tmp, certFile, keyFile, cert: readFileSync(certFile, 'utf8'), scriptsDir, holdGate, hooksJson, logsDir };
+  const htpasswd = join(tmp, 'htpasswd');
+  writeFileSync(htpasswd, `${BENCH_USER.name}:${await hashPassword(BENCH_USER.password)}\n`);
+  return { tmp, certFile, keyFile, cert: readFileSync(certFile, 'utf8'), scriptsDir, holdGate, hooksJson, logsDir, htpasswd };
 }
 
 // ---- fakes -------------------------------------------------------------------------------
