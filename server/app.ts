@@ -4,10 +4,11 @@ import { readFileSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { HtpasswdAuthenticator } from './auth/index.ts';
+import { AccessFile, AccessFileError } from './access/index.ts';
+import { HtpasswdAuthenticator, type EntraVerifier } from './auth/index.ts';
 import { StartupError } from './errors.ts';
 import { caCertificates, createAzure, type AzureOptions, type AzureService } from './azure/index.ts';
-import { isLoopback, type Config } from './config/index.ts';
+import { isLoopback, listSetting, type Config } from './config/index.ts';
 import { HookCatalog, runScript, SpawnHelper } from './hooks/index.ts';
 import {
   registerAuth,
@@ -71,6 +72,17 @@ export interface AppOptions {
   authenticator?: Authenticator;
   /** Extra Azure options (tests: fast LRO polling and retries). */
   azure?: Partial<Omit<AzureOptions, 'log'>>;
+  /** Extra Entra options (tests: the CA of a loopback fake tenant, a shorter refetch interval). */
+  entra?: { ca?: string; refetchIntervalMs?: number };
+  /** Failed authentications per address and window before 429 (tests). */
+  failureLimit?: { max: number; windowMs: number };
+}
+
+/** The bearer-token verifier, when a tenant is configured (jose loads only then). */
+async function createEntra(config: Config, log: Logger, extra: AppOptions['entra']): Promise<EntraVerifier | undefined> {
+  if (!config.entraTenant) return undefined;
+  const { EntraVerifier } = await import('./auth/entra.ts');
+  return new EntraVerifier({ tenant: config.entraTenant, audiences: listSetting(config.entraAudience), authority: config.entraAuthority, log: log.child({ component: 'entra' }), ...extra });
 }
 
 export interface Armhook {
@@ -100,11 +112,21 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
     ? await HtpasswdAuthenticator.open({ file: config.htpasswd, log: log.child({ component: 'auth' }), verifyThreads: config.authThreads, maxVerifications: config.authQueue })
     : undefined;
   authenticator ??= htpasswd;
-  if (!authenticator && !isLoopback(config.listen.host)) {
+  const entra = await createEntra(config, log, options.entra);
+  if (!authenticator && !entra && !isLoopback(config.listen.host)) {
     throw new StartupError(
       `refusing to listen on ${config.listen.host}:${config.listen.port} without authentication. ` +
-        'Add a user with `armhook passwd /etc/armhook/htpasswd <user>` and set ARMHOOK_HTPASSWD=/etc/armhook/htpasswd, or listen on 127.0.0.1.',
+        'Add a user with `armhook passwd /etc/armhook/htpasswd <user>` and set ARMHOOK_HTPASSWD=/etc/armhook/htpasswd, set ARMHOOK_ENTRA_TENANT and ARMHOOK_ENTRA_AUDIENCE for bearer tokens, or listen on 127.0.0.1.',
     );
+  }
+  let access: AccessFile | undefined;
+  if (config.access) {
+    try {
+      access = await AccessFile.open(config.access, log.child({ component: 'access' }));
+    } catch (err) {
+      if (err instanceof AccessFileError) throw new StartupError(`ARMHOOK_ACCESS: ${err.message}`);
+      throw err;
+    }
   }
 
   const catalog = new HookCatalog({ scriptsDir: config.scriptsDir, log: log.child({ component: 'hooks' }) });
@@ -164,6 +186,8 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
     // After the drain, connections still open (a tailer that stopped reading) are closed.
     forceCloseConnections: true,
     clientErrorHandler,
+    // X-Forwarded-For names the client only when the socket is one of these proxies.
+    ...(config.trustProxy ? { trustProxy: listSetting(config.trustProxy) } : {}),
     // armhook's routes declare no fastify schemas (parameters are checked by armhook's own rules
     // and TypeBox), so Ajv and fast-json-stringify are never needed: not loading them saves
     // start-up time and memory. A route that ever declares a schema fails loudly at registration.
@@ -177,7 +201,7 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
 
   registerErrorHandlers(app, { bodyLimit: config.bodyLimit });
   registerRequestLog(app, metrics);
-  await registerAuth(app, authenticator);
+  await registerAuth(app, { authenticator, entra, access, ...(options.failureLimit ? { failureLimit: options.failureLimit.max, failureWindowMs: options.failureLimit.windowMs } : {}) });
   registerHealthRoutes(app, { scriptsDir: config.scriptsDir, azure, accepting: () => jobs.accepting });
   registerCatalogRoutes(app, { catalog, extra: async () => (await azure.loadHandlers()).map(describeHandler) });
   registerAzureRoutes(app, { azure, jobs, log, timeout: config.timeout, keepAliveMs: config.keepAlive * 1000, outputLimit: config.outputLimit });

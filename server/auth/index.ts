@@ -1,4 +1,4 @@
-// Public surface of server/auth: htpasswd-based basic auth (no HTTP wiring here).
+// Public surface of server/auth: htpasswd-based basic auth and Entra ID bearer tokens (no HTTP wiring here).
 export { VerifierPool, type VerifierPoolOptions } from './verifier-pool.ts';
 export { HtpasswdAuthenticator, AuthBusyError, type PasswordVerifier, type HtpasswdAuthenticatorOptions, type AuthenticatorStats } from './authenticator.ts';
 export { setPassword, removeUser, validateUserName, type SetPasswordOptions } from './passwd.ts';
@@ -14,3 +14,6 @@ export {
   type ParsedHtpasswd,
   type ParseWarning,
 } from './htpasswd.ts';
+// Entra ID tokens: server/auth/entra.ts is imported on demand (it loads jose) when a tenant is set.
+export { TokenError } from './token-error.ts';
+export type { EntraVerifier, EntraOptions, EntraIdentity } from './entra.ts';

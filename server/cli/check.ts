@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { AccessFileError, loadAccessFile } from '../access/index.ts';
 import { HtpasswdAuthenticator } from '../auth/index.ts';
 import { caCertificates, createAzure } from '../azure/index.ts';
 import { isLoopback, type Config } from '../config/index.ts';
@@ -43,10 +44,22 @@ export async function check(config: Config, parentLog: Logger): Promise<number> 
     } catch (err) {
       fail(`auth: ${(err as Error).message}`);
     }
+  } else if (config.entraTenant) {
+    ok('auth: no htpasswd file (bearer tokens only)');
   } else if (!isLoopback(config.listen.host)) {
-    fail(`auth: listening on ${config.listen.host} needs ARMHOOK_HTPASSWD (add a user with \`armhook passwd <file> <user>\`)`);
+    fail(`auth: listening on ${config.listen.host} needs ARMHOOK_HTPASSWD (add a user with \`armhook passwd <file> <user>\`) or ARMHOOK_ENTRA_TENANT and ARMHOOK_ENTRA_AUDIENCE`);
   } else {
     ok('auth: none (loopback only)');
+  }
+  if (config.entraTenant) ok(`bearer tokens: tenant ${config.entraTenant}, audience ${config.entraAudience ?? ''}, authority ${config.entraAuthority}`);
+  if (config.access) {
+    try {
+      const policy = await loadAccessFile(config.access);
+      ok(`access: ${policy.ruleCount} rule(s), ${policy.signatures.length} signature(s) in ${config.access}`);
+    } catch (err) {
+      if (!(err instanceof AccessFileError)) throw err;
+      for (const problem of err.problems) fail(`access: ${config.access}: ${problem}`);
+    }
   }
   let armCaCert: string | undefined;
   if (config.armCaFile) {

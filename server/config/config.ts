@@ -20,6 +20,11 @@ export interface Config {
   htpasswd: string | undefined;
   authThreads: number;
   authQueue: number;
+  access: string | undefined;
+  entraTenant: string | undefined;
+  entraAudience: string | undefined;
+  entraAuthority: string;
+  trustProxy: string | undefined;
   workers: number;
   queue: number;
   /** seconds */
@@ -158,14 +163,39 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     if (fromFlag !== undefined) value = coerce(setting, fromFlag, 'flag');
     values[setting.key] = value;
   }
-  for (const key of ['scriptsDir', 'dataDir', 'tlsDir', 'tlsCert', 'tlsKey', 'htpasswd', 'armCaFile']) {
+  for (const key of ['scriptsDir', 'dataDir', 'tlsDir', 'tlsCert', 'tlsKey', 'htpasswd', 'access', 'armCaFile']) {
     if (typeof values[key] === 'string') values[key] = resolve(cwd, values[key] as string);
   }
   const config = { ...(values as unknown as Config), ...sources.overrides };
   if ((config.tlsCert === undefined) !== (config.tlsKey === undefined)) {
     throw new ConfigError('ARMHOOK_TLS_CERT and ARMHOOK_TLS_KEY go together: set both, or neither for a generated dev certificate');
   }
+  if ((config.entraTenant === undefined) !== (config.entraAudience === undefined)) {
+    throw new ConfigError('ARMHOOK_ENTRA_TENANT and ARMHOOK_ENTRA_AUDIENCE go together: the tenant whose tokens are accepted, and the audience they must be issued for');
+  }
+  if (config.entraTenant !== undefined && !isGuid(config.entraTenant)) {
+    throw new ConfigError(`ARMHOOK_ENTRA_TENANT must be a tenant id (a GUID, as \`az account show --query tenantId\` prints), got ${JSON.stringify(config.entraTenant)}`);
+  }
+  for (const proxy of listSetting(config.trustProxy)) {
+    const [address = '', prefix] = proxy.split('/');
+    const bits = isIP(address) === 4 ? 32 : isIP(address) === 6 ? 128 : 0;
+    const named = ['loopback', 'linklocal', 'uniquelocal'].includes(proxy);
+    if (!named && (bits === 0 || (prefix !== undefined && !(/^\d{1,3}$/.test(prefix) && Number(prefix) <= bits)))) {
+      throw new ConfigError(`ARMHOOK_TRUST_PROXY: ${JSON.stringify(proxy)} is not an address, a CIDR (10.0.0.0/8) or loopback/linklocal/uniquelocal`);
+    }
+  }
+  if (!config.entraAuthority.startsWith('https://')) throw new ConfigError(`ARMHOOK_ENTRA_AUTHORITY must be an https URL, got ${JSON.stringify(config.entraAuthority)}`);
   return config;
+}
+
+/** A GUID such as a tenant or object id. */
+export function isGuid(value: string): boolean {
+  return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value);
+}
+
+/** The audiences of ARMHOOK_ENTRA_AUDIENCE, and the proxies of ARMHOOK_TRUST_PROXY: comma-separated lists. */
+export function listSetting(value: string | undefined): string[] {
+  return (value ?? '').split(',').map((item) => item.trim()).filter(Boolean);
 }
 
 /** True when the address only accepts connections from this machine. */

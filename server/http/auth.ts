@@ -1,5 +1,7 @@
 import basicAuth from '@fastify/basic-auth';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { OPEN_POLICY, type AccessFile, type AccessPolicy } from '../access/index.ts';
+import { TokenError, type EntraVerifier } from '../auth/index.ts';
 import { AppError } from '../errors.ts';
 import { PUBLIC_PATHS } from './health.ts';
 import { crossSiteReason } from './security.ts';
@@ -9,16 +11,107 @@ export interface Authenticator {
   authenticate(user: string, password: string): Promise<boolean>;
 }
 
+export interface AuthOptions {
+  /** Basic auth (htpasswd); none: no passwords. */
+  authenticator: Authenticator | undefined;
+  /** Entra ID bearer tokens; none: no tokens. */
+  entra: EntraVerifier | undefined;
+  /** The access file; none: every authenticated caller may do everything. */
+  access: AccessFile | undefined;
+  /** Failed authentications an address may make per window before it gets 429 (default 10). */
+  failureLimit?: number;
+  /** ms (default one minute). */
+  failureWindowMs?: number;
+}
+
 const STATE_CHANGING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+const BASIC_CHALLENGE = 'Basic realm="armhook", charset="UTF-8"';
+const BEARER_CHALLENGE = 'Bearer realm="armhook"';
+
+type Scheme = 'none' | 'basic' | 'bearer' | 'other';
+
+/** A failed authentication: what the audit line and the 401 say (never the credentials). */
+class AuthFailure extends Error {
+  readonly scheme: Scheme;
+  /** Counts towards the address's failure limit (wrong credentials, not missing ones or our outage). */
+  readonly counts: boolean;
+  readonly challenges: string[];
+  constructor(scheme: Scheme, reason: string, options: { counts: boolean; challenges: string[] }) {
+    super(reason);
+    this.scheme = scheme;
+    this.counts = options.counts;
+    this.challenges = options.challenges;
+  }
+}
+
+function schemeOf(header: string | undefined): Scheme {
+  if (header === undefined || header === '') return 'none';
+  const name = header.trimStart().split(/[ \t]/, 1)[0]?.toLowerCase();
+  return name === 'basic' ? 'basic' : name === 'bearer' ? 'bearer' : 'other';
+}
+
+/** The caller's credentials say who it is: the htpasswd user, `entra:<oid>`, or `anonymous` when nothing is configured. */
+function authenticators(app: FastifyInstance, options: AuthOptions): ((request: FastifyRequest, reply: FastifyReply) => Promise<string>) | undefined {
+  const { authenticator, entra } = options;
+  if (!authenticator && !entra) return undefined;
+  const challenges = [...(authenticator ? [BASIC_CHALLENGE] : []), ...(entra ? [BEARER_CHALLENGE] : [])];
+  const accepted = [authenticator ? 'a user and password (curl --user NAME)' : '', entra ? 'an Entra ID bearer token (Authorization: Bearer …)' : ''].filter(Boolean).join(' or ');
+
+  const basic = (request: FastifyRequest, reply: FastifyReply): Promise<string> =>
+    new Promise((resolve, reject) => {
+      app.basicAuth(request, reply, (err) => {
+        if (!err) resolve(request.caller);
+        // Our own refusals pass through: a wrong password, or the password checks being busy (503).
+        else if (err instanceof AuthFailure || (err instanceof AppError && err.status !== 401)) reject(err);
+        else reject(new AuthFailure('basic', 'malformed basic credentials', { counts: true, challenges }));
+      });
+    });
+
+  const bearer = async (request: FastifyRequest): Promise<string> => {
+    const token = /^[ \t]*bearer[ \t]+([A-Za-z0-9._~+/=-]+)[ \t]*$/i.exec(request.headers.authorization ?? '')?.[1];
+    const invalid = (reason: string, counts = true): AuthFailure =>
+      new AuthFailure('bearer', reason, { counts, challenges: [`Bearer error="invalid_token", error_description="${reason.replaceAll('"', "'")}"`] });
+    if (!entra) throw invalid('bearer tokens are not accepted here (no ARMHOOK_ENTRA_TENANT); send a user and password');
+    if (!token) throw invalid('the token is malformed');
+    try {
+      return `entra:${(await entra.verify(token)).oid}`;
+    } catch (err) {
+      if (err instanceof TokenError) throw invalid(err.message, !err.ours);
+      throw err;
+    }
+  };
+
+  return async (request, reply) => {
+    const scheme = schemeOf(request.headers.authorization);
+    if (scheme === 'bearer') return bearer(request);
+    if (scheme === 'basic' && authenticator) return basic(request, reply);
+    if (scheme === 'basic') throw new AuthFailure('basic', 'basic auth is not enabled here (no ARMHOOK_HTPASSWD); send an Entra ID bearer token', { counts: true, challenges });
+    throw new AuthFailure(scheme, scheme === 'none' ? `authentication required: send ${accepted}` : `unsupported authorization scheme; send ${accepted}`, { counts: scheme !== 'none', challenges });
+  };
+}
+
+/**
+ * Failed authentications per source address, in @fastify/rate-limit's own store (request.ip: the
+ * socket's address, or X-Forwarded-For's when the socket is a trusted proxy, ARMHOOK_TRUST_PROXY).
+ * Loaded only when authentication is configured.
+ */
+async function failureLimiter(app: FastifyInstance, options: AuthOptions): Promise<ReturnType<FastifyInstance['createRateLimit']>> {
+  const { default: rateLimit } = await import('@fastify/rate-limit');
+  await app.register(rateLimit, { global: false, max: options.failureLimit ?? 10, timeWindow: options.failureWindowMs ?? 60_000, keyGenerator: (request) => request.ip });
+  return app.createRateLimit();
+}
 
 /**
  * Refuses cross-site browser requests that change something or start a job (routes marked
- * `config: { startsJob: true }`, e.g. GET typed handlers), then authenticates every request
- * but the health checks. Without an authenticator every caller is "anonymous" — start-up only
- * allows that on a loopback address.
+ * `config: { startsJob: true }`, e.g. GET typed handlers), then authenticates every request but
+ * the health checks and decides what the caller may do (`request.access`). Failed
+ * authentications are limited per source address; each one is an audit line. Without any
+ * authentication configured every caller is "anonymous" — start-up only allows that on a
+ * loopback address.
  */
-export async function registerAuth(app: FastifyInstance, authenticator: Authenticator | undefined): Promise<void> {
+export async function registerAuth(app: FastifyInstance, options: AuthOptions): Promise<void> {
   app.decorateRequest('caller', 'anonymous');
+  app.decorateRequest('access', null as unknown as FastifyRequest['access']);
 
   app.addHook('onRequest', async (request) => {
     if (!STATE_CHANGING.has(request.method) && request.routeOptions.config.startsJob !== true) return;
@@ -26,19 +119,42 @@ export async function registerAuth(app: FastifyInstance, authenticator: Authenti
     if (reason) throw new AppError(403, 'cross_site', `cross-site request refused (${reason}): armhook only accepts requests from its own origin or from non-browser clients; nothing was run`);
   });
 
-  if (!authenticator) return;
-  await app.register(basicAuth, {
-    authenticate: { realm: 'armhook' },
-    validate: async (user, password, request) => {
-      if (!(await authenticator.authenticate(user, password))) throw new AppError(401, 'unauthorized', 'unknown user or wrong password');
-      request.caller = user;
-    },
-  });
-  app.addHook('onRequest', (request, reply, done) => {
-    if (PUBLIC_PATHS.has(pathOf(request.url))) {
-      done();
-      return;
+  const authenticate = authenticators(app, options);
+  if (options.authenticator) {
+    await app.register(basicAuth, {
+      authenticate: { realm: 'armhook' },
+      validate: async (user, password, request) => {
+        if (!(await options.authenticator?.authenticate(user, password))) {
+          throw new AuthFailure('basic', 'unknown user or wrong password', { counts: true, challenges: [BASIC_CHALLENGE, ...(options.entra ? [BEARER_CHALLENGE] : [])] });
+        }
+        request.caller = user;
+      },
+    });
+  }
+  const access = options.access;
+  const failures = authenticate ? await failureLimiter(app, options) : undefined;
+
+  app.addHook('onRequest', async (request, reply) => {
+    // The health checks answer anyone; any other method on their paths is authenticated as usual.
+    if ((request.method === 'GET' || request.method === 'HEAD') && PUBLIC_PATHS.has(pathOf(request.url))) return;
+    if (authenticate && failures) {
+      const state = await failures(request, { increment: false });
+      if (!state.isAllowed && state.remaining === 0) {
+        request.log.warn({ audit: 'auth-throttled', source: request.ip, method: request.method, path: pathOf(request.url) }, 'request refused: too many failed authentications from this address');
+        const seconds = Math.max(1, state.ttlInSeconds);
+        throw new AppError(429, 'too_many_failures', `too many failed authentications from ${request.ip}; try again in ${seconds} s`, undefined, { retryAfterSeconds: seconds });
+      }
+      try {
+        request.caller = await authenticate(request, reply);
+      } catch (err) {
+        if (!(err instanceof AuthFailure)) throw err;
+        request.log.warn({ audit: 'auth-failed', source: request.ip, method: request.method, path: pathOf(request.url), scheme: err.scheme, reason: err.message }, 'authentication failed');
+        if (err.counts) await failures(request);
+        void reply.header('WWW-Authenticate', err.challenges.length === 1 ? err.challenges[0] : err.challenges);
+        throw new AppError(401, 'unauthorized', err.message);
+      }
     }
-    app.basicAuth(request, reply, done);
+    const policy: AccessPolicy = access ? await access.current() : OPEN_POLICY;
+    request.access = policy.forCaller(request.caller);
   });
 }

@@ -6,6 +6,7 @@ import { AppError } from '../errors.ts';
 import { collectParams } from '../hooks/index.ts';
 import type { JobManager, Task } from '../jobs/index.ts';
 import type { HookDescription } from './describe.ts';
+import { requireRun } from './access.ts';
 import { methodNotAllowed, queryOf } from './errors.ts';
 import { runMode } from './negotiate.ts';
 import { refuseResume, respondWithJob, timeoutSeconds } from './run.ts';
@@ -93,8 +94,16 @@ export function registerAzureRoutes(
     // The other methods on a handler's path never run it: GET/HEAD describe a POST handler (as
     // for scripts), HEAD describes a GET handler, anything else is 405 naming what is allowed.
     const allow = route.method === 'GET' ? 'GET, HEAD' : 'GET, HEAD, POST';
-    if (route.method === 'POST') app.get(url, { exposeHeadRoute: false }, async () => describeHandler(await find(route.path)));
-    app.head(url, async (_request, reply) => reply.code(200).type('application/json; charset=utf-8').send());
+    if (route.method === 'POST') {
+      app.get(url, { exposeHeadRoute: false }, async (request) => {
+        requireRun(request, route.path);
+        return describeHandler(await find(route.path));
+      });
+    }
+    app.head(url, async (request, reply) => {
+      requireRun(request, route.path);
+      return reply.code(200).type('application/json; charset=utf-8').send();
+    });
     app.route({
       method: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'].filter((m) => m !== route.method && !(m === 'GET' && route.method === 'POST')),
       url,
@@ -107,6 +116,7 @@ export function registerAzureRoutes(
       // GET handlers start jobs too: the cross-site check (http/auth.ts) covers them.
       config: { startsJob: true },
       handler: async (request, reply) => {
+        requireRun(request, route.path);
         refuseResume(request);
         const handler = await find(route.path);
         const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);

@@ -1,4 +1,5 @@
 import 'fastify';
+import type { CallerAccess } from '../access/index.ts';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -9,5 +10,7 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** Who made the request: the basic-auth user, or "anonymous" when auth is off (loopback only). */
     caller: string;
+    /** What the caller may run and see (set with `caller`; every route but the health checks). */
+    access: CallerAccess;
   }
 }

@@ -1,6 +1,6 @@
 export { registerErrorHandlers, clientErrorHandler, pathOf } from './errors.ts';
 export { registerAuth } from './auth.ts';
-export type { Authenticator } from './auth.ts';
+export type { Authenticator, AuthOptions } from './auth.ts';
 export { registerHealthRoutes, PUBLIC_PATHS } from './health.ts';
 export type { ReadinessSource } from './health.ts';
 export { registerJobRoutes } from './jobs.ts';

@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { isJobId, JOB_STATUSES, type JobManager, type JobStatus } from '../jobs/index.ts';
 import { AppError } from '../errors.ts';
 import { openStream, streamJob } from './stream.ts';
@@ -9,8 +9,11 @@ const LIST_PARAMS = new Set(['hook', 'status', 'caller', 'limit', 'after']);
 
 export function registerJobRoutes(app: FastifyInstance, options: { jobs: JobManager; keepAliveMs: number }): void {
   const { jobs } = options;
-  const known = (id: string): void => {
-    if (!isJobId(id) || !jobs.get(id)) throw new AppError(404, 'unknown_job', `no job ${JSON.stringify(id)}; GET /jobs lists jobs`);
+  // A job the caller may not see (another caller's, under "own") is as unknown as a made-up id.
+  const known = (request: FastifyRequest<{ Params: { id: string } }>): void => {
+    const id = request.params.id;
+    const record = isJobId(id) ? jobs.get(id) : undefined;
+    if (!record || !request.access.maySee(record.caller)) throw new AppError(404, 'unknown_job', `no job ${JSON.stringify(id)}; GET /jobs lists jobs`);
   };
 
   app.get<{ Querystring: { hook?: string; status?: string; caller?: string; limit?: string; after?: string } }>('/jobs', async (request) => {
@@ -24,6 +27,11 @@ export function registerJobRoutes(app: FastifyInstance, options: { jobs: JobMana
     if (!Number.isInteger(size) || size < 1 || size > PAGE_MAX) throw new AppError(400, 'bad_limit', `limit must be a whole number from 1 to ${PAGE_MAX}`);
     if (after !== undefined && !isJobId(after)) throw new AppError(400, 'bad_cursor', 'after must be a job id (use the "next" link of the previous page)');
     const filter = { hook: hook?.replace(/^\//, ''), status: status as JobStatus | undefined, caller };
+    const scope = request.access.jobs;
+    if (scope === 'none') throw new AppError(403, 'forbidden', `${request.caller} may not see jobs; ask the operator for "jobs": "own" or "all" in the access file (ARMHOOK_ACCESS)`);
+    // Under "own" the list is the caller's own jobs: another caller's name finds nothing.
+    if (scope === 'own' && caller !== undefined && caller !== request.caller) return { items: [], next: null };
+    if (scope === 'own') filter.caller = request.caller;
     const page = jobs.list(filter, size, after);
     let next: string | null = null;
     if (page.next) {
@@ -36,13 +44,13 @@ export function registerJobRoutes(app: FastifyInstance, options: { jobs: JobMana
   });
 
   app.get<{ Params: { id: string } }>('/jobs/:id', async (request) => {
-    known(request.params.id);
+    known(request);
     return jobs.get(request.params.id);
   });
 
   // What the job has written so far (all of it once it ended), as plain text.
   app.get<{ Params: { id: string } }>('/jobs/:id/log', async (request, reply) => {
-    known(request.params.id);
+    known(request);
     const log = await jobs.openLog(request.params.id);
     if (!log) throw new AppError(404, 'unknown_job', 'that job has no log');
     reply.hijack();
@@ -52,7 +60,7 @@ export function registerJobRoutes(app: FastifyInstance, options: { jobs: JobMana
 
   // Replay from the start (or after Last-Event-ID), then follow until the job ends.
   app.get<{ Params: { id: string }; Querystring: { lastEventId?: string } }>('/jobs/:id/events', async (request, reply) => {
-    known(request.params.id);
+    known(request);
     const raw = request.headers['last-event-id'] ?? request.query.lastEventId;
     const afterId = raw === undefined ? 0 : /^\d{1,15}$/.test(String(raw).trim()) ? Number(String(raw).trim()) : NaN;
     if (!Number.isSafeInteger(afterId)) throw new AppError(400, 'bad_last_event_id', 'Last-Event-ID must be an event id (a whole number) from this job');
@@ -65,7 +73,7 @@ export function registerJobRoutes(app: FastifyInstance, options: { jobs: JobMana
   });
 
   app.delete<{ Params: { id: string } }>('/jobs/:id', async (request, reply) => {
-    known(request.params.id);
+    known(request);
     const live = jobs.live(request.params.id);
     if (!live || !jobs.cancel(request.params.id)) {
       const record = jobs.get(request.params.id);

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { monitorEventLoopDelay, type ELDHistogram } from 'node:perf_hooks';
 import type { Metric, Registry } from 'prom-client';
 import type { JobManager } from '../jobs/index.ts';
+import { AppError } from '../errors.ts';
 import type { Counter, Histogram, Metrics } from '../metrics/index.ts';
 
 export interface MetricsRouteOptions {
@@ -41,7 +42,9 @@ export function registerMetricsRoute(app: FastifyInstance, options: MetricsRoute
   app.addHook('onClose', async () => eventLoop.disable());
 
   let registry: Promise<Registry> | undefined;
-  app.get('/metrics', async (_request, reply) => {
+  app.get('/metrics', async (request, reply) => {
+    // Metrics count every caller's jobs: only callers who may see all jobs read them.
+    if (request.access.jobs !== 'all') throw new AppError(403, 'forbidden', `${request.caller} may not read metrics; they need "jobs": "all" in the access file (ARMHOOK_ACCESS)`);
     registry ??= buildRegistry(options, eventLoop);
     const register = await registry;
     return reply.type(register.contentType).send(await register.metrics());

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { applyDeclarations, collectParams, maskedParams, secretValues, type HookCatalog, type ScriptHook, type ScriptRunOptions, type ScriptRunResult } from '../hooks/index.ts';
 import type { JobLog, JobManager, JobRecord, LiveJob } from '../jobs/index.ts';
+import { requireRun } from './access.ts';
 import { describeScript } from './describe.ts';
 import { AppError } from '../errors.ts';
 import { methodNotAllowed, pathOf, queryOf } from './errors.ts';
@@ -73,6 +74,8 @@ export async function collectOutput(log: JobLog, limit: number): Promise<{ outpu
  */
 export async function respondWithJob(job: LiveJob, mode: RunMode, reply: FastifyReply, options: { keepAliveMs: number; outputLimit: number }): Promise<void> {
   const id = job.record.id;
+  const request = reply.request;
+  request.log.info({ audit: 'job-start', caller: job.record.caller, source: request.ip, hook: job.record.hook, jobId: id }, 'job accepted');
   // The job's record was written (synchronously) when it was accepted: a crash from here on
   // can't lose it.
   void reply.header('Armhook-Job-Id', id);
@@ -124,8 +127,10 @@ function concurrencyOf(hook: ScriptHook, params: Map<string, string>): { key: st
 }
 
 export function registerRunRoutes(app: FastifyInstance, options: RunRouteOptions): void {
+  // The access rules come first: a caller who may not run a path learns nothing about it.
   const resolve = async (request: FastifyRequest): Promise<ScriptHook> => {
     const path = pathOf(request.url).slice(1);
+    requireRun(request, path);
     const hook = await options.catalog.resolve(path);
     if (!hook) throw new AppError(404, 'unknown_hook', `no hook at /${path}; GET /hooks lists the hooks`);
     return hook;

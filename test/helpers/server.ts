@@ -38,6 +38,13 @@ export interface StartOptions {
   root?: string;
   /** Extra Azure options (fast LRO polling, retries) for tests against the IMDS/ARM fakes. */
   azure?: AppOptions['azure'];
+  /** Entra options (the fake tenant's CA). */
+  entra?: AppOptions['entra'];
+  /**
+   * Failed authentications per address before 429. Tests send many wrong credentials from
+   * 127.0.0.1 on purpose, so the default here is high; 'product' keeps armhook's own limit.
+   */
+  failureLimit?: AppOptions['failureLimit'] | 'product';
 }
 
 /** A script line that records that it ran (use in every script a test expects NOT to run). */
@@ -80,7 +87,12 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
     },
   });
   const logs = captureLog();
-  const armhook = await buildApp(config, { log: logs.log, ...(options.azure ? { azure: options.azure } : {}) });
+  const armhook = await buildApp(config, {
+    log: logs.log,
+    ...(options.azure ? { azure: options.azure } : {}),
+    ...(options.entra ? { entra: options.entra } : {}),
+    ...(options.failureLimit === 'product' ? {} : { failureLimit: options.failureLimit ?? { max: 100_000, windowMs: 60_000 } }),
+  });
   const listening = await armhook.listen();
   const port = Number(new URL(listening).port);
   return {

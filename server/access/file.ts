@@ -1,0 +1,132 @@
+// The access file as it is now. Every request that needs the rules does one async stat (shared by
+// concurrent requests); a changed file (inode, size, mtime, ctime) is read and parsed again. A
+// file modified within the last two seconds may hide a later edit of the same size in the same
+// timestamp tick, so until it is older its content is compared on each look. A broken edit keeps
+// the last good rules and logs why, once per version; a fixed edit is logged too.
+
+import { createHash } from 'node:crypto';
+import { open as openFile, stat } from 'node:fs/promises';
+import type { BigIntStats } from 'node:fs';
+import type { Logger } from 'pino';
+import { AccessFileError, parseAccessFile, type AccessPolicy } from './rules.ts';
+
+const RACY_WINDOW_MS = 2000;
+
+interface Version {
+  sig: string;
+  racy: boolean;
+  digest: string;
+}
+
+function signatureOf(st: BigIntStats): string {
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+}
+
+/** Reads the file once: its text and the signature of exactly what was read. */
+async function readVersion(file: string): Promise<{ text: string; version: Version }> {
+  const fh = await openFile(file, 'r');
+  try {
+    const st = await fh.stat({ bigint: true });
+    const text = await fh.readFile('utf8');
+    const racy = Date.now() - Number(st.mtimeNs / 1_000_000n) < RACY_WINDOW_MS;
+    return { text, version: { sig: signatureOf(st), racy, digest: createHash('sha256').update(text).digest('base64') } };
+  } finally {
+    await fh.close();
+  }
+}
+
+function describeReadError(file: string, err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') return `access file ${file} does not exist`;
+  if (code === 'EACCES' || code === 'EPERM') return `cannot read access file ${file} (permission denied); make it readable by the user armhook runs as`;
+  return `cannot read access file ${file} (${code ?? (err as Error).message})`;
+}
+
+/** Loads and validates an access file once (start-up, `armhook check`). Throws AccessFileError. */
+export async function loadAccessFile(file: string): Promise<AccessPolicy> {
+  let text: string;
+  try {
+    text = (await readVersion(file)).text;
+  } catch (err) {
+    throw new AccessFileError(file, [describeReadError(file, err)]);
+  }
+  return parseAccessFile(text, file);
+}
+
+export class AccessFile {
+  readonly file: string;
+  readonly #log: Logger;
+  #policy: AccessPolicy;
+  #version: Version;
+  /** The digest or error of the last version that failed, so each failure is logged once. */
+  #lastFailure: string | undefined;
+  #pending: Promise<AccessPolicy> | undefined;
+
+  private constructor(file: string, log: Logger, policy: AccessPolicy, version: Version) {
+    this.file = file;
+    this.#log = log;
+    this.#policy = policy;
+    this.#version = version;
+  }
+
+  /** Loads the file; a missing or broken file at start-up is an error (throws AccessFileError). */
+  static async open(file: string, log: Logger): Promise<AccessFile> {
+    let read: { text: string; version: Version };
+    try {
+      read = await readVersion(file);
+    } catch (err) {
+      throw new AccessFileError(file, [describeReadError(file, err)]);
+    }
+    const policy = parseAccessFile(read.text, file);
+    log.info({ file, signatures: policy.signatures.length }, `loaded access file ${file}`);
+    return new AccessFile(file, log, policy, read.version);
+  }
+
+  /** The rules in force, re-read first when the file changed. */
+  current(): Promise<AccessPolicy> {
+    this.#pending ??= this.#refresh().finally(() => {
+      this.#pending = undefined;
+    });
+    return this.#pending;
+  }
+
+  async #refresh(): Promise<AccessPolicy> {
+    let sig: string;
+    try {
+      sig = signatureOf(await stat(this.file, { bigint: true }));
+    } catch (err) {
+      this.#failed(describeReadError(this.file, err));
+      return this.#policy;
+    }
+    if (sig === this.#version.sig && !this.#version.racy) return this.#policy;
+    let read: { text: string; version: Version };
+    try {
+      read = await readVersion(this.file);
+    } catch (err) {
+      this.#failed(describeReadError(this.file, err));
+      return this.#policy;
+    }
+    if (read.version.digest === this.#version.digest) {
+      this.#version = read.version;
+      return this.#policy;
+    }
+    try {
+      this.#policy = parseAccessFile(read.text, this.file);
+    } catch (err) {
+      // The broken version is remembered as seen: it is not parsed again until it changes.
+      this.#version = read.version;
+      this.#failed(err instanceof AccessFileError ? err.message : String(err));
+      return this.#policy;
+    }
+    this.#version = read.version;
+    this.#lastFailure = undefined;
+    this.#log.info({ file: this.file, signatures: this.#policy.signatures.length }, `access file ${this.file} changed; the new rules are in force`);
+    return this.#policy;
+  }
+
+  #failed(message: string): void {
+    if (this.#lastFailure === message) return;
+    this.#lastFailure = message;
+    this.#log.error({ file: this.file }, `${message}; the last good rules stay in force until the file is fixed (check it with \`armhook check\`)`);
+  }
+}
