@@ -36,3 +36,17 @@ export class StartupError extends Error {
     this.name = 'StartupError';
   }
 }
+
+/** Characters of caller input an error message quotes at most. */
+export const QUOTE_MAX = 64;
+
+/**
+ * Caller input as an error message may show it: a JSON-escaped prefix of at most QUOTE_MAX
+ * characters (never splitting a surrogate pair), with how much was left out. Error answers never
+ * grow with the input.
+ */
+export function quote(input: string): string {
+  if (input.length <= QUOTE_MAX) return JSON.stringify(input);
+  const end = /[\uD800-\uDBFF]/.test(input[QUOTE_MAX - 1] ?? '') ? QUOTE_MAX - 1 : QUOTE_MAX;
+  return `${JSON.stringify(input.slice(0, end))}… (${input.length - end} more characters)`;
+}

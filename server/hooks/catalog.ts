@@ -2,7 +2,7 @@ import { accessSync, closeSync, constants, openSync, readdirSync, readSync, real
 import { readdir, stat } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import type { Logger } from 'pino';
-import { AppError } from '../errors.ts';
+import { AppError, quote } from '../errors.ts';
 import { parseScriptHeader, type ScriptHeader } from './header.ts';
 
 /** Top-level names that belong to armhook itself; no script may shadow them. */
@@ -36,7 +36,7 @@ export function parseHookPath(rawPath: string): string[] {
   const segments = rawPath.split('/');
   for (const segment of segments) {
     if (!SEGMENT.test(segment)) {
-      throw new AppError(404, 'unknown_hook', `no hook at /${rawPath}: hook paths are plain names (letters, digits, "_", "-", "."; not starting with "."; no encoded characters)`);
+      throw new AppError(404, 'unknown_hook', `no hook at ${quote(`/${rawPath}`)}: hook paths are plain names (letters, digits, "_", "-", "."; not starting with "."; no encoded characters)`);
     }
   }
   return segments;

@@ -1,4 +1,4 @@
-import { AppError } from '../errors.ts';
+import { AppError, quote } from '../errors.ts';
 import { anchored, type ParamSpec } from './header.ts';
 
 /** Limits on what a caller can pass as parameters (each becomes an environment variable). */
@@ -20,6 +20,33 @@ export function isDeniedName(name: string): boolean {
 
 export type ParamSource = 'query' | 'form' | 'json';
 
+/** A number in a JSON body, as its source text: `1.0`, `1e400` and 20-digit integers stay as written. */
+class JsonNumber {
+  readonly source: string;
+  constructor(source: string) {
+    this.source = source;
+  }
+}
+
+/**
+ * JSON.parse, with numbers kept as their source text (the reviver's `context.source`, Node 22+).
+ * Where the runtime gives no source text, numbers are refused rather than changed.
+ */
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text, ((_key: string, value: unknown, context?: { source?: string }) => {
+      if (typeof value !== 'number') return value;
+      if (context?.source === undefined) {
+        throw new AppError(400, 'bad_json_number', `the JSON number ${quote(String(value))} can't be passed exactly on this Node.js; send it as a string`);
+      }
+      return new JsonNumber(context.source);
+    }) as (key: string, value: unknown) => unknown);
+  } catch (err) {
+    if (err instanceof AppError) throw err;
+    throw new AppError(400, 'bad_json', `the request body is not valid JSON: ${quote((err as Error).message)}`);
+  }
+}
+
 /**
  * Collects name/value pairs from the query string and, for form or JSON bodies, from the body.
  * Hyphens in names fold to underscores. Throws AppError(400) on any name or value that can't
@@ -31,18 +58,18 @@ export function collectParams(rawQuery: string, contentType: string | undefined,
   const add = (rawName: string, value: string, source: ParamSource): void => {
     const name = rawName.replaceAll('-', '_');
     if (!NAME.test(name)) {
-      throw new AppError(400, 'bad_param_name', `parameter name ${JSON.stringify(rawName)} (${source}) is not allowed: names must match ${NAME.source} (lower case letters, digits, _ or -)`);
+      throw new AppError(400, 'bad_param_name', `parameter name ${quote(rawName)} (${source}) is not allowed: names must match ${NAME.source} (lower case letters, digits, _ or -)`);
     }
     if (isDeniedName(name)) {
-      throw new AppError(400, 'denied_param_name', `parameter "${name}" is refused: proxy variables change where scripts' tools send traffic`);
+      throw new AppError(400, 'denied_param_name', `parameter ${quote(name)} is refused: proxy variables change where scripts' tools send traffic`);
     }
-    if (params.has(name)) throw new AppError(400, 'duplicate_param', `parameter "${name}" is given more than once; give it once`);
-    if (value.includes('\0')) throw new AppError(400, 'bad_param_value', `parameter "${name}" contains a NUL byte, which cannot be passed in an environment variable`);
+    if (params.has(name)) throw new AppError(400, 'duplicate_param', `parameter ${quote(name)} is given more than once; give it once`);
+    if (value.includes('\0')) throw new AppError(400, 'bad_param_value', `parameter ${quote(name)} contains a NUL byte, which cannot be passed in an environment variable`);
     // A lone UTF-16 surrogate (possible in JSON: "\ud800") has no UTF-8 form, so it can't be an environment value either.
-    if (!value.isWellFormed()) throw new AppError(400, 'bad_param_value', `parameter "${name}" is not valid Unicode (a lone surrogate); send UTF-8 text`);
+    if (!value.isWellFormed()) throw new AppError(400, 'bad_param_value', `parameter ${quote(name)} is not valid Unicode (a lone surrogate); send UTF-8 text`);
     const bytes = Buffer.byteLength(value);
     if (bytes > PARAM_LIMITS.valueBytes) {
-      throw new AppError(400, 'param_too_large', `parameter "${name}" is ${bytes} bytes; the limit is ${PARAM_LIMITS.valueBytes}. Send large input in the request body (it is the script's stdin)`);
+      throw new AppError(400, 'param_too_large', `parameter ${quote(name)} is ${bytes} bytes; the limit is ${PARAM_LIMITS.valueBytes}. Send large input in the request body (it is the script's stdin)`);
     }
     total += Buffer.byteLength(name) + bytes;
     if (total > PARAM_LIMITS.totalBytes) throw new AppError(400, 'params_too_large', `parameters total more than ${PARAM_LIMITS.totalBytes} bytes; send large input in the request body`);
@@ -56,17 +83,13 @@ export function collectParams(rawQuery: string, contentType: string | undefined,
   if (body.length > 0 && type === 'application/x-www-form-urlencoded') {
     for (const [name, value] of new URLSearchParams(body.toString('utf8'))) add(name, value, 'form');
   } else if (body.length > 0 && (type === 'application/json' || type.endsWith('+json'))) {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(body.toString('utf8'));
-    } catch (err) {
-      throw new AppError(400, 'bad_json', `the request body is not valid JSON: ${(err as Error).message}`);
-    }
+    const parsed = parseJson(body.toString('utf8'));
     if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) {
       // Only top-level scalars become parameters; nested values stay in the body (stdin).
       for (const [name, value] of Object.entries(parsed)) {
         if (typeof value === 'string') add(name, value, 'json');
-        else if (typeof value === 'number' || typeof value === 'boolean') add(name, String(value), 'json');
+        else if (value instanceof JsonNumber) add(name, value.source, 'json');
+        else if (typeof value === 'boolean') add(name, String(value), 'json');
       }
     }
   }
@@ -83,7 +106,7 @@ export function applyDeclarations(params: Map<string, string>, declared: ParamSp
   for (const name of params.keys()) {
     if (!byName.has(name)) {
       const known = declared.length > 0 ? `it takes: ${declared.map((p) => p.name).join(', ')}` : 'it takes no parameters';
-      throw new AppError(400, 'unknown_param', `hook "${hook}" has no parameter "${name}"; ${known}`);
+      throw new AppError(400, 'unknown_param', `hook "${hook}" has no parameter ${quote(name)}; ${known}`);
     }
   }
   const result = new Map<string, string>();

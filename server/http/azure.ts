@@ -2,7 +2,7 @@ import type { TSchema } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { AzureService, TypedHandler } from '../azure/index.ts';
-import { AppError } from '../errors.ts';
+import { AppError, quote } from '../errors.ts';
 import { collectParams } from '../hooks/index.ts';
 import type { JobManager, Task } from '../jobs/index.ts';
 import type { HookDescription } from './describe.ts';
@@ -45,7 +45,7 @@ export async function handlerParams(handler: TypedHandler, params: Map<string, s
   const known = Object.keys(schema.properties ?? {});
   for (const name of params.keys()) {
     if (!known.includes(name)) {
-      throw new AppError(400, 'unknown_param', `/${handler.path} has no parameter "${name}"; it takes: ${known.join(', ') || 'none'}`);
+      throw new AppError(400, 'unknown_param', `/${handler.path} has no parameter ${quote(name)}; it takes: ${known.join(', ') || 'none'}`);
     }
   }
   const value = Value.Default(schema, Value.Convert(schema, Object.fromEntries(params)));

@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
-import { AppError } from '../errors.ts';
+import { AppError, quote } from '../errors.ts';
 
 
 
@@ -71,6 +71,6 @@ export function registerErrorHandlers(app: FastifyInstance, options: { bodyLimit
   });
 
   app.setNotFoundHandler((request, reply) => {
-    void reply.code(404).send({ error: 'not_found', message: `nothing at ${pathOf(request.url)}; GET /hooks lists the hooks` });
+    void reply.code(404).send({ error: 'not_found', message: `nothing at ${quote(pathOf(request.url))}; GET /hooks lists the hooks` });
   });
 }

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { isJobId, JOB_STATUSES, type JobManager, type JobStatus } from '../jobs/index.ts';
-import { AppError } from '../errors.ts';
+import { AppError, quote } from '../errors.ts';
 import { openStream, streamJob } from './stream.ts';
 
 const PAGE_DEFAULT = 50;
@@ -13,12 +13,12 @@ export function registerJobRoutes(app: FastifyInstance, options: { jobs: JobMana
   const known = (request: FastifyRequest<{ Params: { id: string } }>): void => {
     const id = request.params.id;
     const record = isJobId(id) ? jobs.get(id) : undefined;
-    if (!record || !request.access.maySee(record.caller)) throw new AppError(404, 'unknown_job', `no job ${JSON.stringify(id)}; GET /jobs lists jobs`);
+    if (!record || !request.access.maySee(record.caller)) throw new AppError(404, 'unknown_job', `no job ${quote(id)}; GET /jobs lists jobs`);
   };
 
   app.get<{ Querystring: { hook?: string; status?: string; caller?: string; limit?: string; after?: string } }>('/jobs', async (request) => {
     const unknown = Object.keys(request.query).filter((key) => !LIST_PARAMS.has(key));
-    if (unknown.length > 0) throw new AppError(400, 'bad_filter', `unknown filter ${unknown.map((k) => JSON.stringify(k)).join(', ')}; use hook, status, caller, limit, after`);
+    if (unknown.length > 0) throw new AppError(400, 'bad_filter', `unknown filter ${quote(unknown.join(', '))}; use hook, status, caller, limit, after`);
     const { hook, status, caller, limit, after } = request.query;
     if (status !== undefined && !(JOB_STATUSES as readonly string[]).includes(status)) {
       throw new AppError(400, 'bad_filter', `status must be one of ${JOB_STATUSES.join(', ')}`);

@@ -3,7 +3,7 @@ import { applyDeclarations, collectParams, maskedParams, secretValues, type Hook
 import type { JobLog, JobManager, JobRecord, LiveJob } from '../jobs/index.ts';
 import { requireRun } from './access.ts';
 import { describeScript } from './describe.ts';
-import { AppError } from '../errors.ts';
+import { AppError, quote } from '../errors.ts';
 import { methodNotAllowed, pathOf, queryOf } from './errors.ts';
 import { runMode, type RunMode } from './negotiate.ts';
 import { openStream, streamJob } from './stream.ts';
@@ -132,7 +132,7 @@ export function registerRunRoutes(app: FastifyInstance, options: RunRouteOptions
     const path = pathOf(request.url).slice(1);
     requireRun(request, path);
     const hook = await options.catalog.resolve(path);
-    if (!hook) throw new AppError(404, 'unknown_hook', `no hook at /${path}; GET /hooks lists the hooks`);
+    if (!hook) throw new AppError(404, 'unknown_hook', `no hook at ${quote(`/${path}`)}; GET /hooks lists the hooks`);
     return hook;
   };
 

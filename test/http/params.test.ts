@@ -410,3 +410,23 @@ for (const spawner of ['default', 'node'] as const) {
     }
   });
 }
+
+test('JSON numbers reach the script exactly as written (the probe\'s body)', async () => {
+  const body = '{"a":12345678901234567890,"b":1.0,"d":1e400}';
+  const { record, env } = await run(server, 'env', ['-H', 'Content-Type: application/json', '--data-binary', body]);
+  assert.equal(record.status, 'succeeded');
+  assert.deepEqual([env.get('a'), env.get('b'), env.get('d')], ['12345678901234567890', '1.0', '1e400']);
+});
+
+test('a 1 MB form body of NULs gets a short 400 that quotes only an escaped prefix, and nothing runs', async () => {
+  const file = join(server.root, 'nuls.bin');
+  await writeFile(file, Buffer.alloc(1024 * 1024));
+  const body = await refused(server, 'refuse', ['-H', 'Content-Type: application/x-www-form-urlencoded', '--data-binary', `@${file}`], 400);
+  assert.ok(JSON.stringify(body).length < 1000, `the answer is ${JSON.stringify(body).length} bytes`);
+});
+
+test('a long unknown path is a 404 that quotes only a prefix of it', async () => {
+  const res = await fetchText(server, `/${'a'.repeat(8000)}`);
+  assertJsonError(res, 404);
+  assert.ok(res.body.length < 1000, `the answer is ${res.body.length} bytes`);
+});
