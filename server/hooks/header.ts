@@ -19,7 +19,8 @@ export interface ScriptHeader {
   /** Seconds; overrides the server's default timeout, and is the most a request may ask for. */
   timeout: number | undefined;
   /** At most `limit` runs at once, per distinct value of the `per` parameters (whole hook when empty). */
-  concurrency: { limit: number; per: string[] } | undefined;
+  /** Values of `per` compare case-insensitively unless `caseSensitive` (Azure names are case-insensitive). */
+  concurrency: { limit: number; per: string[]; caseSensitive: boolean } | undefined;
 }
 
 const NAME = /^[a-z][a-z0-9_]*$/;
@@ -32,7 +33,9 @@ const NAME = /^[a-z][a-z0-9_]*$/;
  *   # @param pw required secret Admin password
  *   # @param size default=Standard_B1s VM size
  *   # @timeout 1800           (seconds; also the most X-Hook-Timeout may ask for)
- *   # @concurrency 1 per rg   (at most one run at a time per value of rg; "1" alone: per hook)
+ *   # @concurrency 1 per rg   (at most one run at a time per value of rg, compared
+ *                             case-insensitively; "1 per rg case-sensitive" compares exactly;
+ *                             "1" alone: per hook)
  *   # @params none            (declares that the hook takes no parameters)
  *
  * Errors name the file and line, so `armhook check` and the caller can point at it.
@@ -62,9 +65,9 @@ export function parseScriptHeader(text: string, file: string): ScriptHeader {
         break;
       }
       case 'concurrency': {
-        const m = /^(\d+)(?:\s+per\s+([a-z][a-z0-9_]*(?:\s*,\s*[a-z][a-z0-9_]*)*))?$/.exec(rest);
-        if (!m || Number(m[1]) < 1) throw invalid(where, `@concurrency takes "N" or "N per param[,param]" (e.g. "1 per rg"), got "${rest}"`);
-        header.concurrency = { limit: Number(m[1]), per: m[2] ? m[2].split(',').map((p) => p.trim()) : [] };
+        const m = /^(\d+)(?:\s+per\s+([a-z][a-z0-9_]*(?:\s*,\s*[a-z][a-z0-9_]*)*)(\s+case-sensitive)?)?$/.exec(rest);
+        if (!m || Number(m[1]) < 1) throw invalid(where, `@concurrency takes "N" or "N per param[,param] [case-sensitive]" (e.g. "1 per rg"), got "${rest}"`);
+        header.concurrency = { limit: Number(m[1]), per: m[2] ? m[2].split(',').map((p) => p.trim()) : [], caseSensitive: m[3] !== undefined };
         break;
       }
       case 'params':

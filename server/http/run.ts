@@ -122,7 +122,11 @@ export function refuseResume(request: FastifyRequest): void {
 function concurrencyOf(hook: ScriptHook, params: Map<string, string>): { key: string; limit: number } | undefined {
   const spec = hook.header.concurrency;
   if (!spec) return undefined;
-  const per = spec.per.map((name) => `${name}=${encodeURIComponent(params.get(name) ?? '')}`).join('&');
+  const value = (name: string): string => {
+    const raw = params.get(name) ?? '';
+    return spec.caseSensitive ? raw : raw.toLowerCase();
+  };
+  const per = spec.per.map((name) => `${name}=${encodeURIComponent(value(name))}`).join('&');
   return { key: `${hook.path}?${per}`, limit: spec.limit };
 }
 

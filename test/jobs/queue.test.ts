@@ -208,3 +208,40 @@ test('a queued SSE caller that disconnects does not lose its job: it runs when a
   assert.equal((await waitDone(server, id)).status, 'succeeded');
   await holders[1]?.done();
 });
+
+test('per-hook concurrency keys compare case-insensitively (rg=myrg waits for rg=MyRG); "case-sensitive" compares exactly', async (t) => {
+  const hook = (option: string): string => `#!/bin/sh
+# @param rg required The resource group
+# @param name required Which gate to wait on
+# @concurrency 1 per rg${option}
+echo "start $rg $name"
+${gateLine('go-$name')}
+`;
+  const local = await startServer({ config: { workers: 4, queue: 10 }, scripts: { 'deploy.sh': hook(''), 'exact.sh': hook(' case-sensitive') } });
+  t.after(() => local.close());
+
+  const a = await EventStream.open(local, '/deploy?rg=MyRG&name=a', { method: 'POST' });
+  await a.untilLine('start MyRG a');
+  const b = await EventStream.open(local, '/deploy?rg=myrg&name=b', { method: 'POST' });
+  await b.until((e) => e.some((x) => x.event === 'queued'), 'b queued behind a');
+  assert.equal((await getJob(local, b.jobId)).status, 'queued', 'rg=myrg waits while rg=MyRG runs');
+
+  const c = await EventStream.open(local, '/exact?rg=MyRG&name=c', { method: 'POST' });
+  await c.untilLine('start MyRG c');
+  const d = await EventStream.open(local, '/exact?rg=myrg&name=d', { method: 'POST' });
+  await d.untilLine('start myrg d');
+  assert.equal((await getJob(local, c.jobId)).status, 'running', 'case-sensitive keys: both run');
+
+  for (const gate of ['go-a', 'go-c', 'go-d']) await release(local.markerDir, gate);
+  await b.untilLine('start myrg b');
+  await release(local.markerDir, 'go-b');
+  for (const s of [a, b, c, d]) assert.equal((await s.done()).status, 'succeeded');
+});
+
+test('@concurrency with an unknown option is refused with a clear error', async (t) => {
+  const local = await startServer({ scripts: { 'bad.sh': '#!/bin/sh\n# @param rg required RG\n# @concurrency 1 per rg case-insensitive\necho hi\n' } });
+  t.after(() => local.close());
+  const res = await fetchText(local, '/bad', { method: 'POST' });
+  assert.equal(res.status, 500, res.body);
+  assert.match(res.json().message, /case-sensitive/);
+});
