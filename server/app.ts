@@ -17,6 +17,7 @@ import {
   registerCatalogRoutes,
   registerErrorHandlers,
   clientErrorHandler,
+  frameworkErrors,
   registerHealthRoutes,
   registerJobRoutes,
   registerMetricsRoute,
@@ -177,7 +178,7 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
     loggerInstance: log,
     // One line per request comes from registerRequestLog (path only, never the query string).
     logController: new LogController({ disableRequestLogging: true }),
-    https: httpsServerOptions(tls),
+    https: { ...httpsServerOptions(tls), requireHostHeader: false },
     bodyLimit: config.bodyLimit,
     exposeHeadRoutes: true,
     // While draining, run requests get armhook's own 503 (JSON, Retry-After) from the job
@@ -188,6 +189,7 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
     clientErrorHandler,
     // X-Forwarded-For names the client only when the socket is one of these proxies.
     ...(config.trustProxy ? { trustProxy: listSetting(config.trustProxy) } : {}),
+    frameworkErrors,
     // armhook's routes declare no fastify schemas (parameters are checked by armhook's own rules
     // and TypeBox), so Ajv and fast-json-stringify are never needed: not loading them saves
     // start-up time and memory. A route that ever declares a schema fails loudly at registration.

@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError, quote } from '../errors.ts';
 
 
@@ -39,10 +39,29 @@ export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket): 
 }
 
 /**
+ * Errors fastify's router raises before any hook runs (a path that is not valid percent-encoded
+ * UTF-8, such as `%c0%ae`), in armhook's `{ error, message }` shape.
+ */
+export function frameworkErrors(err: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
+  if (err.code === 'FST_ERR_BAD_URL') {
+    void reply.code(400).send({ error: 'bad_url', message: 'the URL path is not valid percent-encoded UTF-8 (e.g. %c0%ae); nothing was run' });
+    return;
+  }
+  void reply.code(err.statusCode ?? 400).send({ error: (err.code ?? 'bad_request').toLowerCase().replace(/^fst_err_/, ''), message: err.message });
+}
+
+/**
  * Every error leaves as `{ error, message }` JSON with the right status. 4xx messages say what to
  * do; 5xx are logged in full and shown to the caller only as "internal error".
  */
 export function registerErrorHandlers(app: FastifyInstance, options: { bodyLimit: number }): void {
+  // Node's own answer to a missing Host is a 400 with an empty body (the server is made with
+  // requireHostHeader: false so that this check answers instead).
+  app.addHook('onRequest', async (request) => {
+    if (request.headers.host === undefined && request.raw.httpVersion === '1.1') {
+      throw new AppError(400, 'missing_host', 'HTTP/1.1 requests need a Host header; nothing was run');
+    }
+  });
   app.setErrorHandler((err: FastifyError | AppError, request, reply) => {
     if (err instanceof AppError) {
       if (err.retryAfterSeconds !== undefined) void reply.header('Retry-After', String(err.retryAfterSeconds));

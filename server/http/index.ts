@@ -1,4 +1,4 @@
-export { registerErrorHandlers, clientErrorHandler, pathOf } from './errors.ts';
+export { registerErrorHandlers, clientErrorHandler, frameworkErrors, pathOf } from './errors.ts';
 export { registerAuth } from './auth.ts';
 export type { Authenticator, AuthOptions } from './auth.ts';
 export { registerHealthRoutes, PUBLIC_PATHS } from './health.ts';

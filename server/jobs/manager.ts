@@ -8,6 +8,11 @@ import { killJobLeftovers } from './reaper.ts';
 import type { JobStore } from './store.ts';
 import { FINAL_STATUSES, type JobError, type JobRecord, type JobStatus } from './types.ts';
 
+/** How many recent run times the Retry-After estimate averages. */
+const RECENT_DURATIONS = 32;
+/** Retry-After never asks a caller to wait longer than this (seconds). */
+const MAX_RETRY_AFTER_SECONDS = 3600;
+
 /** What a task gets while it runs. */
 export interface TaskContext {
   jobId: string;
@@ -112,6 +117,8 @@ export class JobManager {
   readonly #running = new Set<LiveJob>();
   /** Running jobs per concurrency key. */
   readonly #keyCounts = new Map<string, number>();
+  /** Run times (ms) of the most recent jobs, oldest first: what Retry-After is estimated from. */
+  readonly #recentDurations: number[] = [];
   #accepting = true;
   readonly counters: JobCounters = {
     finished: new Map(),
@@ -337,8 +344,21 @@ export class JobManager {
     else this.#keyCounts.delete(spec.concurrency.key);
   }
 
+  /**
+   * When the queue will have drained: queued jobs × the mean run time of recent jobs ÷ workers.
+   * Before any job has ended, the time the running ones have taken so far stands in.
+   */
   #retryAfterSeconds(): number {
-    return Math.max(1, Math.ceil(this.#queue.length / this.#workers));
+    let perJobMs: number;
+    if (this.#recentDurations.length > 0) {
+      perJobMs = this.#recentDurations.reduce((a, b) => a + b, 0) / this.#recentDurations.length;
+    } else {
+      const now = Date.now();
+      const started = [...this.#running].map((job) => Date.parse(job.record.startedAt ?? '') || now);
+      perJobMs = started.length > 0 ? Math.max(...started.map((t) => now - t)) : 1000;
+    }
+    const seconds = Math.ceil((this.#queue.length * perJobMs) / this.#workers / 1000);
+    return Math.min(MAX_RETRY_AFTER_SECONDS, Math.max(1, seconds));
   }
 
   #abort(job: LiveJob, reason: AbortReason): void {
@@ -430,7 +450,12 @@ export class JobManager {
     this.#ended.push(job.record.id);
     const key = `${job.record.hook}\u0000${status}`;
     this.counters.finished.set(key, (this.counters.finished.get(key) ?? 0) + 1);
-    if (job.record.startedAt) this.counters.durations.observe([job.record.hook], (job.record.durationMs ?? 0) / 1000);
+    if (job.record.startedAt) {
+      const ms = job.record.durationMs ?? 0;
+      this.counters.durations.observe([job.record.hook], ms / 1000);
+      this.#recentDurations.push(ms);
+      if (this.#recentDurations.length > RECENT_DURATIONS) this.#recentDurations.shift();
+    }
     job.resolveDone(job.record);
   }
 

@@ -5,6 +5,7 @@ import { request } from 'node:https';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { assertJsonError, curlResponse, doneRecord, fetchText, open, parseSse, startServer, streamReader, type TestServer } from '../helpers/server.ts';
+import { rawExchange } from '../helpers/raw.ts';
 
 let server: TestServer;
 /** The same scripts, started from Node (execa) instead of the spawn helper. */
@@ -155,3 +156,20 @@ for (const spawner of ['helper', 'node'] as const) {
     }
   });
 }
+
+test('a path that is not valid percent-encoded UTF-8 (%c0%ae) is a 400 in the { error, message } shape', async () => {
+  for (const path of ['/%c0%ae', '/%c0%ae%c0%ae/etc/passwd', '/jobs/%ff']) {
+    const res = await fetchText(server, path);
+    const body = assertJsonError(res, 400, 'bad_url');
+    assert.ok(!JSON.stringify(body).includes('FST_ERR'), res.body);
+  }
+});
+
+test('an HTTP/1.1 request without Host is a 400 in the { error, message } shape; HTTP/1.0 needs none', async () => {
+  const res = await rawExchange(server, 'GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n');
+  assert.equal(res.status, 400, res.head);
+  assert.match(res.head, /content-type: application\/json/i);
+  assert.equal(JSON.parse(res.body).error, 'missing_host');
+  const old = await rawExchange(server, 'GET /healthz HTTP/1.0\r\n\r\n');
+  assert.equal(old.status, 200, old.head);
+});

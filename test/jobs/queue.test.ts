@@ -245,3 +245,22 @@ test('@concurrency with an unknown option is refused with a clear error', async 
   assert.equal(res.status, 500, res.body);
   assert.match(res.json().message, /case-sensitive/);
 });
+
+test('Retry-After of a full queue is estimated from recent run times: quick jobs, a short wait', async (t) => {
+  const local = await startServer({
+    config: { workers: 1, queue: 30 },
+    scripts: { 'quick.sh': '#!/bin/sh\necho quick\n', 'hold.sh': `#!/bin/sh\n${gateLine('go-hold')}\n` },
+  });
+  t.after(() => local.close());
+  for (let i = 0; i < 5; i++) assert.equal((await fetchText(local, '/quick', { method: 'POST' })).status, 200);
+  const hold = await fetchText(local, '/hold', { method: 'POST', headers: { Prefer: 'respond-async' } });
+  assert.equal(hold.status, 202);
+  const queued = await Promise.all(Array.from({ length: 30 }, () => fetchText(local, '/quick', { method: 'POST', headers: { Prefer: 'respond-async' } })));
+  assert.ok(queued.every((r) => r.status === 202));
+  const refused = await fetchText(local, '/quick', { method: 'POST' });
+  assert.equal(refused.status, 429);
+  // 30 queued jobs that each took milliseconds drain in about a second, not 30 (one per job).
+  assert.ok(Number(refused.headers['retry-after']) <= 5, `Retry-After: ${refused.headers['retry-after']}`);
+  await release(local.markerDir, 'go-hold');
+  await waitDone(local, hold.json<{ id: string }>().id);
+});
