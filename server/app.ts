@@ -1,13 +1,12 @@
 import fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { readFileSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AccessFile, AccessFileError } from './access/index.ts';
 import { HtpasswdAuthenticator, type EntraVerifier } from './auth/index.ts';
 import { StartupError } from './errors.ts';
-import { caCertificates, createAzure, type AzureOptions, type AzureService } from './azure/index.ts';
+import { createAzure, readArmCaFile, type AzureOptions, type AzureService } from './azure/index.ts';
 import { isLoopback, listSetting, type Config } from './config/index.ts';
 import { HookCatalog, runScript, SpawnHelper } from './hooks/index.ts';
 import {
@@ -139,14 +138,9 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
   let armCaCert: string | undefined;
   if (config.armCaFile) {
     try {
-      armCaCert = readFileSync(config.armCaFile, 'utf8');
+      armCaCert = await readArmCaFile(config.armCaFile);
     } catch (err) {
-      throw new StartupError(`ARMHOOK_ARM_CA_FILE ${config.armCaFile}: cannot read it (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
-    }
-    try {
-      caCertificates(armCaCert);
-    } catch (err) {
-      throw new StartupError(`ARMHOOK_ARM_CA_FILE ${config.armCaFile}: ${(err as Error).message}; it must hold the PEM certificate(s) of the CA that signed Resource Manager's certificate`);
+      throw new StartupError((err as Error).message);
     }
   }
   const azure = createAzure({

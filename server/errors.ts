@@ -29,10 +29,10 @@ export class AppError extends Error {
   }
 }
 
-/** Start-up refused: the message says what to change. */
+/** Start-up refused (a setting, a file, the scripts): the message says what to change. */
 export class StartupError extends Error {
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
     this.name = 'StartupError';
   }
 }

@@ -5,11 +5,11 @@
 // (so `sudo armhook passwd` does not leave a root-owned file the server cannot read).
 // Concurrent editors are not locked against each other: the last rename wins.
 
-import { randomBytes } from 'node:crypto';
-import { open, readFile, realpath, rename, stat, unlink } from 'node:fs/promises';
+import { readFile, realpath, stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import bcrypt from 'bcryptjs';
+import { AtomicWriteError, writeFileAtomic } from '../atomic-write.ts';
 import { splitHtpasswdLine } from './htpasswd.ts';
 
 export interface SetPasswordOptions {
@@ -87,54 +87,17 @@ async function readExisting(file: string): Promise<{ text: string; st: Stats } |
 
 async function writeAtomically(file: string, text: string, existing: Stats | undefined): Promise<void> {
   const dir = dirname(file);
-  const temp = join(dir, `.${basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
-  let fh;
   try {
-    fh = await open(temp, 'wx', 0o600);
+    await writeFileAtomic(file, text, {
+      mode: existing === undefined ? 0o600 : existing.mode & 0o777,
+      ...(existing ? { owner: { uid: existing.uid, gid: existing.gid } } : {}),
+    });
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new Error(`cannot create ${file}: directory ${dir} does not exist`);
-    if (code === 'EACCES' || code === 'EPERM') {
-      throw new Error(`cannot write ${file}: no permission to create files in ${dir}; run as its owner or with sudo`);
-    }
-    throw err;
-  }
-  try {
-    try {
-      await fh.chmod(existing === undefined ? 0o600 : existing.mode & 0o777);
-      if (existing !== undefined) {
-        const uid = process.getuid?.();
-        const gid = process.getgid?.();
-        if (existing.uid !== uid || existing.gid !== gid) {
-          try {
-            await fh.chown(existing.uid, existing.gid);
-          } catch {
-            throw new Error(
-              `cannot keep the owner (uid ${existing.uid}, gid ${existing.gid}) of ${file}; run as its owner or with sudo`,
-            );
-          }
-        }
-      }
-      await fh.writeFile(text, 'utf8');
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(temp, file);
-  } catch (err) {
-    await unlink(temp).catch(() => undefined);
-    throw err;
-  }
-  // Make the rename itself durable; not every platform/filesystem allows fsync on a directory.
-  try {
-    const dh = await open(dir, 'r');
-    try {
-      await dh.sync();
-    } finally {
-      await dh.close();
-    }
-  } catch {
-    // best effort
+    if (!(err instanceof AtomicWriteError)) throw err;
+    if (err.step === 'owner') throw new Error(`cannot keep the owner (uid ${existing?.uid}, gid ${existing?.gid}) of ${file}; run as its owner or with sudo`);
+    if (err.code === 'ENOENT') throw new Error(`cannot create ${file}: directory ${dir} does not exist`);
+    if (err.code === 'EACCES' || err.code === 'EPERM') throw new Error(`cannot write ${file}: no permission to create files in ${dir}; run as its owner or with sudo`);
+    throw err.cause;
   }
 }
 

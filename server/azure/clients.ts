@@ -4,6 +4,7 @@
  * runner which only runs scripts never needs.
  */
 import { X509Certificate } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { Agent as HttpsAgent } from 'node:https';
 import { createSecureContext, getCACertificates } from 'node:tls';
 import type { TokenCredential } from '@azure/identity';
@@ -104,6 +105,25 @@ export function caCertificates(pem: string): string[] {
     }
   });
   return blocks.map((b) => b.trim());
+}
+
+/**
+ * Reads ARMHOOK_ARM_CA_FILE: the PEM certificate(s) of the CA that signed Resource Manager's
+ * certificate. Throws an Error whose message names the setting, the file and what is wrong.
+ */
+export async function readArmCaFile(file: string): Promise<string> {
+  let pem: string;
+  try {
+    pem = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new Error(`ARMHOOK_ARM_CA_FILE ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? String(err)})`, { cause: err });
+  }
+  try {
+    caCertificates(pem);
+  } catch (err) {
+    throw new Error(`ARMHOOK_ARM_CA_FILE ${file}: ${(err as Error).message}; it must hold the PEM certificate(s) of the CA that signed Resource Manager's certificate`, { cause: err });
+  }
+  return pem;
 }
 
 export async function buildArmClients(

@@ -19,7 +19,7 @@ import { AzureSession, notReadyError, type TokenFetched } from './session.ts';
 
 export type { BodyUse, HandlerContext, HandlerSink, TypedHandler } from './handler.ts';
 export type { AzureClients, RetryOptions } from './clients.ts';
-export { caCertificates } from './clients.ts';
+export { caCertificates, readArmCaFile } from './clients.ts';
 export type { CheckLine, CheckResult } from './check.ts';
 export type { IdentityInfo, TokenProbe } from './identity.ts';
 export { getAccessToken, type ScriptToken, type TokenRequest } from './token.ts';

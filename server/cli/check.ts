@@ -1,7 +1,6 @@
-import { readFile } from 'node:fs/promises';
 import { AccessFileError, loadAccessFile } from '../access/index.ts';
 import { HtpasswdAuthenticator } from '../auth/index.ts';
-import { caCertificates, createAzure } from '../azure/index.ts';
+import { createAzure, readArmCaFile } from '../azure/index.ts';
 import { isLoopback, type Config } from '../config/index.ts';
 import { HookCatalog } from '../hooks/index.ts';
 import type { Logger } from '../log/index.ts';
@@ -64,11 +63,9 @@ export async function check(config: Config, parentLog: Logger): Promise<number> 
   let armCaCert: string | undefined;
   if (config.armCaFile) {
     try {
-      const pem = await readFile(config.armCaFile, 'utf8');
-      caCertificates(pem);
-      armCaCert = pem;
+      armCaCert = await readArmCaFile(config.armCaFile);
     } catch (err) {
-      fail(`ARMHOOK_ARM_CA_FILE ${config.armCaFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      fail((err as Error).message);
     }
   }
   // One attempt, no background retries: metadata, a token, and one call to Resource Manager.

@@ -90,13 +90,9 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (err: unknown) => {
+    // TlsMaterialError is a StartupError too.
     if (err instanceof ConfigError || err instanceof StartupError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       process.stderr.write(`armhook: ${(err as Error).message}\n`);
-      process.exitCode = 2;
-      return;
-    }
-    if (err instanceof Error && err.name === 'TlsMaterialError') {
-      process.stderr.write(`armhook: ${err.message}\n`);
       process.exitCode = 2;
       return;
     }

@@ -5,5 +5,7 @@ export { collectParams, applyDeclarations, secretValues, maskedParams, PARAM_LIM
 export { buildScriptEnvironment, INHERITED_VARIABLES } from './environment.ts';
 export type { ScriptContext } from './environment.ts';
 export { runScript } from './runner.ts';
+export { runHook } from './run-hook.ts';
+export type { HookRunOptions, HookOutcome } from './run-hook.ts';
 export type { ScriptRunOptions, ScriptRunResult, OutputStream } from './runner.ts';
 export { SpawnHelper } from './spawn-helper.ts';

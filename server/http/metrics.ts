@@ -115,19 +115,6 @@ async function buildRegistry(options: MetricsRouteOptions, eventLoop: ELDHistogr
       this.inc(jobs.counters.refused);
     },
   });
-  new client.Counter({
-    name: 'armhook_jobs_finished_total',
-    help: 'Jobs that ended, by hook and final status',
-    labelNames: ['hook', 'status'],
-    registers: [register],
-    collect() {
-      this.reset();
-      for (const [key, n] of jobs.counters.finished) {
-        const [hook = '', status = ''] = key.split('\u0000');
-        this.inc({ hook, status }, n);
-      }
-    },
-  });
   new client.Gauge({
     name: 'armhook_tls_certificate_expiry_seconds',
     help: 'Seconds until the certificate served to new connections expires (negative once expired)',
@@ -139,7 +126,7 @@ async function buildRegistry(options: MetricsRouteOptions, eventLoop: ELDHistogr
     },
   });
   for (const recorded of [jobs.counters.durations, metrics.httpDuration]) register.registerMetric(histogramMetric(recorded));
-  for (const recorded of [metrics.authFailures, metrics.tokenRefreshes]) register.registerMetric(counterMetric(recorded));
+  for (const recorded of [jobs.counters.finished, metrics.authFailures, metrics.tokenRefreshes]) register.registerMetric(counterMetric(recorded));
   return register;
 }
 

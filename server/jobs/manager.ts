@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { AppError } from '../errors.ts';
-import { Histogram, JOB_DURATION_BUCKETS } from '../metrics/index.ts';
+import { Counter, Histogram, JOB_DURATION_BUCKETS } from '../metrics/index.ts';
 import type { JobLog } from './log.ts';
 import { JobOutput } from './output.ts';
 import { JobIds } from './ids.ts';
@@ -50,8 +50,8 @@ type AbortReason = 'cancelled' | 'timed-out' | 'interrupted';
 
 /** Counts for /metrics, kept as plain numbers so nothing is loaded until someone scrapes. */
 export interface JobCounters {
-  /** `${hook}\u0000${status}` → jobs that ended so */
-  finished: Map<string, number>;
+  /** Jobs that ended, by hook and final status */
+  finished: Counter;
   /** Run time of jobs that ran, by hook */
   durations: Histogram;
   refused: number;
@@ -121,7 +121,7 @@ export class JobManager {
   readonly #recentDurations: number[] = [];
   #accepting = true;
   readonly counters: JobCounters = {
-    finished: new Map(),
+    finished: new Counter('armhook_jobs_finished_total', 'Jobs that ended, by hook and final status', ['hook', 'status']),
     durations: new Histogram('armhook_job_duration_seconds', 'Run time of jobs that started, by hook', ['hook'], JOB_DURATION_BUCKETS),
     refused: 0,
   };
@@ -448,8 +448,7 @@ export class JobManager {
     this.#finish(job.record, job.log, status, exitCode, error);
     this.#live.delete(job.record.id);
     this.#ended.push(job.record.id);
-    const key = `${job.record.hook}\u0000${status}`;
-    this.counters.finished.set(key, (this.counters.finished.get(key) ?? 0) + 1);
+    this.counters.finished.inc([job.record.hook, status]);
     if (job.record.startedAt) {
       const ms = job.record.durationMs ?? 0;
       this.counters.durations.observe([job.record.hook], ms / 1000);

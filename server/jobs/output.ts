@@ -2,38 +2,34 @@ import { LineSplitter } from './lines.ts';
 import type { JobLog } from './log.ts';
 import { SecretMasker } from './mask.ts';
 
+export type OutputStream = 'stdout' | 'stderr';
+
 /**
- * Where a running task writes. Raw script output is split into lines (CR, LF, CRLF), secrets
- * are masked, and each chunk becomes one append to the job's log.
+ * Raw script output as lines: split at CR, LF and CRLF (a chunk may end mid-line), secrets masked
+ * line by line (a chunk boundary can split a secret, a line boundary can't). `emit` gets each
+ * batch. Used for a job's log and for `armhook run`'s terminal alike.
  */
-export class JobOutput {
-  readonly #log: JobLog;
+export class MaskedLines {
   readonly #masker: SecretMasker;
   readonly #splitters = { stdout: new LineSplitter(), stderr: new LineSplitter() };
-  #bytes = 0;
+  readonly #emit: (stream: OutputStream, lines: string[]) => void;
 
-  constructor(log: JobLog, secrets: string[]) {
-    this.#log = log;
+  constructor(secrets: string[], emit: (stream: OutputStream, lines: string[]) => void) {
     this.#masker = new SecretMasker(secrets);
+    this.#emit = emit;
   }
 
-  /** Bytes of output received so far (before masking). */
-  get bytes(): number {
-    return this.#bytes;
-  }
-
-  chunk(stream: 'stdout' | 'stderr', chunk: Buffer): void {
-    this.#bytes += chunk.length;
+  chunk(stream: OutputStream, chunk: Buffer): void {
     this.#lines(stream, this.#splitters[stream].push(chunk));
   }
 
-  /** A whole line from a typed handler (or armhook itself). */
-  line(text: string, stream: 'stdout' | 'stderr' = 'stdout'): void {
+  /** A whole line (or several) from armhook itself or a typed handler. */
+  line(text: string, stream: OutputStream = 'stdout'): void {
     this.#lines(stream, text.split(/\r\n|\r|\n/));
   }
 
-  progress(data: Record<string, unknown>): void {
-    this.#log.append([{ event: 'progress', data: this.#masker.mask(JSON.stringify(data)) }]);
+  mask(text: string): string {
+    return this.#masker.mask(text);
   }
 
   /** Flushes last lines that had no line end. */
@@ -42,9 +38,44 @@ export class JobOutput {
     this.#lines('stderr', this.#splitters.stderr.end());
   }
 
-  #lines(stream: 'stdout' | 'stderr', lines: string[]): void {
+  #lines(stream: OutputStream, lines: string[]): void {
     if (lines.length === 0) return;
-    const masked = this.#masker.empty ? lines : lines.map((l) => this.#masker.mask(l));
-    this.#log.append(masked.map((data) => ({ event: stream, data })));
+    this.#emit(stream, this.#masker.empty ? lines : lines.map((l) => this.#masker.mask(l)));
+  }
+}
+
+/** Where a running task writes: each chunk of lines becomes one append to the job's log. */
+export class JobOutput {
+  readonly #log: JobLog;
+  readonly #lines: MaskedLines;
+  #bytes = 0;
+
+  constructor(log: JobLog, secrets: string[]) {
+    this.#log = log;
+    this.#lines = new MaskedLines(secrets, (stream, lines) => log.append(lines.map((data) => ({ event: stream, data }))));
+  }
+
+  /** Bytes of output received so far (before masking). */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  chunk(stream: OutputStream, chunk: Buffer): void {
+    this.#bytes += chunk.length;
+    this.#lines.chunk(stream, chunk);
+  }
+
+  /** A whole line from a typed handler (or armhook itself). */
+  line(text: string, stream: OutputStream = 'stdout'): void {
+    this.#lines.line(text, stream);
+  }
+
+  progress(data: Record<string, unknown>): void {
+    this.#log.append([{ event: 'progress', data: this.#lines.mask(JSON.stringify(data)) }]);
+  }
+
+  /** Flushes last lines that had no line end. */
+  flush(): void {
+    this.#lines.flush();
   }
 }

@@ -4,7 +4,7 @@ import { mkdir, readFile, stat, chmod } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { DEFAULT_DEV_HOSTNAMES, DEV_COMMON_NAME, generateSelfSignedCert, normalizeHostnames } from './generate.ts';
-import { writeFileAtomic } from './fs-util.ts';
+import { writeFileAtomic } from '../atomic-write.ts';
 import { errorText, inspectPair, missingHostnames } from './inspect.ts';
 import { CERT_SETTING, DAY_MS, KEY_SETTING, TlsMaterialError, type TlsMaterial } from './material.ts';
 
@@ -64,8 +64,8 @@ export async function loadDevMaterial(options: DevCertOptions): Promise<TlsMater
   const generated = await generateSelfSignedCert({ commonName: DEV_COMMON_NAME, hostnames, validityDays: DEV_VALIDITY_DAYS });
   try {
     // Key first: a crash in between leaves a pair that doesn't match, which the next start replaces.
-    await writeFileAtomic(keyPath, generated.key, 0o600);
-    await writeFileAtomic(certPath, generated.cert, 0o644);
+    await writeFileAtomic(keyPath, generated.key, { mode: 0o600 });
+    await writeFileAtomic(certPath, generated.cert, { mode: 0o644 });
   } catch (err) {
     throw new TlsMaterialError(
       `cannot write the dev certificate to ${devDir} (${errorText(err)}); make it writable for armhook, or ${productionHint}`,

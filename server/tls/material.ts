@@ -1,3 +1,4 @@
+import { StartupError } from '../errors.ts';
 // Types and the error shared by the TLS loaders.
 
 export const CERT_SETTING = 'ARMHOOK_TLS_CERT';
@@ -22,7 +23,7 @@ export interface TlsMaterial {
 }
 
 /** Start-up error about TLS settings; the message names the setting(s) and says what to do. */
-export class TlsMaterialError extends Error {
+export class TlsMaterialError extends StartupError {
   /** The configuration settings the problem is about (may be empty for dev-certificate problems). */
   readonly settings: readonly TlsSetting[];
 
