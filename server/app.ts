@@ -19,6 +19,7 @@ import {
   frameworkErrors,
   registerHealthRoutes,
   registerJobRoutes,
+  registerConsoleRoutes,
   registerMetricsRoute,
   registerRequestLog,
   registerRunRoutes,
@@ -202,6 +203,7 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
   registerCatalogRoutes(app, { catalog, extra: async () => (await azure.loadHandlers()).map(describeHandler) });
   registerAzureRoutes(app, { azure, jobs, log, timeout: config.timeout, keepAliveMs: config.keepAlive * 1000, outputLimit: config.outputLimit });
   registerJobRoutes(app, { jobs, keepAliveMs: config.keepAlive * 1000 });
+  registerConsoleRoutes(app);
   registerMetricsRoute(app, { jobs, metrics, certificateNotAfter: () => tls.notAfter });
   registerRunRoutes(app, {
     catalog,

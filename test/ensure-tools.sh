@@ -13,6 +13,9 @@ command -v promtool >/dev/null 2>&1 || missing="$missing prometheus"
 command -v pebble-challtestsrv >/dev/null 2>&1 || missing="$missing pebble"
 command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd"
 command -v cloud-init >/dev/null 2>&1 || missing="$missing cloud-init"
+# The web console's tests drive Debian's chromium through playwright-core (no browser download).
+[ -x /usr/bin/chromium ] || missing="$missing chromium"
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing="$missing fonts-dejavu-core"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "test/ensure-tools.sh: installing$missing (Debian packages)" >&2

@@ -11,3 +11,4 @@ export { crossSiteReason } from './security.ts';
 export { runMode } from './negotiate.ts';
 export { registerAzureRoutes, describeHandler, handlerParams } from './azure.ts';
 export { registerMetricsRoute } from './metrics.ts';
+export { registerConsoleRoutes } from './console.ts';

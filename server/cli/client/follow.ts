@@ -36,9 +36,10 @@ export interface Position {
  */
 export async function consumeEvents(body: IncomingMessage, position: Position, sink: Sink): Promise<JobSummary | undefined> {
   const parser = new SseParser();
+  body.setEncoding('utf8');
   try {
     for await (const chunk of body) {
-      for (const message of parser.push(chunk as Buffer)) {
+      for (const message of parser.push(chunk as string)) {
         const id = message.id === undefined ? undefined : Number(message.id);
         if (id !== undefined) {
           if (id <= position.lastId) continue;

@@ -1,5 +1,3 @@
-import { StringDecoder } from 'node:string_decoder';
-
 export interface SseMessage {
   /** The `id:` field of this event, when it had one. */
   id: string | undefined;
@@ -11,18 +9,18 @@ export interface SseMessage {
 /**
  * Server-sent events parsed as the HTML standard's "interpret an event stream" says: CR, LF and
  * CRLF end lines; `:` lines are comments; an event is dispatched at a blank line, so an event cut
- * by a dropped connection is never seen (and its id never counted as received).
+ * by a dropped connection is never seen (and its id never counted as received). Takes decoded
+ * text (no Node or DOM API), so the CLI and the web console share it.
  */
 export class SseParser {
-  readonly #decoder = new StringDecoder('utf8');
   #buffer = '';
   #pendingCr = false;
   #id: string | undefined;
   #event = '';
   #data: string[] = [];
 
-  push(chunk: Buffer): SseMessage[] {
-    let text = this.#decoder.write(chunk);
+  push(chunk: string): SseMessage[] {
+    let text = chunk;
     // A CR at the end of the last chunk and an LF at the start of this one are one line end.
     if (this.#pendingCr && text.startsWith('\n')) text = text.slice(1);
     this.#pendingCr = text.endsWith('\r');
