@@ -6,6 +6,7 @@ import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { hashPassword } from '../../server/auth/passwd.ts';
 import { startArmFake, type ArmFake } from '../../test/fakes/arm.ts';
+import { startEntraFake, type EntraFake } from '../../test/fakes/entra.ts';
 import { startImdsFake, type ImdsFake } from '../../test/fakes/imds.ts';
 import { createTestPki } from '../../test/helpers/certs.ts';
 import type { BenchConfig } from './config.ts';
@@ -31,6 +32,11 @@ export interface Fixtures {
 
 /** The user the authenticated runs send (bcrypt, cost 10: what `armhook passwd` writes). */
 export const BENCH_USER = { name: 'bench', password: 'bench-password' } as const;
+
+/** armhook settings that accept the Entra fake's tokens (the fakes' CA trusted at process start). */
+export function entraEnv(fakes: Fakes): Record<string, string> {
+  return { ARMHOOK_ENTRA_TENANT: fakes.entra.tenant, ARMHOOK_ENTRA_AUDIENCE: fakes.entra.audience, ARMHOOK_ENTRA_AUTHORITY: fakes.entra.url, NODE_EXTRA_CA_CERTS: fakes.caFile };
+}
 
 /** The Authorization header of BENCH_USER. */
 export function benchBasicAuth(): string {
@@ -104,6 +110,9 @@ export async function makeFixtures(tmp: string): Promise<Fixtures> {
 export interface Fakes {
   imds: ImdsFake;
   arm: ArmFake;
+  /** An Entra ID tenant (OpenID configuration + JWKS) for bearer-token runs. */
+  entra: EntraFake;
+  /** The CA of the HTTPS fakes (ARM, Entra). */
   caFile: string;
   close(): Promise<void>;
 }
@@ -114,6 +123,7 @@ export async function startFakes(tmp: string): Promise<Fakes> {
   const pki = await createTestPki(['127.0.0.1']);
   const arm = await startArmFake({ cert: pki.serverCert, key: pki.serverKey, subscriptionId: imds.compute.subscriptionId });
   for (const name of ['runner-rg', 'app-rg', 'data-rg']) arm.addGroup(name, 'westeurope', { owner: 'bench' });
+  const entra = await startEntraFake({ cert: pki.serverCert, key: pki.serverKey });
   const caFile = join(tmp, 'arm-ca.pem');
   writeFileSync(caFile, pki.caCert);
   // The fake records every request; under load that list would only grow.
@@ -125,9 +135,11 @@ export async function startFakes(tmp: string): Promise<Fakes> {
   return {
     imds,
     arm,
+    entra,
     caFile,
     async close() {
       clearInterval(trim);
+      await entra.close();
       await arm.close();
       await imds.close();
     },

@@ -2,13 +2,18 @@
  * 1. Dispatch: the echo hook (one line), 16 connections, armhook in SSE and JSON mode and
  * webhook, all over TLS; only 2xx responses count. armhook authenticates every request with
  * basic auth (a bcrypt htpasswd user, as on a VM: after the first request the verified
- * credentials come from its cache), webhook needs none.
+ * credentials come from its cache), webhook needs none. A fourth target is armhook JSON with an
+ * Entra ID bearer token (the Entra fake's tenant; every request's token is verified: RS256 and
+ * claims), and the verification alone is timed in this process.
  */
 import type { Scenario } from '../lib/context.ts';
 import { startProfiling } from '../lib/profile.ts';
 import { fetchJson, fetchText } from '../lib/http.ts';
 import { fmtInt, fmtMs, fmtRatio } from '../lib/report.ts';
-import { benchBasicAuth, startArmhook, startWebhook, type RunningServer } from '../lib/servers.ts';
+import { readFileSync } from 'node:fs';
+import { pino } from 'pino';
+import { EntraVerifier } from '../../server/auth/entra.ts';
+import { benchBasicAuth, entraEnv, startArmhook, startWebhook, type Fakes, type RunningServer } from '../lib/servers.ts';
 import { ratio } from '../lib/stats.ts';
 import { runWrk, type WrkResult } from '../lib/wrk.ts';
 
@@ -71,6 +76,18 @@ function combine(results: WrkResult[]): WrkResult | undefined {
   };
 }
 
+const TOKEN_VERIFICATIONS = 2000;
+
+/** CPU time of one bearer-token verification (keys already fetched), µs. */
+async function tokenVerificationMicros(fakes: Fakes, token: string): Promise<number> {
+  const verifier = new EntraVerifier({ tenant: fakes.entra.tenant, audiences: [fakes.entra.audience], authority: fakes.entra.url, log: pino({ level: 'silent' }), ca: readFileSync(fakes.caFile, 'utf8') });
+  await verifier.verify(token);
+  const start = process.cpuUsage();
+  for (let i = 0; i < TOKEN_VERIFICATIONS; i++) await verifier.verify(token);
+  const used = process.cpuUsage(start);
+  return (used.user + used.system) / TOKEN_VERIFICATIONS;
+}
+
 function latencyCell(r: WrkResult | undefined): string {
   return r ? `${fmtMs(r.p50)} / ${fmtMs(r.p99)}` : '—';
 }
@@ -87,19 +104,22 @@ export function wrkNotes(label: string, r: WrkResult): string[] {
 export const dispatch: Scenario = {
   id: '1',
   title: 'Dispatch',
-  budgetMs: (c) => (3 * (c.loadSeconds + c.warmupSeconds) + 90) * 1000,
+  budgetMs: (c) => (4 * (c.loadSeconds + c.warmupSeconds) + 90) * 1000,
   async run(ctx, out) {
     const { config, fx, fakes } = ctx;
     const load = { seconds: config.loadSeconds, warmupSeconds: config.warmupSeconds, connections: config.connections, threads: config.wrkThreads, dir: fx.tmp };
     let sse: WrkResult | undefined;
     let json: WrkResult | undefined;
     let peer: WrkResult | undefined;
+    let bearer: WrkResult | undefined;
+    const token = await fakes.entra.token();
+    const BEARER_JSON = { accept: 'application/json', authorization: `Bearer ${token}` };
 
     const profiling = startProfiling(config.profile, config.benchDir, config.root);
     const ah = await startArmhook(config, fx, 'dispatch', {
       workers: config.dispatchWorkers,
       fakes,
-      env: { ARMHOOK_HTPASSWD: fx.htpasswd, ...profiling.env },
+      env: { ARMHOOK_HTPASSWD: fx.htpasswd, ...entraEnv(fakes), ...profiling.env },
     });
     const wh = await startWebhook(fx, 'dispatch');
     try {
@@ -109,6 +129,8 @@ export const dispatch: Scenario = {
       }
       const probeJson = await fetchJson<{ output?: string; status?: string }>(ah.target, '/echo', { method: 'POST', headers: JSON_MODE });
       if (probeJson.status !== 200 || probeJson.json.output !== 'hello\n') throw new Error(`armhook JSON echo: HTTP ${probeJson.status} ${JSON.stringify(probeJson.json).slice(0, 300)}`);
+      const probeBearer = await fetchJson<{ caller?: string }>(ah.target, '/echo', { method: 'POST', headers: BEARER_JSON });
+      if (probeBearer.status !== 200 || !probeBearer.json.caller?.startsWith('entra:')) throw new Error(`armhook JSON echo with a bearer token: HTTP ${probeBearer.status} ${JSON.stringify(probeBearer.json).slice(0, 300)}`);
       const probeWh = await fetchText(wh.target, '/hooks/echo', { method: 'POST' });
       if (probeWh.status !== 200 || probeWh.body !== 'hello\n') throw new Error(`webhook echo: HTTP ${probeWh.status} ${JSON.stringify(probeWh.body)}`);
 
@@ -121,18 +143,20 @@ export const dispatch: Scenario = {
         { name: 'armhook SSE', server: ah, path: '/echo', headers: SSE, results: [] as WrkResult[] },
         { name: 'armhook JSON', server: ah, path: '/echo', headers: JSON_MODE, results: [] as WrkResult[] },
         { name: 'webhook', server: wh, path: '/hooks/echo', headers: {}, results: [] as WrkResult[] },
+        { name: 'armhook JSON bearer', server: ah, path: '/echo', headers: BEARER_JSON, results: [] as WrkResult[] },
       ];
       for (const t of targets) await runWrk(t.server, { method: 'POST', path: t.path, headers: t.headers, ...load, seconds: load.warmupSeconds });
-      ctx.log(`${rounds} round(s) of ${slice.seconds} s per target, ${config.connections} connections: armhook SSE, armhook JSON, webhook`);
+      ctx.log(`${rounds} round(s) of ${slice.seconds} s per target, ${config.connections} connections: ${targets.map((t) => t.name).join(', ')}`);
       for (let round = 0; round < rounds; round++) {
         for (const t of targets) t.results.push(await runWrk(t.server, { method: 'POST', path: t.path, headers: t.headers, ...slice }));
         ctx.log(`  round ${round + 1}: ${targets.map((t) => `${t.name} ${fmtInt(t.results.at(-1)?.rps2xx)}`).join(', ')} req/s`);
       }
-      [sse, json, peer] = targets.map((t) => combine(t.results));
+      [sse, json, peer, bearer] = targets.map((t) => combine(t.results));
       ctx.shared.armhookSseRps = sse?.rps2xx;
       ctx.shared.armhookJsonRps = json?.rps2xx;
       out.raw['armhook'] = { entry: ah.entry, sse, json, rounds: { sse: targets[0]?.results, json: targets[1]?.results }, rssAfter: ah.rss() };
       out.raw['webhook'] = { result: peer, rounds: targets[2]?.results, rssAfter: wh.rss() };
+      out.raw['armhookBearer'] = { result: bearer, rounds: targets[3]?.results };
     } finally {
       await wh.stop();
       await ah.stop();
@@ -162,6 +186,20 @@ export const dispatch: Scenario = {
       if (r) out.notes.push(...wrkNotes(`armhook ${mode}`, r));
     }
     if (peer) out.notes.push(...wrkNotes('webhook', peer));
+    const bearerRatio = ratio(bearer?.rps2xx, peer?.rps2xx);
+    const verifyUs = await tokenVerificationMicros(fakes, token);
+    out.rows.push({
+      scenario: `1. Dispatch, JSON (Entra bearer token): req/s (2xx), ${config.connections} conns, ${config.loadSeconds} s`,
+      armhook: fmtInt(bearer?.rps2xx),
+      peer: fmtInt(peer?.rps2xx),
+      ratio: fmtRatio(bearerRatio),
+      goal: 'reported (token verified on every request)',
+      met: null,
+    });
+    if (bearer) out.notes.push(...wrkNotes('armhook JSON bearer', bearer));
+    out.notes.push(
+      `Bearer tokens: every request's token is verified (RS256 signature with a cached key, issuer, audience, tid, exp/nbf): ${verifyUs.toFixed(0)} µs of CPU per verification (EntraVerifier.verify on one token, ${TOKEN_VERIFICATIONS} times, in the bench process); server CPU per 2xx request with a bearer token ${bearer?.serverCpuMsPerRequest?.toFixed(2) ?? '—'} ms vs ${json?.serverCpuMsPerRequest?.toFixed(2) ?? '—'} ms with basic auth (cached bcrypt).`,
+    );
     const cpu = (r: WrkResult | undefined): string => {
       if (r?.serverCpuMsPerRequest === undefined) return '—';
       const parts = r.serverCpuMsPerRequestByProcess ?? [];
