@@ -50,7 +50,7 @@ export async function loadAccessFile(file: string): Promise<AccessPolicy> {
   } catch (err) {
     throw new AccessFileError(file, [describeReadError(file, err)]);
   }
-  return parseAccessFile(text, file);
+  return readSecrets(parseAccessFile(text, file), file);
 }
 
 export class AccessFile {
@@ -77,7 +77,7 @@ export class AccessFile {
     } catch (err) {
       throw new AccessFileError(file, [describeReadError(file, err)]);
     }
-    const policy = parseAccessFile(read.text, file);
+    const policy = await readSecrets(parseAccessFile(read.text, file), file);
     log.info({ file, signatures: policy.signatures.length }, `loaded access file ${file}`);
     return new AccessFile(file, log, policy, read.version);
   }
@@ -111,7 +111,7 @@ export class AccessFile {
       return this.#policy;
     }
     try {
-      this.#policy = parseAccessFile(read.text, this.file);
+      this.#policy = await readSecrets(parseAccessFile(read.text, this.file), this.file);
     } catch (err) {
       // The broken version is remembered as seen: it is not parsed again until it changes.
       this.#version = read.version;
@@ -129,4 +129,35 @@ export class AccessFile {
     this.#lastFailure = message;
     this.#log.error({ file: this.file }, `${message}; the last good rules stay in force until the file is fixed (check it with \`armhook check\`)`);
   }
+}
+
+/**
+ * Reads every signature's secret file into the policy. A secret must be a regular file that only
+ * its owner (and group) can read, and not empty; the problems name the file, never its content.
+ */
+export async function readSecrets(policy: AccessPolicy, file: string): Promise<AccessPolicy> {
+  const problems: string[] = [];
+  for (const spec of policy.signatures) {
+    try {
+      const fh = await openFile(spec.secretFile, 'r');
+      try {
+        const st = await fh.stat();
+        if (!st.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'EISDIR' });
+        if ((st.mode & 0o007) !== 0) {
+          problems.push(`signatures.${spec.name}: secret file ${spec.secretFile} is readable by everyone (mode ${(st.mode & 0o777).toString(8)}); chmod 0640 it (owner root, group armhook)`);
+          continue;
+        }
+        const secret = (await fh.readFile()).toString('utf8').replace(/\r?\n$/, '');
+        if (secret.length === 0) problems.push(`signatures.${spec.name}: secret file ${spec.secretFile} is empty`);
+        else spec.secret = Buffer.from(secret, 'utf8');
+      } finally {
+        await fh.close();
+      }
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      problems.push(`signatures.${spec.name}: cannot read secret file ${spec.secretFile} (${code === 'ENOENT' ? 'it does not exist' : code === 'EACCES' ? 'permission denied: make it readable by the user armhook runs as' : (code ?? (err as Error).message)})`);
+    }
+  }
+  if (problems.length > 0) throw new AccessFileError(file, problems);
+  return policy;
 }

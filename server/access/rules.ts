@@ -22,6 +22,8 @@ export interface SignatureSpec {
   hooks: string[];
   /** The same, compiled. */
   patterns: RegExp[];
+  /** The shared secret, read from secretFile with the access file (empty until then). Never logged. */
+  secret: Buffer;
 }
 
 export interface Rule {
@@ -48,6 +50,8 @@ export interface AccessPolicy {
   readonly ruleCount: number;
   readonly signatures: SignatureSpec[];
   forCaller(caller: string): CallerAccess;
+  /** The signatures that authenticate runs of this hook (none: the hook takes callers as usual). */
+  signaturesFor(hook: string): SignatureSpec[];
 }
 
 /** The access file is not usable; `problems` lists everything wrong with it. */
@@ -146,7 +150,7 @@ function parseSignatures(value: unknown, problems: string[]): SignatureSpec[] {
     if (spec.scheme !== 'github' && spec.scheme !== 'hmac') problems.push(`${where}.scheme must be "github" or "hmac"`);
     if (typeof spec.secretFile !== 'string' || !spec.secretFile.startsWith('/')) problems.push(`${where}.secretFile must be an absolute path`);
     const patterns = globs(spec.hooks, `${where}.hooks`, problems);
-    return [{ name, scheme: spec.scheme as SignatureScheme, secretFile: String(spec.secretFile), hooks: (spec.hooks as string[] | undefined) ?? [], patterns }];
+    return [{ name, scheme: spec.scheme as SignatureScheme, secretFile: String(spec.secretFile), hooks: (spec.hooks as string[] | undefined) ?? [], patterns, secret: Buffer.alloc(0) }];
   });
 }
 
@@ -154,10 +158,10 @@ class Access implements CallerAccess {
   readonly caller: string;
   readonly jobs: JobScope;
   readonly #run: RegExp[];
-  constructor(caller: string, rules: CompiledRule[]) {
+  constructor(caller: string, rules: CompiledRule[], signed: RegExp[]) {
     this.caller = caller;
     const mine = rules.filter((rule) => rule.callers.has(caller) || rule.callers.has('*'));
-    this.#run = mine.flatMap((rule) => rule.run);
+    this.#run = [...signed, ...mine.flatMap((rule) => rule.run)];
     this.jobs = mine.reduce<JobScope>((scope, rule) => (SCOPE_RANK[rule.jobs] > SCOPE_RANK[scope] ? rule.jobs : scope), 'none');
   }
   mayRun(hook: string): boolean {
@@ -174,6 +178,7 @@ export const OPEN_POLICY: AccessPolicy = {
   ruleCount: 0,
   signatures: [],
   forCaller: (caller) => ({ caller, jobs: 'all', mayRun: () => true, maySee: () => true }),
+  signaturesFor: () => [],
 };
 
 /** Parses and compiles an access file's text; throws AccessFileError naming every problem. */
@@ -197,10 +202,13 @@ export function parseAccessFile(text: string, file: string): AccessPolicy {
     restricted: true,
     ruleCount: rules.length,
     signatures,
+    signaturesFor: (hook) => (signatures.length === 0 ? [] : signatures.filter((spec) => spec.patterns.some((glob) => glob.test(hook)))),
     forCaller(caller) {
       let view = views.get(caller);
       if (view === undefined) {
-        view = new Access(caller, rules);
+        // A signature may run the hooks of its own entry.
+        const signed = caller.startsWith('signature:') ? (signatures.find((spec) => `signature:${spec.name}` === caller)?.patterns ?? []) : [];
+        view = new Access(caller, rules, signed);
         if (views.size < 10_000) views.set(caller, view);
       }
       return view;

@@ -9,7 +9,11 @@ export interface ParamSpec {
   pattern: string | undefined;
   default: string | undefined;
   description: string;
+  /** Where the value comes from instead of a parameter of that name: a JSON Pointer into the body, or a request header. */
+  from: ParamFrom | undefined;
 }
+
+export type ParamFrom = { pointer: string } | { header: string };
 
 /** What a script declares about itself in its comment header. */
 export interface ScriptHeader {
@@ -21,6 +25,8 @@ export interface ScriptHeader {
   /** At most `limit` runs at once, per distinct value of the `per` parameters (whole hook when empty). */
   /** Values of `per` compare case-insensitively unless `caseSensitive` (Azure names are case-insensitive). */
   concurrency: { limit: number; per: string[]; caseSensitive: boolean } | undefined;
+  /** 'async': answer 202 unless the caller asked for SSE, text or JSON explicitly. */
+  respond: 'async' | undefined;
 }
 
 const NAME = /^[a-z][a-z0-9_]*$/;
@@ -37,11 +43,13 @@ const NAME = /^[a-z][a-z0-9_]*$/;
  *                             case-insensitively; "1 per rg case-sensitive" compares exactly;
  *                             "1" alone: per hook)
  *   # @params none            (declares that the hook takes no parameters)
+ *   # @respond async          (202 Accepted unless the caller asks for a stream or JSON)
+ *   # @param ref from=/ref    (the value is the body's /ref, a JSON Pointer; from=header:X-Name: a header)
  *
  * Errors name the file and line, so `armhook check` and the caller can point at it.
  */
 export function parseScriptHeader(text: string, file: string): ScriptHeader {
-  const header: ScriptHeader = { description: '', params: undefined, timeout: undefined, concurrency: undefined };
+  const header: ScriptHeader = { description: '', params: undefined, timeout: undefined, concurrency: undefined, respond: undefined };
   const lines = text.split(/\r\n|\r|\n/);
   for (let index = 0; index < lines.length; index++) {
     const line = lines[index] ?? '';
@@ -70,6 +78,10 @@ export function parseScriptHeader(text: string, file: string): ScriptHeader {
         header.concurrency = { limit: Number(m[1]), per: m[2] ? m[2].split(',').map((p) => p.trim()) : [], caseSensitive: m[3] !== undefined };
         break;
       }
+      case 'respond':
+        if (rest !== 'async') throw invalid(where, `@respond only takes "async", got "${rest}"`);
+        header.respond = 'async';
+        break;
       case 'params':
         if (rest !== 'none') throw invalid(where, `@params only takes "none" (to declare no parameters), got "${rest}"`);
         header.params ??= [];
@@ -98,7 +110,7 @@ function parseParam(rest: string, where: string): ParamSpec {
   const words = rest.split(/\s+/).filter(Boolean);
   const name = words.shift();
   if (!name || !NAME.test(name)) throw invalid(where, `@param needs a name matching ${NAME.source}, got "${name ?? ''}"`);
-  const spec: ParamSpec = { name, required: false, secret: false, pattern: undefined, default: undefined, description: '' };
+  const spec: ParamSpec = { name, required: false, secret: false, pattern: undefined, default: undefined, description: '', from: undefined };
   while (words.length > 0) {
     const word = words[0] ?? '';
     if (word === 'required') spec.required = true;
@@ -112,6 +124,7 @@ function parseParam(rest: string, where: string): ParamSpec {
         throw invalid(where, `pattern of "${name}" is not a valid regular expression: ${(err as Error).message}`);
       }
     } else if (word.startsWith('default=')) spec.default = word.slice('default='.length);
+    else if (word.startsWith('from=')) spec.from = parseFrom(word.slice('from='.length), name, where);
     else break;
     words.shift();
   }
@@ -120,6 +133,17 @@ function parseParam(rest: string, where: string): ParamSpec {
     throw invalid(where, `default of "${name}" does not match its own pattern`);
   }
   return spec;
+}
+
+/** `from=/json/pointer` or `from=header:Name`. */
+function parseFrom(value: string, name: string, where: string): ParamFrom {
+  if (value.startsWith('header:')) {
+    const header = value.slice('header:'.length);
+    if (!/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/.test(header)) throw invalid(where, `from=header: of "${name}" needs a header name, got "${header}"`);
+    return { header: header.toLowerCase() };
+  }
+  if (!value.startsWith('/')) throw invalid(where, `from= of "${name}" takes a JSON Pointer (/ref, /pusher/name) or header:Name, got "${value}"`);
+  return { pointer: value };
 }
 
 /** `pattern=` matches the whole value, whatever anchors the author wrote. */

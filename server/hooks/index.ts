@@ -1,7 +1,7 @@
 export { HookCatalog, RESERVED_NAMES, parseHookPath } from './catalog.ts';
 export type { ScriptHook } from './catalog.ts';
-export type { ParamSpec, ScriptHeader } from './header.ts';
-export { collectParams, applyDeclarations, secretValues, maskedParams, PARAM_LIMITS, isDeniedName } from './params.ts';
+export type { ParamFrom, ParamSpec, ScriptHeader } from './header.ts';
+export { collectParams, applyDeclarations, addSourcedParams, jsonFieldNames, secretValues, maskedParams, PARAM_LIMITS, isDeniedName } from './params.ts';
 export { buildScriptEnvironment, INHERITED_VARIABLES } from './environment.ts';
 export type { ScriptContext } from './environment.ts';
 export { runScript } from './runner.ts';

@@ -52,7 +52,7 @@ function parseJson(text: string): unknown {
  * Hyphens in names fold to underscores. Throws AppError(400) on any name or value that can't
  * become an environment variable; nothing has run at that point.
  */
-export function collectParams(rawQuery: string, contentType: string | undefined, body: Buffer): Map<string, string> {
+export function collectParams(rawQuery: string, contentType: string | undefined, body: Buffer, options: { jsonFields?: ReadonlySet<string> | undefined } = {}): Map<string, string> {
   const params = new Map<string, string>();
   let total = 0;
   const add = (rawName: string, value: string, source: ParamSource): void => {
@@ -85,8 +85,11 @@ export function collectParams(rawQuery: string, contentType: string | undefined,
   } else if (body.length > 0 && (type === 'application/json' || type.endsWith('+json'))) {
     const parsed = parseJson(body.toString('utf8'));
     if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) {
-      // Only top-level scalars become parameters; nested values stay in the body (stdin).
+      // Only top-level scalars become parameters; nested values stay in the body (stdin). A
+      // declared hook takes only its declared names: the rest of a sender's document is not
+      // parameters, so it is never refused.
       for (const [name, value] of Object.entries(parsed)) {
+        if (options.jsonFields && !options.jsonFields.has(name)) continue;
         if (typeof value === 'string') add(name, value, 'json');
         else if (value instanceof JsonNumber) add(name, value.source, 'json');
         else if (typeof value === 'boolean') add(name, String(value), 'json');
@@ -94,6 +97,59 @@ export function collectParams(rawQuery: string, contentType: string | undefined,
     }
   }
   return params;
+}
+
+/** The names a declared hook takes from a JSON body's fields (those without `from=`). */
+export function jsonFieldNames(declared: ParamSpec[] | undefined): ReadonlySet<string> | undefined {
+  return declared && new Set(declared.filter((spec) => spec.from === undefined).map((spec) => spec.name));
+}
+
+/** RFC 6901: the value at `pointer` in `doc`, or undefined. */
+function atPointer(doc: unknown, pointer: string): unknown {
+  let node = doc;
+  for (const raw of pointer.split('/').slice(1)) {
+    const token = raw.replaceAll('~1', '/').replaceAll('~0', '~');
+    if (Array.isArray(node) && /^(?:0|[1-9]\d*)$/.test(token)) node = node[Number(token)];
+    else if (node !== null && typeof node === 'object' && !Array.isArray(node) && Object.hasOwn(node, token)) node = (node as Record<string, unknown>)[token];
+    else return undefined;
+  }
+  return node;
+}
+
+/**
+ * Adds the values of `from=` parameters: a scalar of the JSON body at a JSON Pointer, or a
+ * request header. They are validated afterwards like any parameter (applyDeclarations).
+ */
+export function addSourcedParams(params: Map<string, string>, declared: ParamSpec[] | undefined, input: { contentType: string | undefined; body: Buffer; headers: Record<string, string | string[] | undefined> }): void {
+  const sourced = (declared ?? []).filter((spec) => spec.from !== undefined);
+  if (sourced.length === 0) return;
+  let doc: unknown;
+  let parsed = false;
+  for (const spec of sourced) {
+    const from = spec.from;
+    if (from === undefined) continue;
+    if (params.has(spec.name)) throw new AppError(400, 'sourced_param', `parameter "${spec.name}" comes from ${'header' in from ? `the ${from.header} header` : `the body (${from.pointer})`}; do not send it by name`);
+    let value: unknown;
+    if ('header' in from) {
+      const header = input.headers[from.header];
+      value = Array.isArray(header) ? header.join(', ') : header;
+    } else {
+      if (!parsed) {
+        parsed = true;
+        const type = (input.contentType ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+        if (input.body.length > 0 && (type === 'application/json' || type.endsWith('+json'))) doc = parseJson(input.body.toString('utf8'));
+      }
+      value = atPointer(doc, from.pointer);
+      if (value instanceof JsonNumber) value = value.source;
+      else if (value !== undefined && value !== null && typeof value === 'object') throw new AppError(400, 'invalid_param', `parameter "${spec.name}" comes from ${from.pointer} in the body, which is not a string, number or boolean`);
+    }
+    if (value === undefined || value === null) continue;
+    const text = String(value);
+    if (text.includes('\0') || !text.isWellFormed() || Buffer.byteLength(text) > PARAM_LIMITS.valueBytes) {
+      throw new AppError(400, 'invalid_param', `parameter "${spec.name}" (from ${'header' in from ? from.header : from.pointer}) is not usable as an environment value (NUL, invalid Unicode or over ${PARAM_LIMITS.valueBytes} bytes)`);
+    }
+    params.set(spec.name, text);
+  }
 }
 
 /**

@@ -3,9 +3,10 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { OPEN_POLICY, type AccessFile, type AccessPolicy } from '../access/index.ts';
 import { TokenError, type EntraVerifier } from '../auth/index.ts';
 import { AppError } from '../errors.ts';
+import { githubSignatureProblem, hmacSignatureProblem, ReplayGuard, SIGNATURE_HEADERS } from '../auth/signatures.ts';
 import { PUBLIC_PATHS } from './health.ts';
 import { crossSiteReason } from './security.ts';
-import { pathOf } from './errors.ts';
+import { pathOf, queryOf } from './errors.ts';
 
 export interface Authenticator {
   authenticate(user: string, password: string): Promise<boolean>;
@@ -28,7 +29,7 @@ const STATE_CHANGING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 const BASIC_CHALLENGE = 'Basic realm="armhook", charset="UTF-8"';
 const BEARER_CHALLENGE = 'Bearer realm="armhook"';
 
-type Scheme = 'none' | 'basic' | 'bearer' | 'other';
+type Scheme = 'none' | 'basic' | 'bearer' | 'signature' | 'other';
 
 /** A failed authentication: what the audit line and the 401 say (never the credentials). */
 class AuthFailure extends Error {
@@ -112,6 +113,7 @@ async function failureLimiter(app: FastifyInstance, options: AuthOptions): Promi
 export async function registerAuth(app: FastifyInstance, options: AuthOptions): Promise<void> {
   app.decorateRequest('caller', 'anonymous');
   app.decorateRequest('access', null as unknown as FastifyRequest['access']);
+  app.decorateRequest('signedBy', undefined);
 
   app.addHook('onRequest', async (request) => {
     if (!STATE_CHANGING.has(request.method) && request.routeOptions.config.startsJob !== true) return;
@@ -132,29 +134,82 @@ export async function registerAuth(app: FastifyInstance, options: AuthOptions): 
     });
   }
   const access = options.access;
-  const failures = authenticate ? await failureLimiter(app, options) : undefined;
+  const failures = authenticate || access ? await failureLimiter(app, options) : undefined;
+  const replay = new ReplayGuard();
+
+  /** Logs the failure (audit), counts it against the address, and answers 401. */
+  const refuse = async (request: FastifyRequest, reply: FastifyReply, failure: AuthFailure): Promise<never> => {
+    request.log.warn({ audit: 'auth-failed', source: request.ip, method: request.method, path: pathOf(request.url), scheme: failure.scheme, reason: failure.message }, 'authentication failed');
+    if (failure.counts && failures) await failures(request);
+    if (failure.challenges.length > 0) void reply.header('WWW-Authenticate', failure.challenges.length === 1 ? failure.challenges[0] : failure.challenges);
+    throw new AppError(401, 'unauthorized', failure.message);
+  };
 
   app.addHook('onRequest', async (request, reply) => {
     // The health checks answer anyone; any other method on their paths is authenticated as usual.
     if ((request.method === 'GET' || request.method === 'HEAD') && PUBLIC_PATHS.has(pathOf(request.url))) return;
-    if (authenticate && failures) {
+    if (failures) {
       const state = await failures(request, { increment: false });
       if (!state.isAllowed && state.remaining === 0) {
         request.log.warn({ audit: 'auth-throttled', source: request.ip, method: request.method, path: pathOf(request.url) }, 'request refused: too many failed authentications from this address');
         const seconds = Math.max(1, state.ttlInSeconds);
         throw new AppError(429, 'too_many_failures', `too many failed authentications from ${request.ip}; try again in ${seconds} s`, undefined, { retryAfterSeconds: seconds });
       }
+    }
+    const policy: AccessPolicy = access ? await access.current() : OPEN_POLICY;
+    // A signed hook is run by its signature alone, checked once the body is read (preHandler).
+    const signed = request.method === 'POST' ? policy.signaturesFor(pathOf(request.url).slice(1)) : [];
+    if (signed.length > 0) {
+      if (!signed.some((spec) => request.headers[SIGNATURE_HEADERS[spec.scheme]] !== undefined)) {
+        const expected = [...new Set(signed.map((spec) => SIGNATURE_HEADERS[spec.scheme]))].join(' or ');
+        await refuse(request, reply, new AuthFailure('signature', `this hook takes signed requests only: send ${expected}`, { counts: false, challenges: [] }));
+      }
+      request.signedBy = { policy, specs: signed };
+    }
+    if (authenticate && (signed.length === 0 || request.headers.authorization !== undefined)) {
+      // Credentials of another kind sent along with a signature must be right too.
       try {
         request.caller = await authenticate(request, reply);
       } catch (err) {
         if (!(err instanceof AuthFailure)) throw err;
-        request.log.warn({ audit: 'auth-failed', source: request.ip, method: request.method, path: pathOf(request.url), scheme: err.scheme, reason: err.message }, 'authentication failed');
-        if (err.counts) await failures(request);
-        void reply.header('WWW-Authenticate', err.challenges.length === 1 ? err.challenges[0] : err.challenges);
-        throw new AppError(401, 'unauthorized', err.message);
+        await refuse(request, reply, err);
       }
     }
-    const policy: AccessPolicy = access ? await access.current() : OPEN_POLICY;
     request.access = policy.forCaller(request.caller);
   });
+
+  app.addHook('preHandler', async (request, reply) => {
+    const signed = request.signedBy;
+    if (!signed) return;
+    const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+    let problem = 'no valid signature';
+    for (const spec of signed.specs) {
+      const header = request.headers[SIGNATURE_HEADERS[spec.scheme]];
+      if (typeof header !== 'string') continue;
+      const signedRequest = { method: request.method, url: request.url, body, header };
+      const why = spec.scheme === 'github' ? githubSignatureProblem(spec.secret, signedRequest) : hmacSignatureProblem(spec.secret, signedRequest, replay, Math.floor(Date.now() / 1000));
+      if (why === undefined) {
+        request.caller = `signature:${spec.name}`;
+        request.access = signed.policy.forCaller(request.caller);
+        if (spec.scheme === 'github') githubDelivery(request, body);
+        return;
+      }
+      problem = why;
+    }
+    await refuse(request, reply, new AuthFailure('signature', problem, { counts: true, challenges: [] }));
+  });
+}
+
+/**
+ * A verified GitHub delivery: the signature covers the body only, so a query string is refused;
+ * a form-encoded delivery (`payload=<json>`) is its JSON from here on (params, stdin).
+ */
+function githubDelivery(request: FastifyRequest, body: Buffer): void {
+  if (queryOf(request.url) !== '') throw new AppError(400, 'unsigned_query', 'query parameters are not covered by a GitHub signature; put the values in the payload (and declare them with from=)');
+  const type = String(request.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
+  if (type !== 'application/x-www-form-urlencoded') return;
+  const payload = new URLSearchParams(body.toString('utf8')).get('payload');
+  if (payload === null) throw new AppError(400, 'bad_payload', 'a form-encoded GitHub delivery carries its JSON in the "payload" field');
+  request.body = Buffer.from(payload, 'utf8');
+  request.headers['content-type'] = 'application/json';
 }

@@ -7,8 +7,10 @@ export interface HookDescription {
   kind: 'script' | 'handler';
   description: string;
   /** null: the script declares nothing and takes any valid parameter name. */
-  params: Array<{ name: string; required: boolean; secret: boolean; pattern?: string; default?: string; description: string }> | null;
+  params: Array<{ name: string; required: boolean; secret: boolean; pattern?: string; default?: string; description: string; from?: string }> | null;
   timeout?: number;
+  /** 'async': answers 202 unless the caller asks for a stream or JSON. */
+  respond?: 'async';
 }
 
 export function describeScript(hook: ScriptHook): HookDescription {
@@ -19,6 +21,8 @@ export function describeScript(hook: ScriptHook): HookDescription {
     ...(p.pattern !== undefined ? { pattern: p.pattern } : {}),
     ...(p.default !== undefined && !p.secret ? { default: p.default } : {}),
     description: p.description,
+    // Where the value comes from when not a parameter of that name: a JSON Pointer into the body or a header.
+    ...(p.from !== undefined ? { from: 'header' in p.from ? `header:${p.from.header}` : p.from.pointer } : {}),
   }));
   return {
     path: `/${hook.path}`,
@@ -27,5 +31,6 @@ export function describeScript(hook: ScriptHook): HookDescription {
     description: hook.header.description,
     params: params ?? null,
     ...(hook.header.timeout !== undefined ? { timeout: hook.header.timeout } : {}),
+    ...(hook.header.respond !== undefined ? { respond: hook.header.respond } : {}),
   };
 }

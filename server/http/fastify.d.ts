@@ -1,5 +1,5 @@
 import 'fastify';
-import type { CallerAccess } from '../access/index.ts';
+import type { AccessPolicy, CallerAccess, SignatureSpec } from '../access/index.ts';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -12,5 +12,7 @@ declare module 'fastify' {
     caller: string;
     /** What the caller may run and see (set with `caller`; every route but the health checks). */
     access: CallerAccess;
+    /** Set when the route is a signed hook: the signatures that may authenticate it (checked in preHandler). */
+    signedBy: { policy: AccessPolicy; specs: SignatureSpec[] } | undefined;
   }
 }

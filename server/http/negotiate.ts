@@ -6,13 +6,14 @@ const PRODUCED = ['text/event-stream', 'application/json', 'text/plain'] as cons
 
 /**
  * How a run answers: `Prefer: respond-async` → 202; otherwise the best of SSE, JSON and plain
- * text by the Accept header's q-values; SSE when the caller takes anything (curl's `*​/*`).
+ * text by the Accept header's q-values; when the caller names none of them (curl's and GitHub's
+ * `*​/*`), SSE — or 202 for a hook that declares `# @respond async`.
  */
-export function runMode(headers: IncomingHttpHeaders): RunMode {
+export function runMode(headers: IncomingHttpHeaders, unnamed: 'sse' | 'async' = 'sse'): RunMode {
   const prefer = String(headers.prefer ?? '').toLowerCase();
   if (prefer.split(',').some((p) => p.trim().split(';')[0]?.trim() === 'respond-async')) return 'async';
   const accept = headers.accept;
-  if (!accept) return 'sse';
+  if (!accept) return unnamed;
   let best: { type: string; q: number } | undefined;
   for (const part of accept.split(',')) {
     const [rawType, ...rawParams] = part.split(';');
@@ -27,5 +28,6 @@ export function runMode(headers: IncomingHttpHeaders): RunMode {
   }
   if (best?.type === 'application/json') return 'json';
   if (best?.type === 'text/plain') return 'text';
-  return 'sse';
+  if (best?.type === 'text/event-stream') return 'sse';
+  return unnamed;
 }

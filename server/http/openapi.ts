@@ -88,6 +88,7 @@ const SCHEMAS: Record<string, Json> = {
       pattern: { type: 'string' },
       default: { type: 'string' },
       description: { type: 'string' },
+      from: { type: 'string', description: 'where the value comes from: a JSON Pointer into the body (/ref) or header:<name>' },
     },
   },
   Hook: {
@@ -160,11 +161,12 @@ function operationIds(): (path: string) => string {
 }
 
 function hookOperation(hook: HookDescription, operationId: string): Json {
-  const parameters = (hook.params ?? []).map((p) => ({
-    name: p.name,
-    in: 'query',
+  // A parameter taken from the body by JSON Pointer is described with the body, not as a query parameter.
+  const parameters = (hook.params ?? []).filter((p) => p.from === undefined || p.from.startsWith('header:')).map((p) => ({
+    name: p.from?.startsWith('header:') ? p.from.slice('header:'.length) : p.name,
+    in: p.from?.startsWith('header:') ? 'header' : 'query',
     required: p.required,
-    description: p.description,
+    description: p.from?.startsWith('header:') ? `${p.description} (the script's ${p.name})`.trim() : p.description,
     schema: {
       type: 'string',
       // Script patterns must match the whole value; handler patterns carry their own anchors.
@@ -174,10 +176,11 @@ function hookOperation(hook: HookDescription, operationId: string): Json {
     },
   }));
   const undeclared = hook.params === null ? ' Undeclared: any parameter name matching ^[a-z][a-z0-9_]*$ is accepted (query, form or JSON body).' : '';
+  const fromBody = (hook.params ?? []).filter((p) => p.from?.startsWith('/')).map((p) => ` ${p.name} is the body's ${p.from}.`).join('');
   return {
     operationId,
     summary: hook.description || hook.path,
-    description: `${hook.kind === 'script' ? 'Runs the script' : 'Runs the typed Azure handler'} ${hook.path} as a job. Parameters may also come in a form or JSON body.${undeclared}`,
+    description: `${hook.kind === 'script' ? 'Runs the script' : 'Runs the typed Azure handler'} ${hook.path} as a job. Parameters may also come in a form or JSON body.${undeclared}${fromBody}${hook.respond === 'async' ? ' Answers 202 unless the caller asks for SSE, text or JSON.' : ''}`,
     tags: [hook.kind],
     parameters: [...parameters, PREFER],
     ...(hook.method === 'POST'

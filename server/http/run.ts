@@ -1,8 +1,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { applyDeclarations, collectParams, maskedParams, secretValues, type HookCatalog, type ScriptHook, type ScriptRunOptions, type ScriptRunResult } from '../hooks/index.ts';
+import { addSourcedParams, applyDeclarations, collectParams, jsonFieldNames, maskedParams, secretValues, type HookCatalog, type ScriptHook, type ScriptRunOptions, type ScriptRunResult } from '../hooks/index.ts';
 import type { JobLog, JobManager, JobRecord, LiveJob } from '../jobs/index.ts';
 import { requireRun } from './access.ts';
 import { describeScript } from './describe.ts';
+import { subscriptionValidation, webhookValidation } from './eventgrid.ts';
 import { AppError, quote } from '../errors.ts';
 import { methodNotAllowed, pathOf, queryOf } from './errors.ts';
 import { runMode, type RunMode } from './negotiate.ts';
@@ -164,9 +165,14 @@ export function registerRunRoutes(app: FastifyInstance, options: RunRouteOptions
       const hook = await resolve(request);
       const query = queryOf(request.url);
       const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+      const validation = subscriptionValidation(request, body);
+      if (validation) return reply.send(validation);
       const declared = hook.header.params;
-      const params = applyDeclarations(collectParams(query, request.headers['content-type'], body), declared, hook.path);
-      const mode = runMode(request.headers);
+      const contentType = request.headers['content-type'];
+      const given = collectParams(query, contentType, body, { jsonFields: jsonFieldNames(declared) });
+      addSourcedParams(given, declared, { contentType, body, headers: request.headers });
+      const params = applyDeclarations(given, declared, hook.path);
+      const mode = runMode(request.headers, hook.header.respond ?? 'sse');
       const job = options.jobs.submit({
         hook: hook.path,
         kind: 'script',
@@ -196,7 +202,11 @@ export function registerRunRoutes(app: FastifyInstance, options: RunRouteOptions
   app.route({
     method: ['PUT', 'PATCH', 'DELETE', 'OPTIONS'],
     url: '/*',
-    handler: async (_request, reply) => {
+    handler: async (request, reply) => {
+      if (request.method === 'OPTIONS' && request.headers['webhook-request-origin'] !== undefined) {
+        await resolve(request);
+        if (await webhookValidation(request, reply)) return;
+      }
       await methodNotAllowed(reply, 'GET, HEAD, POST', 'hooks run on POST; GET describes them');
     },
   });
