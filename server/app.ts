@@ -25,7 +25,7 @@ import {
   registerRunRoutes,
   type Authenticator,
 } from './http/index.ts';
-import { JobManager, JobStore } from './jobs/index.ts';
+import { DamagedStoreError, importJournal, JobManager, SqliteJobStore } from './jobs/index.ts';
 import { createMetrics } from './metrics/index.ts';
 import { httpsServerOptions, loadTlsMaterial } from './tls/index.ts';
 
@@ -163,8 +163,9 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
 
   const scratchDir = await createScratchDir(log);
 
-  const store = new JobStore({ dataDir: config.dataDir, log });
-  const jobs = new JobManager({ store, log: log.child({ component: 'jobs' }), workers: config.workers, queue: config.queue, retentionDays: config.retentionDays, retentionMax: config.retentionMax });
+  const store = openJobStore(config.dataDir);
+  await importJournal(config.dataDir, store, log.child({ component: 'jobs' }));
+  const jobs = new JobManager({ store, log: log.child({ component: 'jobs' }), workers: config.workers, queue: config.queue, retentionDays: config.retentionDays, retentionMax: config.retentionMax, retentionBytes: config.retentionSize });
   const interrupted = await jobs.open();
   if (interrupted.length > 0) log.warn({ jobs: interrupted.map((r) => r.id) }, 'jobs left running by a previous process were marked interrupted');
 
@@ -217,15 +218,15 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
     scratchDir,
   });
 
-  // Age-based retention runs hourly; count-based runs as jobs end.
-  const pruneTimer = setInterval(() => jobs.prune(), 3600 * 1000);
+  // Age-based retention runs hourly; count- and size-based run as jobs end.
+  const pruneTimer = setInterval(() => void jobs.prune(), 3600 * 1000);
   pruneTimer.unref();
 
   // Jobs drain before the server stops: their streams end when they do.
   app.addHook('preClose', async () => {
     clearInterval(pruneTimer);
     await jobs.shutdown(config.drainTimeout * 1000);
-    store.close();
+    await store.close();
     azure.close();
     helper?.close();
     await htpasswd?.close();
@@ -251,4 +252,14 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
       await app.close();
     },
   };
+}
+
+/** The job database; a damaged one stops the start-up with what to do (armhook never drops jobs by itself). */
+function openJobStore(dataDir: string): SqliteJobStore {
+  try {
+    return new SqliteJobStore({ dataDir });
+  } catch (err) {
+    if (err instanceof DamagedStoreError) throw new StartupError(err.message);
+    throw err;
+  }
 }

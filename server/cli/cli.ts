@@ -14,6 +14,7 @@ Usage:
   armhook call <url> [name=value ...]       run a hook on a server, stream its output, exit with its code
   armhook jobs | logs <id> | cancel <id>    list, read or follow, and cancel jobs on a server
   armhook token [--resource URI] [--json]   an access token of armhook's managed identity (for scripts)
+  armhook backup <file> [settings]          a consistent copy of the job database (also while serving)
   armhook <command> --help                  help for one command
 
 Settings (flag, environment variable; flags win over the environment, which wins over --config):
@@ -31,6 +32,7 @@ const HELP: Record<string, string> = {
     'Azure Arc, workload identity), for Resource Manager or --resource (e.g. https://vault.azure.net,\n' +
     'https://storage.azure.com, https://database.windows.net). Scripts call it as "$ARMHOOK_BIN" token.\n' +
     '--json prints {accessToken, tokenType, resource, expiresOn, expires_on, identityType, principalId, tenantId, clientId}.\n',
+  backup: 'armhook backup <file> [settings]\n\nWrites a consistent copy of the job database (ARMHOOK_DATA_DIR/armhook.db) to <file>, also while\nthe server runs, and checks it. To restore: stop armhook, put the copy in place of armhook.db (remove\narmhook.db-wal), start armhook.\n',
   check: 'armhook check [settings]\n\nValidates the configuration, the scripts (headers, reserved names), TLS files, the htpasswd\nfile and, when on Azure, the managed identity. Exits non-zero on any problem.\n',
 };
 
@@ -76,6 +78,10 @@ async function main(argv: string[]): Promise<number> {
     case 'token': {
       const { printToken } = await import('./token.ts');
       return printToken(config, { resource: values.resource, json: values.json === true });
+    }
+    case 'backup': {
+      const { backupJobs } = await import('./backup.ts');
+      return backupJobs(config, positionals);
     }
     case 'check': {
       const { check } = await import('./check.ts');

@@ -35,6 +35,8 @@ export interface Config {
   drainTimeout: number;
   retentionDays: number;
   retentionMax: number;
+  /** bytes; 0: no limit */
+  retentionSize: number;
   bodyLimit: number;
   /** seconds */
   keepAlive: number;
@@ -79,6 +81,12 @@ function coerce(setting: Setting, raw: unknown, origin: string): unknown {
         const range = setting.max !== undefined ? ` from ${setting.min ?? 0} to ${setting.max}` : setting.min !== undefined ? ` ≥ ${setting.min}` : '';
         throw new ConfigError(`${name} must be a whole number${range}, got ${JSON.stringify(raw)}`);
       }
+      return n;
+    }
+    case 'size': {
+      const match = /^\s*(\d+)\s*([KMGT]?)i?B?\s*$/i.exec(String(raw));
+      const n = match ? Number(match[1]) * 1024 ** ['', 'K', 'M', 'G', 'T'].indexOf((match[2] ?? '').toUpperCase()) : NaN;
+      if (!Number.isSafeInteger(n) || n < 0) throw new ConfigError(`${name} must be a size in bytes, or with K, M, G or T (e.g. 2G), got ${JSON.stringify(raw)}`);
       return n;
     }
     case 'listen': {

@@ -2,7 +2,7 @@
  * Every setting armhook has, in one table: its config key, environment variable, CLI flag,
  * type, default and meaning. Parsing, `--help` and the README's table all come from here.
  */
-export type SettingType = 'string' | 'integer' | 'listen' | 'url' | 'level' | 'spawner';
+export type SettingType = 'string' | 'integer' | 'size' | 'listen' | 'url' | 'level' | 'spawner';
 
 export interface Setting {
   key: string;
@@ -40,6 +40,7 @@ export const SETTINGS = [
   { key: 'drainTimeout', env: 'ARMHOOK_DRAIN_TIMEOUT', flag: '--drain-timeout', type: 'integer', default: 30, min: 0, max: MAX_SECONDS, description: 'on SIGTERM, seconds running jobs get to finish before they are stopped' },
   { key: 'retentionDays', env: 'ARMHOOK_RETENTION_DAYS', flag: '--retention-days', type: 'integer', default: 30, min: 0, description: 'finished jobs older than this many days are deleted (0: never by age)' },
   { key: 'retentionMax', env: 'ARMHOOK_RETENTION_MAX', flag: '--retention-max', type: 'integer', default: 1000, min: 1, description: 'at most this many finished jobs are kept' },
+  { key: 'retentionSize', env: 'ARMHOOK_RETENTION_SIZE', flag: '--retention-size', type: 'size', default: 0, description: 'finished jobs are deleted, oldest first, while all jobs\' stored output is larger (bytes, or e.g. 500M, 2G; 0: no limit)' },
   { key: 'bodyLimit', env: 'ARMHOOK_BODY_LIMIT', flag: '--body-limit', type: 'integer', default: 1048576, min: 0, description: 'largest request body (script stdin), bytes' },
   { key: 'keepAlive', env: 'ARMHOOK_KEEPALIVE', flag: '--keepalive', type: 'integer', default: 15, min: 1, max: 3600, description: 'seconds between SSE keep-alive comments' },
   { key: 'outputLimit', env: 'ARMHOOK_JSON_OUTPUT_LIMIT', flag: '--json-output-limit', type: 'integer', default: 1048576, min: 1024, description: 'bytes of output included in an Accept: application/json response' },

@@ -127,7 +127,7 @@ export function registerAzureRoutes(
         options.azure.requireReady();
         // A body the handler can't use is refused before a job exists (deployments' template).
         handler.validateBody?.(body);
-        const job = options.jobs.submit({
+        const job = await options.jobs.submit({
           hook: handler.path,
           kind: 'handler',
           method: handler.method,

@@ -10,9 +10,9 @@ const LIST_PARAMS = new Set(['hook', 'status', 'caller', 'limit', 'after']);
 export function registerJobRoutes(app: FastifyInstance, options: { jobs: JobManager; keepAliveMs: number }): void {
   const { jobs } = options;
   // A job the caller may not see (another caller's, under "own") is as unknown as a made-up id.
-  const known = (request: FastifyRequest<{ Params: { id: string } }>): void => {
+  const known = async (request: FastifyRequest<{ Params: { id: string } }>): Promise<void> => {
     const id = request.params.id;
-    const record = isJobId(id) ? jobs.get(id) : undefined;
+    const record = isJobId(id) ? await jobs.get(id) : undefined;
     if (!record || !request.access.maySee(record.caller)) throw new AppError(404, 'unknown_job', `no job ${quote(id)}; GET /jobs lists jobs`);
   };
 
@@ -32,7 +32,7 @@ export function registerJobRoutes(app: FastifyInstance, options: { jobs: JobMana
     // Under "own" the list is the caller's own jobs: another caller's name finds nothing.
     if (scope === 'own' && caller !== undefined && caller !== request.caller) return { items: [], next: null };
     if (scope === 'own') filter.caller = request.caller;
-    const page = jobs.list(filter, size, after);
+    const page = await jobs.list(filter, size, after);
     let next: string | null = null;
     if (page.next) {
       const query = new URLSearchParams();
@@ -44,13 +44,13 @@ export function registerJobRoutes(app: FastifyInstance, options: { jobs: JobMana
   });
 
   app.get<{ Params: { id: string } }>('/jobs/:id', async (request) => {
-    known(request);
+    await known(request);
     return jobs.get(request.params.id);
   });
 
   // What the job has written so far (all of it once it ended), as plain text.
   app.get<{ Params: { id: string } }>('/jobs/:id/log', async (request, reply) => {
-    known(request);
+    await known(request);
     const log = await jobs.openLog(request.params.id);
     if (!log) throw new AppError(404, 'unknown_job', 'that job has no log');
     reply.hijack();
@@ -60,7 +60,7 @@ export function registerJobRoutes(app: FastifyInstance, options: { jobs: JobMana
 
   // Replay from the start (or after Last-Event-ID), then follow until the job ends.
   app.get<{ Params: { id: string }; Querystring: { lastEventId?: string } }>('/jobs/:id/events', async (request, reply) => {
-    known(request);
+    await known(request);
     const raw = request.headers['last-event-id'] ?? request.query.lastEventId;
     const afterId = raw === undefined ? 0 : /^\d{1,15}$/.test(String(raw).trim()) ? Number(String(raw).trim()) : NaN;
     if (!Number.isSafeInteger(afterId)) throw new AppError(400, 'bad_last_event_id', 'Last-Event-ID must be an event id (a whole number) from this job');
@@ -73,10 +73,10 @@ export function registerJobRoutes(app: FastifyInstance, options: { jobs: JobMana
   });
 
   app.delete<{ Params: { id: string } }>('/jobs/:id', async (request, reply) => {
-    known(request);
+    await known(request);
     const live = jobs.live(request.params.id);
     if (!live || !jobs.cancel(request.params.id)) {
-      const record = jobs.get(request.params.id);
+      const record = await jobs.get(request.params.id);
       throw new AppError(409, 'job_ended', `job ${request.params.id} already ended (${record?.status ?? 'unknown'}); nothing to cancel`);
     }
     const record = await live.done;

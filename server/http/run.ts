@@ -173,7 +173,7 @@ export function registerRunRoutes(app: FastifyInstance, options: RunRouteOptions
       addSourcedParams(given, declared, { contentType, body, headers: request.headers });
       const params = applyDeclarations(given, declared, hook.path);
       const mode = runMode(request.headers, hook.header.respond ?? 'sse');
-      const job = options.jobs.submit({
+      const job = await options.jobs.submit({
         hook: hook.path,
         kind: 'script',
         method: 'POST',

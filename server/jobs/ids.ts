@@ -24,3 +24,9 @@ export class JobIds {
     return ulid(now, this.#prng);
   }
 }
+
+const ID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
+
+export function isJobId(value: string): boolean {
+  return ID.test(value);
+}

@@ -1,7 +1,11 @@
 export { JobManager, LiveJob } from './manager.ts';
-export type { Task, TaskContext, TaskOutcome, JobSpec, JobFilter, JobManagerOptions, JobCounters } from './manager.ts';
-export { JobStore, isJobId } from './store.ts';
-export { JobLog } from './log.ts';
+export type { Task, TaskContext, TaskOutcome, JobSpec, JobManagerOptions, JobCounters } from './manager.ts';
+export type { JobStore, JobFilter, JobPage, RetentionPolicy } from './job-store.ts';
+export { StorageFullError } from './job-store.ts';
+export { SqliteJobStore, DamagedStoreError, DATABASE_FILE, openDatabase } from './sqlite-store.ts';
+export { JobLog } from './job-log.ts';
+export { importJournal } from './journal-import.ts';
+export { isJobId } from './ids.ts';
 export { MaskedLines } from './output.ts';
 export type { JobOutput } from './output.ts';
 export { JOB_STATUSES, FINAL_STATUSES } from './types.ts';

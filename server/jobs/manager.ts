@@ -1,12 +1,12 @@
 import type { Logger } from 'pino';
 import { AppError } from '../errors.ts';
 import { Counter, Histogram, JOB_DURATION_BUCKETS } from '../metrics/index.ts';
-import type { JobLog } from './log.ts';
+import { JobLog } from './job-log.ts';
+import { StorageFullError, type JobFilter, type JobPage, type JobStore } from './job-store.ts';
 import { JobOutput } from './output.ts';
 import { JobIds } from './ids.ts';
 import { killJobLeftovers } from './reaper.ts';
-import type { JobStore } from './store.ts';
-import { FINAL_STATUSES, type JobError, type JobRecord, type JobStatus } from './types.ts';
+import type { JobError, JobEvent, JobRecord, JobStatus } from './types.ts';
 
 /** How many recent run times the Retry-After estimate averages. */
 const RECENT_DURATIONS = 32;
@@ -46,7 +46,10 @@ export interface JobSpec {
   task: Task;
 }
 
-type AbortReason = 'cancelled' | 'timed-out' | 'interrupted';
+type AbortReason = 'cancelled' | 'timed-out' | 'interrupted' | 'storage_full';
+
+/** How often a final record the full disk refused is tried again. */
+const SAVE_RETRY_MS = 5000;
 
 /** Counts for /metrics, kept as plain numbers so nothing is loaded until someone scrapes. */
 export interface JobCounters {
@@ -88,12 +91,8 @@ export interface JobManagerOptions {
   retentionDays: number;
   /** At most this many finished jobs are kept, the oldest deleted first. */
   retentionMax: number;
-}
-
-export interface JobFilter {
-  hook?: string;
-  status?: JobStatus;
-  caller?: string;
+  /** Finished jobs are deleted, oldest first, while all jobs' output takes more bytes (0: no limit). */
+  retentionBytes?: number;
 }
 
 /**
@@ -107,14 +106,20 @@ export class JobManager {
   readonly #queueLimit: number;
   readonly #retentionMs: number;
   readonly #retentionMax: number;
-  /** Every record, newest first (ids sort by time). */
-  readonly #records = new Map<string, JobRecord>();
+  readonly #retentionBytes: number;
   readonly #ids = new JobIds();
   readonly #live = new Map<string, LiveJob>();
-  /** Ids of ended jobs, in the order they ended (retention removes from the front). */
-  readonly #ended: string[] = [];
+  /** Ended jobs whose final record the store could not take yet (disk full): retried, served from here. */
+  readonly #unsaved = new Map<string, { record: JobRecord; done: JobEvent; log: JobLog }>();
+  #saveTimer: NodeJS.Timeout | undefined;
+  /** Open readers per job: retention keeps a job while it is read. */
+  readonly #readers = new Map<string, number>();
   readonly #queue: LiveJob[] = [];
+  /** Queued jobs whose record is being committed (they hold a queue place already). */
+  #queuedCount = 0;
   readonly #running = new Set<LiveJob>();
+  /** Workers taken: running jobs, and jobs about to run whose record is being committed. */
+  #runningCount = 0;
   /** Running jobs per concurrency key. */
   readonly #keyCounts = new Map<string, number>();
   /** Run times (ms) of the most recent jobs, oldest first: what Retry-After is estimated from. */
@@ -133,60 +138,45 @@ export class JobManager {
     this.#queueLimit = options.queue;
     this.#retentionMs = options.retentionDays * 24 * 3600 * 1000;
     this.#retentionMax = options.retentionMax;
+    this.#retentionBytes = options.retentionBytes ?? 0;
   }
 
   /**
-   * Loads stored jobs. Jobs a previous process left queued or running become interrupted, and
-   * whatever is left of their processes is killed.
+   * Jobs a previous process left queued or running become interrupted (their output is kept),
+   * and whatever is left of their processes is killed. Then retention runs once.
    */
   async open(): Promise<JobRecord[]> {
-    const interrupted: JobRecord[] = [];
-    for (const record of this.#store.loadAll()) {
-      if (!FINAL_STATUSES.includes(record.status)) {
-        if (record.pgid !== null) {
-          const killed = await killJobLeftovers(record.id, record.pgid);
-          if (killed.length > 0) this.#log.warn({ jobId: record.id, pids: killed }, 'killed processes left running by an interrupted job');
-        }
-        const log = await this.#store.reopen(record.id);
-        this.#finish(record, log, 'interrupted', null, {
-          code: 'interrupted',
-          message: 'armhook stopped while this job was queued or running; its output up to then is kept. Start it again if it is still needed.',
-        });
-        interrupted.push(record);
+    const interrupted = await this.#store.unfinished();
+    for (const record of interrupted) {
+      if (record.pgid !== null) {
+        const killed = await killJobLeftovers(record.id, record.pgid);
+        if (killed.length > 0) this.#log.warn({ jobId: record.id, pids: killed }, 'killed processes left running by an interrupted job');
       }
-      this.#records.set(record.id, record);
+      const log = JobLog.reopen(this.#store, record.id, await this.#store.lastEventId(record.id));
+      await this.#finish(record, log, 'interrupted', null, {
+        code: 'interrupted',
+        message: 'armhook stopped while this job was queued or running; its output up to then is kept. Start it again if it is still needed.',
+      });
     }
-    // ISO timestamps and ids order correctly by code unit (no localeCompare: it loads ICU's collation data, ~3 MB).
-    const ended = [...this.#records.values()].sort((a, b) => compareText(a.endedAt ?? '', b.endedAt ?? '') || compareText(a.id, b.id));
-    this.#ended.push(...ended.map((r) => r.id));
-    this.prune();
+    await this.prune();
     return interrupted;
   }
 
   /**
-   * Deletes finished jobs past the retention age or count, oldest first. Live jobs are never
-   * deleted. Returns how many were removed.
+   * Deletes finished jobs past the retention age, count or size, oldest first. Live jobs and
+   * jobs being read are never deleted. Returns how many were removed.
    */
-  prune(now = Date.now()): number {
-    const cutoff = this.#retentionMs > 0 ? now - this.#retentionMs : -Infinity;
+  async prune(now = Date.now()): Promise<number> {
+    const policy = { endedBefore: this.#retentionMs > 0 ? now - this.#retentionMs : Number.NEGATIVE_INFINITY, maxJobs: this.#retentionMax, maxBytes: this.#retentionBytes };
     let removed = 0;
-    // #ended is ordered by end time: the front is what ended longest ago (a long job that just
-    // ended is not "old" because it started early). Each job is looked at once, when removed.
-    while (this.#ended.length > 0) {
-      const id = this.#ended[0] ?? '';
-      const record = this.#records.get(id);
-      const old = record?.endedAt != null && Date.parse(record.endedAt) < cutoff;
-      if (record && this.#ended.length <= this.#retentionMax && !old) break;
-      this.#ended.shift();
-      if (!record) continue;
-      this.#store.remove(id);
-      this.#records.delete(id);
-      removed++;
+    try {
+      removed = await this.#store.prune(policy, new Set(this.#readers.keys()));
+    } catch (err) {
+      this.#log.warn({ err: (err as Error).message }, 'could not delete old jobs (retention); will try again as jobs end');
     }
     if (removed > 0) this.#log.info({ removed }, 'deleted old jobs (retention)');
     return removed;
   }
-
 
   /** False once shutdown began: new jobs are refused with 503. */
   get accepting(): boolean {
@@ -194,7 +184,7 @@ export class JobManager {
   }
 
   get running(): number {
-    return this.#running.size;
+    return this.#runningCount;
   }
 
   get queued(): number {
@@ -202,12 +192,12 @@ export class JobManager {
   }
 
   /** Accepts a job: starts it now, queues it, or refuses (429 queue full, 503 shutting down). */
-  submit(spec: JobSpec): LiveJob {
+  async submit(spec: JobSpec): Promise<LiveJob> {
     if (!this.#accepting) throw new AppError(503, 'shutting_down', 'armhook is shutting down and accepts no new jobs; retry shortly', undefined, { retryAfterSeconds: 5 });
     // Jobs still queued while a worker is free are all waiting on their concurrency key, so a
     // job whose key is free may pass them (no head-of-line blocking).
-    const startsNow = this.#running.size < this.#workers && !this.#keyBusy(spec);
-    if (!startsNow && this.#queue.length >= this.#queueLimit) {
+    const startsNow = this.#runningCount < this.#workers && !this.#keyBusy(spec);
+    if (!startsNow && this.#queue.length + this.#queuedCount >= this.#queueLimit) {
       this.counters.refused++;
       throw new AppError(429, 'queue_full', `all ${this.#workers} workers are busy and the queue of ${this.#queueLimit} is full; retry later`, undefined, {
         retryAfterSeconds: this.#retryAfterSeconds(),
@@ -230,66 +220,85 @@ export class JobManager {
       error: null,
       pgid: null,
     };
-    // The record and the first events go to the store in one write (it is the job's first cost).
+    // The record and the first events go to the store together (committed before the id is told).
     if (startsNow) {
       record.status = 'running';
       record.startedAt = record.createdAt;
     }
     const position = this.#queue.length + 1;
-    const log = this.#store.create(
-      record,
-      startsNow
-        ? [{ event: 'job', data: JSON.stringify({ jobId: record.id, status: 'running' }) }]
-        : [
-            { event: 'job', data: JSON.stringify({ jobId: record.id, status: 'queued' }) },
-            { event: 'queued', data: JSON.stringify({ jobId: record.id, position }) },
-          ],
-    );
+    // The worker or the queue place is taken now: other requests arrive while the store commits.
+    if (startsNow) this.#claim(spec);
+    else this.#queuedCount++;
+    let log: JobLog;
+    try {
+      log = await JobLog.create(
+        this.#store,
+        record,
+        startsNow
+          ? [{ event: 'job', data: JSON.stringify({ jobId: record.id, status: 'running' }) }]
+          : [
+              { event: 'job', data: JSON.stringify({ jobId: record.id, status: 'queued' }) },
+              { event: 'queued', data: JSON.stringify({ jobId: record.id, position }) },
+            ],
+        this.#logHooks(record.id),
+      );
+    } catch (err) {
+      if (startsNow) this.#release(spec);
+      else this.#queuedCount--;
+      if (!(err instanceof StorageFullError)) throw err;
+      this.#log.error({ hook: spec.hook, err: err.message }, 'refused a job: it cannot be recorded because the disk holding ARMHOOK_DATA_DIR is full. Free space there (or lower ARMHOOK_RETENTION_SIZE); armhook recovers by itself');
+      throw new AppError(507, 'storage_full', 'armhook cannot record new jobs because its disk is full; nothing was run. Retry once the operator has freed space', undefined, { retryAfterSeconds: 60 });
+    }
     const job = new LiveJob(record, log, spec);
-    this.#records.set(record.id, record);
     this.#live.set(record.id, job);
     if (startsNow) {
-      this.#start(job, true);
+      this.#run(job);
     } else {
+      this.#queuedCount--;
       this.#queue.push(job);
       job.position = position;
+      this.#startNext();
     }
     return job;
   }
 
-  get(id: string): JobRecord | undefined {
-    return this.#records.get(id);
+  /** What a job's log reports to the manager: storage failures and its readers. */
+  #logHooks(id: string): { onStorageFailure: (err: Error) => void; onReaders: (delta: 1 | -1) => void } {
+    return {
+      onStorageFailure: (err) => {
+        const job = this.#live.get(id);
+        this.#log.error({ jobId: id, err: err.message }, 'cannot store job output: the disk holding ARMHOOK_DATA_DIR is full. The job is stopped (storage_full) and keeps what was stored; free space there');
+        if (job) this.#abort(job, 'storage_full');
+      },
+      onReaders: (delta) => {
+        const count = (this.#readers.get(id) ?? 0) + delta;
+        if (count > 0) this.#readers.set(id, count);
+        else this.#readers.delete(id);
+      },
+    };
+  }
+
+  /** A job's record: a live job's from memory, else the store's. */
+  async get(id: string): Promise<JobRecord | undefined> {
+    return this.#live.get(id)?.record ?? this.#unsaved.get(id)?.record ?? (await this.#store.get(id));
   }
 
   live(id: string): LiveJob | undefined {
     return this.#live.get(id);
   }
 
-  /** The job's output log: live, or read from disk for a finished job. */
+  /** The job's events: the live log of a job running here, or the stored one. */
   async openLog(id: string): Promise<JobLog | undefined> {
-    const live = this.#live.get(id);
-    if (live) return live.log;
-    if (!this.#records.has(id)) return undefined;
-    return this.#store.openLog(id);
+    const live = this.#live.get(id)?.log ?? this.#unsaved.get(id)?.log;
+    if (live) return live;
+    if (!(await this.#store.get(id))) return undefined;
+    return JobLog.stored(this.#store, id, this.#logHooks(id));
   }
 
-  /** Newest first; `after` is the last id of the previous page. */
-  list(filter: JobFilter, limit: number, after?: string): { items: JobRecord[]; next: string | null } {
-    const items: JobRecord[] = [];
-    const ids = [...this.#records.keys()].sort().reverse();
-    let index = after ? ids.findIndex((id) => id < after) : 0;
-    if (index < 0) index = ids.length;
-    for (; index < ids.length && items.length <= limit; index++) {
-      const record = this.#records.get(ids[index] ?? '');
-      if (!record) continue;
-      if (filter.hook && record.hook !== filter.hook) continue;
-      if (filter.status && record.status !== filter.status) continue;
-      if (filter.caller && record.caller !== filter.caller) continue;
-      items.push(record);
-    }
-    const more = items.length > limit;
-    if (more) items.pop();
-    return { items, next: more ? (items.at(-1)?.id ?? null) : null };
+  /** Newest first; `after` is the last id of the previous page. Live jobs show their current state. */
+  async list(filter: JobFilter, limit: number, after?: string): Promise<JobPage> {
+    const page = await this.#store.list(filter, limit, after);
+    return { items: page.items.map((record) => this.#live.get(record.id)?.record ?? this.#unsaved.get(record.id)?.record ?? record), next: page.next };
   }
 
   /** Cancels a queued or running job. Returns false when it had already ended. */
@@ -299,7 +308,7 @@ export class JobManager {
     const queuedAt = this.#queue.indexOf(job);
     if (queuedAt >= 0) {
       this.#queue.splice(queuedAt, 1);
-      this.#finishLive(job, 'cancelled', null, { code: 'cancelled', message: 'cancelled while queued; it never ran' });
+      void this.#finishLive(job, 'cancelled', null, { code: 'cancelled', message: 'cancelled while queued; it never ran' });
       this.#announcePositions();
       return true;
     }
@@ -313,11 +322,9 @@ export class JobManager {
    */
   async shutdown(drainMs: number): Promise<void> {
     this.#accepting = false;
-    for (const job of this.#queue.splice(0)) {
-      this.#finishLive(job, 'interrupted', null, { code: 'interrupted', message: 'armhook shut down before this job started; it never ran' });
-    }
+    await Promise.all(this.#queue.splice(0).map((job) => this.#finishLive(job, 'interrupted', null, { code: 'interrupted', message: 'armhook shut down before this job started; it never ran' })));
     const running = [...this.#running].map((job) => job.done);
-    if (running.length === 0) return;
+    if (running.length === 0) return this.#finalSave();
     this.#log.info({ running: running.length, drainMs }, 'waiting for running jobs to finish before exit');
     let timer: NodeJS.Timeout | undefined;
     const drained = await Promise.race([
@@ -331,6 +338,14 @@ export class JobManager {
       for (const job of this.#running) this.#abort(job, 'interrupted');
       await Promise.all(running);
     }
+    return this.#finalSave();
+  }
+
+  /** A last try for final records the full disk refused; what still fails reads interrupted after a restart. */
+  async #finalSave(): Promise<void> {
+    if (this.#unsaved.size === 0) return;
+    await this.#saveUnsaved();
+    if (this.#unsaved.size > 0) this.#log.error({ jobs: [...this.#unsaved.keys()] }, 'could not store the final record of these jobs (disk full); after a restart they read interrupted, with the output that was stored');
   }
 
   #keyBusy(spec: JobSpec): boolean {
@@ -367,16 +382,21 @@ export class JobManager {
     job.controller.abort(reason);
   }
 
-  /** Runs a job; `recorded` = it was created running (its record and `job` event are stored). */
-  #start(job: LiveJob, recorded = false): void {
+  /** A job takes a worker (and a place under its concurrency key). */
+  #claim(spec: JobSpec): void {
+    this.#runningCount++;
+    this.#countKey(spec, 1);
+  }
+
+  #release(spec: JobSpec): void {
+    this.#runningCount--;
+    this.#countKey(spec, -1);
+  }
+
+  /** Runs a job that holds a worker (see #claim); its record says running. */
+  #run(job: LiveJob): void {
     const { record, log, spec } = job;
     this.#running.add(job);
-    this.#countKey(spec, 1);
-    if (!recorded) {
-      record.status = 'running';
-      record.startedAt = new Date().toISOString();
-      log.writeRecord(record);
-    }
     this.#log.info({ jobId: record.id, hook: record.hook, user: record.caller }, 'job started');
     const timer = setTimeout(() => this.#abort(job, 'timed-out'), spec.timeoutMs);
     const output = new JobOutput(log, spec.secrets);
@@ -386,7 +406,7 @@ export class JobManager {
       output,
       setProcessGroup: (pgid) => {
         record.pgid = pgid;
-        log.writeRecord(record);
+        log.update(record);
       },
     };
     void spec
@@ -395,16 +415,18 @@ export class JobManager {
         this.#log.error({ jobId: record.id, err }, 'job task failed unexpectedly; this is a bug in armhook, please report it');
         return { ok: false, exitCode: null, error: { code: 'internal', message: 'armhook failed to run this job; see the server log' } };
       })
-      .then((outcome) => {
+      .then(async (outcome) => {
         clearTimeout(timer);
         output.flush();
         this.#running.delete(job);
-        this.#countKey(spec, -1);
-        const status: JobStatus = job.reason ?? (outcome.ok ? 'succeeded' : 'failed');
+        this.#release(spec);
+        const status: JobStatus = job.reason === 'storage_full' ? 'failed' : (job.reason ?? (outcome.ok ? 'succeeded' : 'failed'));
         record.result = outcome.result ?? null;
-        this.#finishLive(job, status, outcome.exitCode, this.#errorFor(job, status, outcome));
+        // The record ends (endedAt) before the next job starts; its commit may follow.
+        const finished = this.#finishLive(job, status, outcome.exitCode, this.#errorFor(job, status, outcome));
         this.#startNext();
-        if (this.#ended.length > this.#retentionMax) this.prune();
+        await finished;
+        await this.prune();
       })
       .catch((err: unknown) => this.#log.error({ jobId: record.id, err }, 'finishing a job failed; this is a bug in armhook, please report it'));
   }
@@ -412,6 +434,9 @@ export class JobManager {
   #errorFor(job: LiveJob, status: JobStatus, outcome: TaskOutcome): JobError | null {
     const seconds = Math.round(job.spec.timeoutMs / 1000);
     const detail = outcome.error ? { ...outcome.error } : undefined;
+    if (job.reason === 'storage_full') {
+      return { ...detail, code: 'storage_full', message: 'the disk holding armhook\'s job database filled up, so the job was stopped; its output up to then is kept. Run it again once space is freed' };
+    }
     switch (status) {
       case 'succeeded':
         return null;
@@ -427,11 +452,16 @@ export class JobManager {
   }
 
   #startNext(): void {
-    while (this.#running.size < this.#workers) {
+    while (this.#runningCount < this.#workers) {
       const index = this.#queue.findIndex((job) => !this.#keyBusy(job.spec));
       if (index < 0) break;
       const [job] = this.#queue.splice(index, 1);
-      if (job) this.#start(job);
+      if (!job) break;
+      this.#claim(job.spec);
+      job.record.status = 'running';
+      job.record.startedAt = new Date().toISOString();
+      job.log.update(job.record);
+      this.#run(job);
     }
     this.#announcePositions();
   }
@@ -444,10 +474,9 @@ export class JobManager {
     });
   }
 
-  #finishLive(job: LiveJob, status: JobStatus, exitCode: number | null, error: JobError | null): void {
-    this.#finish(job.record, job.log, status, exitCode, error);
+  async #finishLive(job: LiveJob, status: JobStatus, exitCode: number | null, error: JobError | null): Promise<void> {
+    await this.#finish(job.record, job.log, status, exitCode, error);
     this.#live.delete(job.record.id);
-    this.#ended.push(job.record.id);
     this.counters.finished.inc([job.record.hook, status]);
     if (job.record.startedAt) {
       const ms = job.record.durationMs ?? 0;
@@ -458,23 +487,44 @@ export class JobManager {
     job.resolveDone(job.record);
   }
 
-  #finish(record: JobRecord, log: JobLog, status: JobStatus, exitCode: number | null, error: JobError | null): void {
+  async #finish(record: JobRecord, log: JobLog, status: JobStatus, exitCode: number | null, error: JobError | null): Promise<void> {
     const ended = new Date();
     record.status = status;
     record.exitCode = exitCode;
     record.error = error;
     record.endedAt = ended.toISOString();
     record.durationMs = record.startedAt ? ended.getTime() - Date.parse(record.startedAt) : 0;
-    // The done event carries the final record: it is the record's last line in the store.
-    log.append([{ event: 'done', data: JSON.stringify({ jobId: record.id, ...record }) }]);
-    log.end();
+    // The done event carries the final record.
+    const { stored, done } = await log.finish(record);
+    if (!stored) this.#keepUnsaved({ record, done, log });
     this.#log.info(
       { jobId: record.id, hook: record.hook, user: record.caller, status, exitCode, durationMs: record.durationMs, error: error?.code },
       `job ${status}`,
     );
   }
-}
 
-function compareText(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
+  /**
+   * The store refused a final record (disk full): it is served from memory and stored again
+   * every few seconds until that works. Until then the stored record says running, so if
+   * armhook stops first the job reads interrupted after the restart, with its output.
+   */
+  #keepUnsaved(unsaved: { record: JobRecord; done: JobEvent; log: JobLog }): void {
+    this.#unsaved.set(unsaved.record.id, unsaved);
+    this.#saveTimer ??= setInterval(() => void this.#saveUnsaved(), SAVE_RETRY_MS);
+    this.#saveTimer.unref();
+  }
+
+  async #saveUnsaved(): Promise<void> {
+    for (const [id, { record, done }] of this.#unsaved) {
+      try {
+        await this.#store.finish(record, done);
+      } catch {
+        return;
+      }
+      this.#unsaved.delete(id);
+      this.#log.info({ jobId: id }, 'stored the final record of a job the full disk had refused');
+    }
+    clearInterval(this.#saveTimer);
+    this.#saveTimer = undefined;
+  }
 }

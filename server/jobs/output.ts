@@ -1,5 +1,5 @@
 import { LineSplitter } from './lines.ts';
-import type { JobLog } from './log.ts';
+import type { JobLog } from './job-log.ts';
 import { SecretMasker } from './mask.ts';
 
 export type OutputStream = 'stdout' | 'stderr';

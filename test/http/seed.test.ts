@@ -35,8 +35,8 @@ test('the seed call streams az output as SSE, masks pw, and ends with exit code 
   for (const event of events) assert.ok(event.id !== undefined, 'every event has an id');
   assert.ok(!result.stdout.includes(pw), 'the password never reaches the stream');
   assert.ok(!server.logs.text().includes(pw), 'the password never reaches the log');
-  const jobsDir = join(server.dataDir, 'jobs');
-  const stored = (await Promise.all((await readdir(jobsDir)).map((name) => readFile(join(jobsDir, name), 'utf8')))).join('');
+  // The job database and its WAL, as bytes (SQLite stores text as it is).
+  const stored = (await Promise.all((await readdir(server.dataDir)).filter((name) => name.startsWith('armhook.db')).map((name) => readFile(join(server.dataDir, name), 'latin1')))).join('');
   assert.ok(stored.includes(record.id), 'the job is stored');
   assert.ok(!stored.includes(pw), 'the password is never stored');
   assert.ok(!server.logs.text().includes('myvm'), 'request logs carry the path, not parameter values');

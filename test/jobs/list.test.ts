@@ -1,8 +1,9 @@
-// Issue 5: GET /jobs (newest first, filters hook/status/caller, paging with `next`), GET
+// GET /jobs (newest first, filters hook/status/caller, paging with `next`), GET
 // /jobs/<id> errors, and retention by count that never deletes a running job.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { DatabaseSync } from 'node:sqlite';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -161,37 +162,14 @@ test('job routes need authentication like everything else', async () => {
 
 // ---- retention ----
 
-/**
- * The jobs the data dir still holds: files of their own, and jobs with frames in the journal
- * segments that no later deletion mark cancels (what a restart would load).
- */
-async function storedIds(dataDir: string): Promise<string[]> {
-  const dir = join(dataDir, 'jobs');
-  const names = (await readdir(dir)).sort();
-  const ids = new Set(names.map((n) => /^([0-9A-HJKMNP-TV-Z]{26})\.ndjson$/.exec(n)?.[1]).filter((id): id is string => id !== undefined));
-  for (const name of names.filter((n) => n.startsWith('journal-'))) {
-    const content = await readFile(join(dir, name));
-    for (let at = 0; at < content.length; ) {
-      const newline = content.indexOf(10, at);
-      if (newline === -1) break;
-      const header = JSON.parse(content.toString('utf8', at, newline)) as { job: string; bytes: number; deleted?: boolean };
-      if (header.deleted) ids.delete(header.job);
-      else ids.add(header.job);
-      at = newline + 1 + header.bytes;
-    }
+/** The ids the job database holds (what a restart would load), read by a second connection. */
+function storedIds(dataDir: string): string[] {
+  const db = new DatabaseSync(join(dataDir, 'armhook.db'), { readOnly: true });
+  try {
+    return db.prepare('SELECT id FROM jobs ORDER BY id').all().map((row) => String(row.id));
+  } finally {
+    db.close();
   }
-  return [...ids].sort();
-}
-
-/** Deletion of files may finish just after the request that caused it: wait (bounded) for the directory to show it. */
-async function storedIdsEventually(dataDir: string, expected: string[]): Promise<string[]> {
-  let ids: string[] = [];
-  for (let i = 0; i < 200; i++) {
-    ids = await storedIds(dataDir);
-    if (JSON.stringify(ids) === JSON.stringify([...expected].sort())) return ids;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  return ids;
 }
 
 test('retention by count (retentionMax 3): after 5 finished jobs only the 3 newest remain, records and files; a running job is never deleted', async (t) => {
@@ -212,7 +190,7 @@ test('retention by count (retentionMax 3): after 5 finished jobs only the 3 newe
   assert.deepEqual(listed, [...kept].reverse().concat(held), 'the 3 newest finished jobs and the running one');
   for (const gone of finished.slice(0, 2)) assert.equal((await fetchText(local, `/jobs/${gone}`)).status, 404);
   assert.equal((await getJob(local, held)).status, 'running', 'the running job (the oldest of all) is kept');
-  assert.deepEqual(await storedIdsEventually(local.dataDir, [...kept, held]), [...kept, held].sort(), 'deleted jobs are gone from the data dir (files, or marked deleted in the journal), the others kept');
+  assert.deepEqual(storedIds(local.dataDir), [...kept, held].sort(), 'deleted jobs are gone from the database, the others kept');
 
   await release(local.markerDir, 'go-hold');
   assert.equal((await waitDone(local, held)).status, 'succeeded');
@@ -248,7 +226,7 @@ test('retention applies at start too: a restart with a lower retentionMax keeps 
   const second = await startServer({ root, config: { retentionMax: 2 } });
   const listed = (await fetchText(second, '/jobs')).json<Page>().items.map((r) => r.id);
   assert.deepEqual(listed, ids.slice(-2).reverse());
-  assert.deepEqual(await storedIdsEventually(second.dataDir, ids.slice(-2)), ids.slice(-2).sort());
+  assert.deepEqual(storedIds(second.dataDir), ids.slice(-2).sort());
   await second.armhook.close();
 
   // Deleted stays deleted: a later start that would keep more brings nothing back.
@@ -262,7 +240,7 @@ test('retention applies at start too: a restart with a lower retentionMax keeps 
   for (const id of ids.slice(0, 2)) assert.equal((await fetchText(third, `/jobs/${id}/log`)).status, 404);
 });
 
-test('a reader replaying a job that retention deletes mid-stream still gets the whole job and its done event', async (t) => {
+test('retention keeps a job while a reader replays it, then deletes it: the reader gets the whole job and its done event', async (t) => {
   const local = await startServer({
     config: { retentionMax: 1 },
     scripts: { 'big.sh': '#!/bin/sh\nseq 1 600000\n', 'quick.sh': '#!/bin/sh\necho quick\n' },
@@ -270,13 +248,13 @@ test('a reader replaying a job that retention deletes mid-stream still gets the 
   t.after(() => local.close());
   const id = await startAsync(local, '/big');
   assert.equal((await pollFinal(local, id)).status, 'succeeded');
-  // ~15 MB of SSE: the reader pauses early, so most of it is still to be read from the job's file.
+  // ~15 MB of SSE: the reader pauses early, so most of it is still to be read from the store.
   const res = await open(local, `/jobs/${id}/events`);
   t.after(() => res.destroy());
   res.pause();
   const newer = await startAsync(local, '/quick');
   await waitDone(local, newer);
-  assert.equal((await fetchText(local, `/jobs/${id}`)).status, 404, 'retention deleted the older job');
+  assert.equal((await fetchText(local, `/jobs/${id}`)).status, 200, 'the job being read is kept past retentionMax');
 
   let lines = 0;
   let done = false;
@@ -290,8 +268,11 @@ test('a reader replaying a job that retention deletes mid-stream still gets the 
       if (line === 'event: done') done = true;
     }
   }
-  assert.equal(lines, 600000, 'every line reached the reader that had started before the deletion');
+  assert.equal(lines, 600000, 'every line reached the reader');
   assert.ok(done, 'the stream ends with done, not cut off silently');
+  // The next job to end runs retention again: the job nobody reads any more goes.
+  await waitDone(local, await startAsync(local, '/quick'));
+  assert.equal((await fetchText(local, `/jobs/${id}`)).status, 404, 'deleted once its reader finished');
   const errors = local.logs.entries().filter((e) => e.level >= 50);
   assert.deepEqual(errors.map((e) => e.msg), [], 'no error logged for it');
 });

@@ -1,0 +1,364 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import { StorageFullError, type JobFilter, type JobPage, type JobStore, type RetentionPolicy } from './job-store.ts';
+import { FINAL_STATUSES, type JobEvent, type JobEventType, type JobRecord } from './types.ts';
+
+export const DATABASE_FILE = 'armhook.db';
+
+/**
+ * The schema, one step per version (PRAGMA user_version counts the steps applied). A new version
+ * appends a step; steps never change once released.
+ */
+const MIGRATIONS = [
+  `CREATE TABLE jobs (
+     seq INTEGER PRIMARY KEY,
+     id TEXT NOT NULL UNIQUE,
+     hook TEXT NOT NULL,
+     status TEXT NOT NULL,
+     caller TEXT NOT NULL,
+     ended_at TEXT,
+     bytes INTEGER NOT NULL DEFAULT 0,
+     record TEXT NOT NULL
+   );
+   CREATE INDEX jobs_by_hook ON jobs (hook, id);
+   CREATE INDEX jobs_by_status ON jobs (status, id);
+   CREATE INDEX jobs_by_caller ON jobs (caller, id);
+   CREATE INDEX jobs_by_end ON jobs (ended_at, seq) WHERE ended_at IS NOT NULL;
+   -- One row holds one event, or a run of stdout (or stderr) lines of one chunk joined by LF
+   -- (lines never contain one): events last-count+1 … last. Rows of 64 KiB read back in batches.
+   CREATE TABLE events (
+     job INTEGER NOT NULL,
+     last INTEGER NOT NULL,
+     count INTEGER NOT NULL,
+     type TEXT NOT NULL,
+     at INTEGER NOT NULL,
+     data TEXT NOT NULL
+   );
+   CREATE UNIQUE INDEX events_by_job ON events (job, last);`,
+];
+
+const SQLITE_FULL = 13;
+const SQLITE_CORRUPT = 11;
+const SQLITE_NOTADB = 26;
+/** Pages freed per incremental vacuum step (4 MiB at the default page size), so a step stays short. */
+const VACUUM_PAGES = 1024;
+
+/** The database file is damaged or not a database: armhook refuses to start rather than lose jobs. */
+export class DamagedStoreError extends Error {
+  override readonly name = 'DamagedStoreError';
+}
+
+interface OpenJob {
+  seq: number;
+  bytes: number;
+}
+
+interface Batch {
+  /** Settles once the batch's transaction committed (or failed: then nothing of it was kept). */
+  committed: Promise<void>;
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
+function errcode(err: unknown): number | undefined {
+  const code = (err as { errcode?: unknown }).errcode;
+  return typeof code === 'number' ? code & 0xff : undefined;
+}
+
+/** SQLite's "disk full" as armhook's StorageFullError; anything else unchanged. */
+function storageError(err: unknown): Error {
+  if (errcode(err) === SQLITE_FULL) return new StorageFullError(`the disk holding the job database is full (${(err as Error).message})`);
+  return err as Error;
+}
+
+export function isDamage(err: unknown): boolean {
+  const code = errcode(err);
+  return code === SQLITE_CORRUPT || code === SQLITE_NOTADB;
+}
+
+/** Opens (creating if needed) the job database with armhook's settings, checked and migrated. */
+export function openDatabase(file: string): DatabaseSync {
+  let db: DatabaseSync | undefined;
+  try {
+    db = new DatabaseSync(file, { timeout: 5000 });
+    const check = db.prepare('PRAGMA quick_check').all().map((row) => String(row.quick_check));
+    if (check.join() !== 'ok') throw new DamagedStoreError(check.slice(0, 5).join('; '));
+    // Before the first table: lets retention give freed pages back to the file system.
+    db.exec('PRAGMA auto_vacuum = INCREMENTAL');
+    db.exec('PRAGMA journal_mode = WAL');
+    db.exec('PRAGMA synchronous = NORMAL');
+    migrate(db);
+    return db;
+  } catch (err) {
+    db?.close();
+    if (err instanceof DamagedStoreError || isDamage(err)) {
+      throw new DamagedStoreError(
+        `the job database ${file} is damaged (${(err as Error).message}). armhook does not repair or drop jobs itself: stop it, move ${file} (with its -wal file) aside, and copy the latest \`armhook backup\` file there (or start with none to begin empty)`,
+      );
+    }
+    throw storageError(err);
+  }
+}
+
+function migrate(db: DatabaseSync): void {
+  const version = Number(db.prepare('PRAGMA user_version').get()?.user_version ?? 0);
+  if (version > MIGRATIONS.length) throw new Error(`the job database has schema version ${version}, newer than this armhook knows (${MIGRATIONS.length}); run the newer armhook, or restore a backup made by this one`);
+  for (let step = version; step < MIGRATIONS.length; step++) {
+    db.exec('BEGIN IMMEDIATE');
+    try {
+      db.exec(MIGRATIONS[step] ?? '');
+      db.exec(`PRAGMA user_version = ${step + 1}`);
+      db.exec('COMMIT');
+    } catch (err) {
+      db.exec('ROLLBACK');
+      throw err;
+    }
+  }
+}
+
+/**
+ * The embedded store: one SQLite file, `<dataDir>/armhook.db`, in WAL mode. Writes made in one
+ * turn of the event loop share one transaction, committed right after (setImmediate): a burst of
+ * jobs costs one commit, not one each, and what a caller is told (an id, an event) is committed
+ * before it is told.
+ */
+export class SqliteJobStore implements JobStore {
+  readonly file: string;
+  readonly db: DatabaseSync;
+  readonly #open = new Map<string, OpenJob>();
+  #batch: Batch | undefined;
+  #finishedCount: number;
+  #totalBytes: number;
+  #vacuuming = false;
+  readonly #sql: Record<'insertJob' | 'updateJob' | 'finishJob' | 'insertEvent' | 'getJob' | 'seqOf' | 'events' | 'lastEvent' | 'unfinished' | 'oldestFinished' | 'olderThan' | 'deleteJob' | 'deleteEvents', StatementSync>;
+  readonly #lists = new Map<string, StatementSync>();
+
+  constructor(options: { dataDir: string }) {
+    mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
+    this.file = join(options.dataDir, DATABASE_FILE);
+    this.db = openDatabase(this.file);
+    const db = this.db;
+    this.#sql = {
+      insertJob: db.prepare('INSERT INTO jobs (id, hook, status, caller, ended_at, bytes, record) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING seq'),
+      updateJob: db.prepare('UPDATE jobs SET status = ?, record = ? WHERE seq = ?'),
+      finishJob: db.prepare('UPDATE jobs SET status = ?, ended_at = ?, bytes = bytes + ?, record = ? WHERE seq = ?'),
+      insertEvent: db.prepare('INSERT INTO events (job, last, count, type, at, data) VALUES (?, ?, ?, ?, ?, ?)'),
+      getJob: db.prepare('SELECT record FROM jobs WHERE id = ?'),
+      seqOf: db.prepare('SELECT seq FROM jobs WHERE id = ?'),
+      events: db.prepare('SELECT last, count, type, at, data FROM events WHERE job = (SELECT seq FROM jobs WHERE id = ?) AND last > ? ORDER BY last LIMIT ?'),
+      lastEvent: db.prepare('SELECT max(last) AS last FROM events WHERE job = (SELECT seq FROM jobs WHERE id = ?)'),
+      unfinished: db.prepare(`SELECT record FROM jobs WHERE status IN ('queued', 'running') ORDER BY id`),
+      oldestFinished: db.prepare('SELECT seq, id, bytes FROM jobs WHERE ended_at IS NOT NULL ORDER BY ended_at, seq LIMIT ?'),
+      olderThan: db.prepare('SELECT seq, id, bytes FROM jobs WHERE ended_at IS NOT NULL AND ended_at < ? ORDER BY ended_at, seq'),
+      deleteJob: db.prepare('DELETE FROM jobs WHERE seq = ?'),
+      deleteEvents: db.prepare('DELETE FROM events WHERE job = ?'),
+    };
+    const totals = db.prepare('SELECT count(*) AS n, coalesce(sum(bytes), 0) AS bytes FROM jobs WHERE ended_at IS NOT NULL').get();
+    this.#finishedCount = Number(totals?.n ?? 0);
+    this.#totalBytes = Number(totals?.bytes ?? 0);
+  }
+
+  /** Runs `write` in this turn's transaction; the result is the batch's commit. */
+  #write(write: () => void): Promise<void> {
+    let batch = this.#batch;
+    if (!batch) {
+      this.db.exec('BEGIN IMMEDIATE');
+      let resolve!: () => void;
+      let reject!: (err: Error) => void;
+      const committed = new Promise<void>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      // A failed batch is reported to those who wait on it; nobody waiting is not an error here.
+      committed.catch(() => {});
+      batch = this.#batch = { committed, resolve, reject };
+      setImmediate(() => this.#commit());
+    }
+    try {
+      write();
+    } catch (err) {
+      // A statement that fails is undone on its own; the batch goes on (its other writes are fine).
+      throw storageError(err);
+    }
+    return batch.committed;
+  }
+
+  #commit(): void {
+    const batch = this.#batch;
+    if (!batch) return;
+    this.#batch = undefined;
+    try {
+      this.db.exec('COMMIT');
+      batch.resolve();
+    } catch (err) {
+      try {
+        if (this.db.isTransaction) this.db.exec('ROLLBACK');
+      } catch {
+        // SQLite already rolled it back
+      }
+      batch.reject(storageError(err));
+    }
+    if (this.#vacuuming) this.#vacuumStep();
+  }
+
+  /** Gives freed pages back to the file system a step at a time (retention deleted jobs). */
+  #vacuumStep(): void {
+    try {
+      this.db.exec(`PRAGMA incremental_vacuum(${VACUUM_PAGES})`);
+      this.#vacuuming = Number(this.db.prepare('PRAGMA freelist_count').get()?.freelist_count ?? 0) > 0;
+    } catch {
+      this.#vacuuming = false; // e.g. the disk is full; the free pages are reused by new jobs anyway
+    }
+    if (this.#vacuuming) setImmediate(() => this.#batch || this.#vacuumStep());
+  }
+
+  async unfinished(): Promise<JobRecord[]> {
+    return this.#sql.unfinished.all().map((row) => JSON.parse(String(row.record)) as JobRecord);
+  }
+
+  create(record: JobRecord, events: readonly JobEvent[]): Promise<void> {
+    return this.#write(() => {
+      const seq = Number(this.#sql.insertJob.get(record.id, record.hook, record.status, record.caller, record.endedAt, 0, JSON.stringify(record))?.seq);
+      const job = { seq, bytes: 0 };
+      this.#open.set(record.id, job);
+      this.#insertEvents(job, events);
+    });
+  }
+
+  append(id: string, events: readonly JobEvent[]): Promise<void> {
+    return this.#write(() => this.#insertEvents(this.#job(id), events));
+  }
+
+  update(record: JobRecord): Promise<void> {
+    return this.#write(() => this.#sql.updateJob.run(record.status, JSON.stringify(record), this.#job(record.id).seq));
+  }
+
+  finish(record: JobRecord, done: JobEvent): Promise<void> {
+    const job = this.#job(record.id);
+    const committed = this.#write(() => {
+      this.#insertEvents(job, [done]);
+      this.#sql.finishJob.run(record.status, record.endedAt, job.bytes, JSON.stringify(record), job.seq);
+    });
+    this.#open.delete(record.id);
+    return committed.then(() => {
+      this.#finishedCount++;
+      this.#totalBytes += job.bytes;
+    });
+  }
+
+  /** A job being written: known since create, or looked up (a job a restart is finishing). */
+  #job(id: string): OpenJob {
+    let job = this.#open.get(id);
+    if (!job) {
+      const seq = this.#sql.seqOf.get(id)?.seq;
+      if (seq === undefined) throw new Error(`no job ${id} in the store`);
+      job = { seq: Number(seq), bytes: 0 };
+      this.#open.set(id, job);
+    }
+    return job;
+  }
+
+  /** One row per event, except runs of stdout (or stderr) lines, which share one row. */
+  #insertEvents(job: OpenJob, events: readonly JobEvent[]): void {
+    for (let i = 0; i < events.length; ) {
+      const first = events[i] as JobEvent;
+      let j = i + 1;
+      if (first.event === 'stdout' || first.event === 'stderr') while (j < events.length && events[j]?.event === first.event) j++;
+      let data = first.data;
+      for (let k = i + 1; k < j; k++) data += `\n${(events[k] as JobEvent).data}`;
+      this.#sql.insertEvent.run(job.seq, (events[j - 1] as JobEvent).id, j - i, first.event, first.at, data);
+      job.bytes += data.length;
+      i = j;
+    }
+  }
+
+  async get(id: string): Promise<JobRecord | undefined> {
+    const row = this.#sql.getJob.get(id);
+    return row ? (JSON.parse(String(row.record)) as JobRecord) : undefined;
+  }
+
+  async list(filter: JobFilter, limit: number, after?: string): Promise<JobPage> {
+    const where: string[] = [];
+    const values: string[] = [];
+    for (const [column, value] of [['hook', filter.hook], ['status', filter.status], ['caller', filter.caller], ['id <', after]] as const) {
+      if (value === undefined) continue;
+      where.push(column.includes('<') ? 'id < ?' : `${column} = ?`);
+      values.push(value);
+    }
+    const sql = `SELECT record FROM jobs ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
+    let statement = this.#lists.get(sql);
+    if (!statement) this.#lists.set(sql, (statement = this.db.prepare(sql)));
+    const items = statement.all(...values, limit + 1).map((row) => JSON.parse(String(row.record)) as JobRecord);
+    const more = items.length > limit;
+    if (more) items.pop();
+    return { items, next: more ? (items.at(-1)?.id ?? null) : null };
+  }
+
+  async events(id: string, afterId: number, max: number): Promise<JobEvent[]> {
+    const events: JobEvent[] = [];
+    for (const row of this.#sql.events.iterate(id, afterId, max)) {
+      const last = Number(row.last);
+      const count = Number(row.count);
+      const type = String(row.type) as JobEventType;
+      const at = Number(row.at);
+      const data = String(row.data);
+      const lines = count === 1 ? [data] : data.split('\n');
+      for (let k = Math.max(0, afterId - (last - count + 1) + 1); k < count; k++) events.push({ id: last - count + 1 + k, event: type, data: lines[k] ?? '', at });
+      if (events.length >= max) break;
+    }
+    return events;
+  }
+
+  async lastEventId(id: string): Promise<number> {
+    return Number(this.#sql.lastEvent.get(id)?.last ?? 0);
+  }
+
+  async prune(policy: RetentionPolicy, busy?: ReadonlySet<string>): Promise<number> {
+    const doomed = new Map<number, { id: string; bytes: number }>();
+    const add = (rows: Record<string, unknown>[]): void => {
+      for (const row of rows) if (!busy?.has(String(row.id))) doomed.set(Number(row.seq), { id: String(row.id), bytes: Number(row.bytes) });
+    };
+    if (Number.isFinite(policy.endedBefore)) add(this.#sql.olderThan.all(new Date(policy.endedBefore).toISOString()));
+    if (this.#finishedCount > policy.maxJobs) add(this.#sql.oldestFinished.all(this.#finishedCount - policy.maxJobs));
+    if (policy.maxBytes > 0 && this.#totalBytes > policy.maxBytes) {
+      let bytes = this.#totalBytes;
+      for (const row of this.#sql.oldestFinished.iterate(-1)) {
+        if (bytes <= policy.maxBytes) break;
+        if (!doomed.has(Number(row.seq))) bytes -= Number(row.bytes);
+        add([row]);
+      }
+    }
+    if (doomed.size === 0) return 0;
+    await this.#write(() => {
+      for (const [seq, job] of doomed) {
+        this.#sql.deleteEvents.run(seq);
+        this.#sql.deleteJob.run(seq);
+        this.#finishedCount--;
+        this.#totalBytes -= job.bytes;
+      }
+      this.#vacuuming = true;
+    });
+    return doomed.size;
+  }
+
+  /** Writes an imported job as it was (record, events), in this turn's transaction. */
+  importJob(record: JobRecord, events: readonly JobEvent[]): Promise<void> {
+    return this.#write(() => {
+      if (this.#sql.seqOf.get(record.id)) return;
+      const seq = Number(this.#sql.insertJob.get(record.id, record.hook, record.status, record.caller, record.endedAt, 0, JSON.stringify(record))?.seq);
+      const job = { seq, bytes: 0 };
+      this.#insertEvents(job, events);
+      if (FINAL_STATUSES.includes(record.status)) {
+        this.#sql.finishJob.run(record.status, record.endedAt, job.bytes, JSON.stringify(record), seq);
+        this.#finishedCount++;
+        this.#totalBytes += job.bytes;
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    this.#commit();
+    if (this.db.isOpen) this.db.close();
+  }
+}

@@ -1,0 +1,165 @@
+// The SQLite job store: the shared store contract, then what is particular to the file —
+// schema and settings, damage found at start-up, the file giving space back, import of the
+// journal format.
+import assert from 'node:assert/strict';
+import { cp, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { test } from 'node:test';
+import { DamagedStoreError, importJournal, SqliteJobStore, type JobStore } from '../../server/jobs/index.ts';
+import { captureLog } from '../helpers/log.ts';
+import { finishJob, newRecord, storeContract } from './store-contract.ts';
+
+const dirs = new Map<JobStore, string>();
+
+async function tempDir(): Promise<string> {
+  return mkdtemp(join(tmpdir(), 'armhook-store-'));
+}
+
+storeContract('sqlite', {
+  async create() {
+    const dir = await tempDir();
+    const store = new SqliteJobStore({ dataDir: dir });
+    dirs.set(store, dir);
+    return store;
+  },
+  async reopen(store) {
+    const dir = dirs.get(store) ?? '';
+    await store.close();
+    const again = new SqliteJobStore({ dataDir: dir });
+    dirs.set(again, dir);
+    return again;
+  },
+  async cleanup(store) {
+    await store.close();
+    const dir = dirs.get(store);
+    dirs.delete(store);
+    if (dir && ![...dirs.values()].includes(dir)) await rm(dir, { recursive: true, force: true });
+  },
+});
+
+test('sqlite: one file in WAL mode, incremental vacuum, schema version 1', async (t) => {
+  const dir = await tempDir();
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const store = new SqliteJobStore({ dataDir: dir });
+  await store.close();
+  const db = new DatabaseSync(join(dir, 'armhook.db'), { readOnly: true });
+  t.after(() => db.close());
+  assert.equal(db.prepare('PRAGMA journal_mode').get()?.journal_mode, 'wal');
+  assert.equal(db.prepare('PRAGMA auto_vacuum').get()?.auto_vacuum, 2, 'incremental');
+  assert.equal(db.prepare('PRAGMA user_version').get()?.user_version, 1);
+  const plan = db.prepare("EXPLAIN QUERY PLAN SELECT record FROM jobs WHERE caller = 'x' ORDER BY id DESC LIMIT 5").all().map((r) => String(r.detail)).join('; ');
+  assert.match(plan, /USING INDEX jobs_by_caller/, 'filters are served by an index');
+});
+
+test('sqlite: a database from a newer armhook (higher schema version) is refused, not touched', async (t) => {
+  const dir = await tempDir();
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await new SqliteJobStore({ dataDir: dir }).close();
+  const db = new DatabaseSync(join(dir, 'armhook.db'));
+  db.exec('PRAGMA user_version = 99');
+  db.close();
+  assert.throws(() => new SqliteJobStore({ dataDir: dir }), /schema version 99, newer than this armhook knows/);
+});
+
+test('sqlite: damage is found at start-up (quick_check) and reported with what to do; nothing is rewritten', async (t) => {
+  const dir = await tempDir();
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const store = new SqliteJobStore({ dataDir: dir });
+  for (let i = 0; i < 40; i++) {
+    const record = newRecord();
+    await store.create(record, [{ id: 1, event: 'stdout', data: `job ${i} ${'x'.repeat(3000)}`, at: 1 }]);
+    await finishJob(store, record, 1);
+  }
+  await store.close();
+  const file = join(dir, 'armhook.db');
+  // Zero 4 KiB in the middle of the file (a page of the jobs or events tree).
+  const size = (await stat(file)).size;
+  const { open } = await import('node:fs/promises');
+  const handle = await open(file, 'r+');
+  await handle.write(Buffer.alloc(4096), 0, 4096, Math.floor(size / 4096 / 2) * 4096);
+  await handle.close();
+  const before = (await stat(file)).mtimeMs;
+  assert.throws(
+    () => new SqliteJobStore({ dataDir: dir }),
+    (err: unknown) => err instanceof DamagedStoreError && /is damaged/.test(err.message) && /armhook backup/.test(err.message) && err.message.includes(file),
+  );
+  assert.equal((await stat(file)).mtimeMs, before, 'the damaged file is left as it was');
+
+  await writeFile(file, 'not a database at all, but long enough to have a header '.repeat(100));
+  assert.throws(() => new SqliteJobStore({ dataDir: dir }), DamagedStoreError, 'a file that is not a database');
+});
+
+test('sqlite: retention gives the space back to the file system (incremental vacuum)', async (t) => {
+  const dir = await tempDir();
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const store = new SqliteJobStore({ dataDir: dir });
+  t.after(() => store.close());
+  const chunk = Array.from({ length: 800 }, (_, i) => `line ${i} ${'y'.repeat(72)}`);
+  for (let j = 0; j < 4; j++) {
+    const record = newRecord();
+    await store.create(record, []);
+    for (let i = 0; i < 40; i++) await store.append(record.id, chunk.map((data, k) => ({ id: i * 800 + k + 1, event: 'stdout' as const, data, at: 1 })));
+    await finishJob(store, record, 32_000);
+  }
+  const db = store.db;
+  db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
+  const full = (await stat(join(dir, 'armhook.db'))).size;
+  assert.ok(full > 8_000_000, `four jobs of ~2.5 MB (${full} bytes)`);
+  assert.equal(await store.prune({ endedBefore: Number.NEGATIVE_INFINITY, maxJobs: 1, maxBytes: 0 }), 3);
+  // The vacuum runs in steps after the commit; wait for the free list to empty (bounded).
+  for (let i = 0; i < 500 && Number(db.prepare('PRAGMA freelist_count').get()?.freelist_count) > 0; i++) await new Promise((resolve) => setImmediate(resolve));
+  db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
+  const after = (await stat(join(dir, 'armhook.db'))).size;
+  assert.ok(after < full / 2, `the file shrank from ${full} to ${after} bytes`);
+});
+
+test('import: a data dir of the journal format (previous release) is imported at first start, then moved aside; a second import adds nothing', async (t) => {
+  const dir = await tempDir();
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await cp(join(import.meta.dirname, '..', 'fixtures', 'journal-datadir'), dir, { recursive: true });
+  const { log, entries } = captureLog();
+  const store = new SqliteJobStore({ dataDir: dir });
+  t.after(() => store.close());
+  assert.equal(await importJournal(dir, store, log), 6);
+  const line = entries().find((e) => /imported the jobs of the old journal format/.test(e.msg));
+  assert.equal(line?.jobs, 6);
+  const names = await readdir(dir);
+  assert.ok(!names.includes('jobs'), 'the old directory is gone from its place');
+  const aside = names.find((n) => n.startsWith('jobs.imported-'));
+  assert.ok(aside, `moved aside: ${names.join(' ')}`);
+  assert.ok((await readdir(join(dir, aside))).includes('journal-000000000001.ndjson'), 'with its files');
+
+  const items = (await store.list({}, 100)).items;
+  const byHook = new Map(items.map((r) => [r.hook, r]));
+  assert.deepEqual([...byHook.keys()].sort(), ['azure/groups', 'demo/big', 'demo/fail', 'demo/long', 'demo/sleep', 'vm/create'], 'every kept job; the one retention deleted stays deleted');
+  assert.deepEqual([...byHook.values()].map((r) => [r.hook, r.status]).sort(), [['azure/groups', 'succeeded'], ['demo/big', 'succeeded'], ['demo/fail', 'failed'], ['demo/long', 'running'], ['demo/sleep', 'cancelled'], ['vm/create', 'succeeded']]);
+  const events = async (hook: string): Promise<Array<[string, string]>> => {
+    const all = [];
+    const id = byHook.get(hook)?.id ?? '';
+    for (let batch = await store.events(id, 0, 500); batch.length > 0; batch = await store.events(id, all.at(-1)?.id ?? 0, 500)) all.push(...batch);
+    assert.deepEqual(all.map((e) => e.id), all.map((_, i) => i + 1), `${hook}: ids 1, 2, 3, …`);
+    return all.map((e) => [e.event, e.data]);
+  };
+  const vm = await events('vm/create');
+  assert.deepEqual(vm.filter(([e]) => e === 'stdout' || e === 'stderr'), [['stdout', 'creating vm1'], ['stdout', 'rg=rg1'], ['stderr', 'warning: slow'], ['stdout', 'done']]);
+  assert.equal(vm.at(-1)?.[0], 'done');
+  assert.deepEqual(byHook.get('vm/create')?.params, { vmname: 'vm1', pw: '***' });
+  const big = (await events('demo/big')).filter(([e]) => e === 'stdout');
+  assert.equal(big.length, 3400, 'the job that had moved to a file of its own, whole');
+  assert.equal(big[3399]?.[1], `line 003399 ${'x'.repeat(67)}`);
+  const handler = await events('azure/groups');
+  assert.deepEqual(handler.find(([e]) => e === 'progress'), ['progress', '{"step":"listing"}']);
+  assert.deepEqual(byHook.get('azure/groups')?.result, { groups: ['rg1', 'rg2'] });
+  const long = await events('demo/long');
+  assert.deepEqual(long.filter(([e]) => e === 'stdout').map(([, d]) => d), ['started', 'half way'], 'the interrupted job keeps its output');
+  assert.equal(byHook.get('demo/long')?.pgid, 999999, 'with its process group, so leftovers can be ended');
+  assert.equal(await store.lastEventId(byHook.get('demo/long')?.id ?? ''), long.length);
+
+  // An import a crash interrupted runs again from the start: jobs already in the database are skipped.
+  await cp(join(import.meta.dirname, '..', 'fixtures', 'journal-datadir'), dir, { recursive: true });
+  assert.equal(await importJournal(dir, store, log), 6);
+  assert.equal((await store.list({}, 100)).items.length, 6, 'no job twice');
+  assert.equal((await events('demo/big')).length, big.length + 2, 'no event twice (job, stdout…, done)');
+});

@@ -1,0 +1,161 @@
+// What every JobStore must do, as tests any implementation runs: call storeContract() with a
+// factory from its own test file (sqlite-store.test.ts does for the SQLite store).
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { JobEvent, JobRecord, JobStore } from '../../server/jobs/index.ts';
+
+export interface StoreFactory {
+  /** A store on a fresh, empty place. */
+  create(): Promise<JobStore>;
+  /** A second store on the same place as `store`, after `store` was closed (what a restart opens). */
+  reopen(store: JobStore): Promise<JobStore>;
+  /** Removes what `create` made. */
+  cleanup(store: JobStore): Promise<void>;
+}
+
+let serial = 0;
+
+/** A record with a valid, increasing id (ULID alphabet), so newest-first order is checkable. */
+export function newRecord(fields: Partial<JobRecord> = {}): JobRecord {
+  const id = `01JAAAAAAAAAAAAAAAAAA${String(++serial).padStart(5, '0')}`;
+  return { id, hook: 'demo/echo', kind: 'script', method: 'POST', status: 'running', exitCode: null, createdAt: new Date().toISOString(), startedAt: new Date().toISOString(), endedAt: null, durationMs: null, caller: 'alice', params: {}, result: null, error: null, pgid: null, ...fields };
+}
+
+function events(first: number, type: JobEvent['event'], datas: string[], at = 1_700_000_000_000): JobEvent[] {
+  return datas.map((data, i) => ({ id: first + i, event: type, data, at }));
+}
+
+/** Ends a job the way the manager does: final record, then `done` carrying it. */
+export async function finishJob(store: JobStore, record: JobRecord, lastId: number, fields: Partial<JobRecord> = {}): Promise<JobRecord> {
+  const final: JobRecord = { ...record, status: 'succeeded', exitCode: 0, endedAt: new Date().toISOString(), durationMs: 1, ...fields };
+  await store.finish(final, { id: lastId + 1, event: 'done', data: JSON.stringify({ jobId: final.id, ...final }), at: Date.now() });
+  return final;
+}
+
+async function readAll(store: JobStore, id: string, afterId = 0, max = 3): Promise<JobEvent[]> {
+  const all: JobEvent[] = [];
+  for (let batch = await store.events(id, afterId, max); batch.length > 0; batch = await store.events(id, all.at(-1)?.id ?? afterId, max)) {
+    assert.ok(batch.length <= max + 1000, 'a batch is bounded');
+    all.push(...batch);
+  }
+  return all;
+}
+
+export function storeContract(name: string, factory: StoreFactory): void {
+  const withStore = (title: string, fn: (store: JobStore) => Promise<void>): void => {
+    test(`${name}: ${title}`, async () => {
+      const store = await factory.create();
+      try {
+        await fn(store);
+      } finally {
+        await factory.cleanup(store);
+      }
+    });
+  };
+
+  withStore('a created job reads back: record and first events, committed when create resolves (a restart sees them)', async (store) => {
+    const record = newRecord({ params: { pw: '***' } });
+    await store.create(record, events(1, 'job', ['{"status":"running"}']));
+    assert.deepEqual(await store.get(record.id), record);
+    const again = await factory.reopen(store);
+    assert.deepEqual(await again.get(record.id), record);
+    assert.deepEqual(await again.events(record.id, 0, 10), events(1, 'job', ['{"status":"running"}']));
+    assert.equal(await again.lastEventId(record.id), 1);
+    assert.equal(await again.get('01JAAAAAAAAAAAAAAAAAAZZZZZ'), undefined, 'an unknown id');
+    await factory.cleanup(again);
+  });
+
+  withStore('events read back in order after any id, also inside a run of lines stored together, in bounded batches', async (store) => {
+    const record = newRecord();
+    await store.create(record, events(1, 'job', ['{}']));
+    await store.append(record.id, [...events(2, 'stdout', ['a', '', 'c ü']), ...events(5, 'stderr', ['e1', 'e2'])]);
+    await store.append(record.id, events(7, 'progress', ['{"step":1}']));
+    await store.append(record.id, events(8, 'stdout', Array.from({ length: 50 }, (_, i) => `line ${i}`)));
+    const all = await readAll(store, record.id);
+    assert.deepEqual(all.map((e) => e.id), Array.from({ length: 57 }, (_, i) => i + 1));
+    assert.deepEqual(all.slice(1, 4).map((e) => e.data), ['a', '', 'c ü']);
+    assert.deepEqual(all.slice(4, 6).map((e) => [e.event, e.data]), [['stderr', 'e1'], ['stderr', 'e2']]);
+    for (const after of [0, 2, 3, 6, 7, 30, 56]) {
+      const batch = await store.events(record.id, after, 5);
+      assert.equal(batch[0]?.id, after + 1, `the first event after ${after}`);
+      assert.ok(batch.length >= 1, 'at least one event when there are any');
+    }
+    assert.deepEqual(await store.events(record.id, 57, 5), [], 'nothing after the last');
+    assert.equal(await store.lastEventId(record.id), 57);
+  });
+
+  withStore('update and finish: the stored record follows; done is the last event; unfinished lists only queued and running jobs', async (store) => {
+    const queued = newRecord({ status: 'queued', startedAt: null });
+    const running = newRecord();
+    const ended = newRecord();
+    for (const r of [queued, running, ended]) await store.create(r, events(1, 'job', ['{}']));
+    await store.update({ ...running, pgid: 4242 });
+    assert.equal((await store.get(running.id))?.pgid, 4242);
+    const final = await finishJob(store, ended, 1, { status: 'failed', exitCode: 3, error: { code: 'exit_code', message: 'exit 3' } });
+    assert.deepEqual(await store.get(ended.id), final);
+    const last = (await store.events(ended.id, 1, 10)).at(-1);
+    assert.equal(last?.event, 'done');
+    assert.deepEqual(JSON.parse(last?.data ?? '{}'), { jobId: final.id, ...final });
+    const again = await factory.reopen(store);
+    assert.deepEqual((await again.unfinished()).map((r) => [r.id, r.status, r.pgid]), [[queued.id, 'queued', null], [running.id, 'running', 4242]]);
+    await factory.cleanup(again);
+  });
+
+  withStore('list: newest first, filters by hook, status and caller (alone and together), pages with next without gaps', async (store) => {
+    const made: JobRecord[] = [];
+    for (let i = 0; i < 7; i++) {
+      const record = newRecord({ hook: i % 2 ? 'vm/create' : 'demo/echo', caller: i % 3 ? 'alice' : 'bob' });
+      await store.create(record, events(1, 'job', ['{}']));
+      made.push(i < 4 ? await finishJob(store, record, 1) : record);
+    }
+    const ids = (rs: JobRecord[]): string[] => rs.map((r) => r.id);
+    const newest = [...made].reverse();
+    assert.deepEqual(ids((await store.list({}, 100)).items), ids(newest));
+    assert.deepEqual(ids((await store.list({ hook: 'vm/create' }, 100)).items), ids(newest.filter((r) => r.hook === 'vm/create')));
+    assert.deepEqual(ids((await store.list({ status: 'running' }, 100)).items), ids(newest.filter((r) => r.status === 'running')));
+    assert.deepEqual(ids((await store.list({ caller: 'bob', hook: 'demo/echo' }, 100)).items), ids(newest.filter((r) => r.caller === 'bob' && r.hook === 'demo/echo')));
+    const walked: string[] = [];
+    let after: string | undefined;
+    for (let i = 0; i < 10; i++) {
+      const page = await store.list({}, 3, after);
+      walked.push(...ids(page.items));
+      if (!page.next) break;
+      assert.equal(page.next, page.items.at(-1)?.id);
+      after = page.next;
+    }
+    assert.deepEqual(walked, ids(newest));
+    assert.deepEqual(await store.list({ status: 'cancelled' }, 10), { items: [], next: null });
+  });
+
+  withStore('prune by count, age and size deletes the jobs that ended first, never a running one nor one being read', async (store) => {
+    const running = newRecord();
+    await store.create(running, events(1, 'job', ['{}']));
+    const ended: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const record = newRecord();
+      await store.create(record, events(1, 'job', ['{}']));
+      await store.append(record.id, events(2, 'stdout', ['x'.repeat(1000)]));
+      await finishJob(store, record, 2, { endedAt: new Date(Date.UTC(2026, 0, 1 + i)).toISOString() });
+      ended.push(record.id);
+    }
+    const kept = async (): Promise<string[]> => (await store.list({}, 100)).items.map((r) => r.id).sort();
+    const never = { endedBefore: Number.NEGATIVE_INFINITY, maxJobs: 1000, maxBytes: 0 };
+    assert.equal(await store.prune(never), 0);
+    // Count: 5 kept; the oldest is being read, so it stays (and the next oldest is not taken instead).
+    assert.equal(await store.prune({ ...never, maxJobs: 5 }, new Set([ended[0] ?? ''])), 0);
+    assert.equal(await store.prune({ ...never, maxJobs: 5 }), 1);
+    assert.deepEqual(await kept(), [running.id, ...ended.slice(1)].sort());
+    assert.deepEqual(await store.events(ended[0] ?? '', 0, 10), [], 'its events are gone too');
+    // Age: what ended before 3 January.
+    assert.equal(await store.prune({ ...never, endedBefore: Date.UTC(2026, 0, 3) }), 1);
+    assert.deepEqual(await kept(), [running.id, ...ended.slice(2)].sort());
+    // Size: about 1.4 KB each (output and the final record); keep at most 3 KB.
+    assert.equal(await store.prune({ ...never, maxBytes: 3000 }), 2);
+    assert.deepEqual(await kept(), [running.id, ...ended.slice(4)].sort());
+    assert.equal(await store.prune({ endedBefore: Date.now() + 1000, maxJobs: 1, maxBytes: 1 }), 2);
+    assert.deepEqual(await kept(), [running.id], 'a running job is never deleted');
+    const again = await factory.reopen(store);
+    assert.deepEqual((await again.list({}, 100)).items.map((r) => r.id), [running.id], 'deleted stays deleted after a restart');
+    await factory.cleanup(again);
+  });
+}
