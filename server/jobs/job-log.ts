@@ -55,9 +55,9 @@ export class JobLog {
     return new JobLog(store, id, lastId, false, hooks);
   }
 
-  /** A finished job's log: everything comes from the store. */
-  static stored(store: JobStore, id: string, hooks: JobLogHooks = {}): JobLog {
-    return new JobLog(store, id, Number.MAX_SAFE_INTEGER, true, hooks);
+  /** A finished job's log: everything comes from the store (`lastId`: its last stored event). */
+  static stored(store: JobStore, id: string, lastId: number, hooks: JobLogHooks = {}): JobLog {
+    return new JobLog(store, id, lastId, true, hooks);
   }
 
   get lastId(): number {

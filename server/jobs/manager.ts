@@ -292,7 +292,7 @@ export class JobManager {
     const live = this.#live.get(id)?.log ?? this.#unsaved.get(id)?.log;
     if (live) return live;
     if (!(await this.#store.get(id))) return undefined;
-    return JobLog.stored(this.#store, id, this.#logHooks(id));
+    return JobLog.stored(this.#store, id, await this.#store.lastEventId(id), this.#logHooks(id));
   }
 
   /** Newest first; `after` is the last id of the previous page. Live jobs show their current state. */
