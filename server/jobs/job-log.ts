@@ -180,7 +180,8 @@ export class JobLog {
   async read(afterId: number, max: number): Promise<JobEvent[]> {
     const first = this.#tail[0]?.id;
     if (first !== undefined && afterId + 1 >= first) return this.#tail.slice(afterId + 1 - first, afterId + 1 - first + max);
-    const stored = await this.#store.events(this.id, afterId, max);
+    // Never past what readers may see: the store's connection also sees writes not yet committed.
+    const stored = (await this.#store.events(this.id, afterId, max)).filter((event) => event.id <= this.#lastId);
     if (stored.length > 0 || first === undefined) return stored;
     // Nothing stored after afterId, yet the tail starts later: only the final event was kept in memory.
     return this.#tail.slice(0, max);

@@ -59,6 +59,8 @@ interface Batch {
   committed: Promise<void>;
   resolve: () => void;
   reject: (err: Error) => void;
+  /** A write of this batch failed: the batch is rolled back and refuses further writes. */
+  failure?: Error;
 }
 
 function errcode(err: unknown): number | undefined {
@@ -159,11 +161,14 @@ export class SqliteJobStore implements JobStore {
     this.#totalBytes = Number(totals?.bytes ?? 0);
   }
 
-  /** Runs `write` in this turn's transaction; the result is the batch's commit. */
+  /**
+   * Runs `write` in this turn's transaction; the result is the batch's commit. A batch succeeds or
+   * fails as a whole: after one failed write (SQLite may have rolled the transaction back) the
+   * rest of the batch is refused, and everyone waiting on it hears the failure.
+   */
   #write(write: () => void): Promise<void> {
     let batch = this.#batch;
     if (!batch) {
-      this.db.exec('BEGIN IMMEDIATE');
       let resolve!: () => void;
       let reject!: (err: Error) => void;
       const committed = new Promise<void>((res, rej) => {
@@ -174,12 +179,18 @@ export class SqliteJobStore implements JobStore {
       committed.catch(() => {});
       batch = this.#batch = { committed, resolve, reject };
       setImmediate(() => this.#commit());
+      try {
+        this.db.exec('BEGIN IMMEDIATE');
+      } catch (err) {
+        batch.failure = storageError(err);
+      }
     }
+    if (batch.failure) throw batch.failure;
     try {
       write();
     } catch (err) {
-      // A statement that fails is undone on its own; the batch goes on (its other writes are fine).
-      throw storageError(err);
+      batch.failure = storageError(err);
+      throw batch.failure;
     }
     return batch.committed;
   }
@@ -189,6 +200,7 @@ export class SqliteJobStore implements JobStore {
     if (!batch) return;
     this.#batch = undefined;
     try {
+      if (batch.failure) throw batch.failure;
       this.db.exec('COMMIT');
       batch.resolve();
     } catch (err) {
