@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AccessFile, AccessFileError } from './access/index.ts';
 import { HtpasswdAuthenticator, type EntraVerifier } from './auth/index.ts';
+import type { Server as TlsServer } from 'node:tls';
 import { StartupError } from './errors.ts';
 import { createAzure, readArmCaFile, type AzureOptions, type AzureService } from './azure/index.ts';
 import { isLoopback, listSetting, type Config } from './config/index.ts';
@@ -27,7 +28,7 @@ import {
 } from './http/index.ts';
 import { DamagedStoreError, importJournal, JobManager, SqliteJobStore } from './jobs/index.ts';
 import { createMetrics } from './metrics/index.ts';
-import { httpsServerOptions, loadTlsMaterial } from './tls/index.ts';
+import { createTlsService, type TlsService, type TlsServiceOptions } from './tls/index.ts';
 
 /**
  * A private directory (mode 0700) for per-job scratch space such as AZURE_CONFIG_DIR, on a
@@ -77,6 +78,8 @@ export interface AppOptions {
   entra?: { ca?: string; refetchIntervalMs?: number };
   /** Failed authentications per address and window before 429 (tests). */
   failureLimit?: { max: number; windowMs: number };
+  /** Back-off after a failed ACME attempt (tests: milliseconds instead of minutes). */
+  acmeRetry?: TlsServiceOptions['acmeRetry'];
 }
 
 /** The bearer-token verifier, when a tenant is configured (jose loads only then). */
@@ -91,6 +94,8 @@ export interface Armhook {
   jobs: JobManager;
   catalog: HookCatalog;
   azure: AzureService;
+  /** The served certificate: reloads, ACME renewals. */
+  tls: TlsService;
   /** Listens on the configured address; returns the URL it listens on. */
   listen(): Promise<string>;
   /** Drains jobs (up to the drain timeout) and closes the server. */
@@ -134,7 +139,14 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
   const problems = await catalog.startupProblems();
   if (problems.length > 0) throw new StartupError(problems.join('; '));
 
-  const tls = await loadTlsMaterial({ certFile: config.tlsCert, keyFile: config.tlsKey, devDir: config.tlsDir, log: log.child({ component: 'tls' }) });
+  const tls = await createTlsService({
+    certFile: config.tlsCert,
+    keyFile: config.tlsKey,
+    devDir: config.tlsDir,
+    acme: { domains: config.acmeDomains, email: config.acmeEmail, directoryUrl: config.acmeDirectory, caFile: config.acmeCaFile, dir: join(config.dataDir, 'acme') },
+    acmeRetry: options.acmeRetry,
+    log: log.child({ component: 'tls' }),
+  });
 
   let armCaCert: string | undefined;
   if (config.armCaFile) {
@@ -174,7 +186,7 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
     loggerInstance: log,
     // One line per request comes from registerRequestLog (path only, never the query string).
     logController: new LogController({ disableRequestLogging: true }),
-    https: { ...httpsServerOptions(tls), requireHostHeader: false },
+    https: { ...tls.serverOptions, requireHostHeader: false },
     bodyLimit: config.bodyLimit,
     exposeHeadRoutes: true,
     // While draining, run requests get armhook's own 503 (JSON, Retry-After) from the job
@@ -205,7 +217,7 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
   registerAzureRoutes(app, { azure, jobs, log, timeout: config.timeout, keepAliveMs: config.keepAlive * 1000, outputLimit: config.outputLimit });
   registerJobRoutes(app, { jobs, keepAliveMs: config.keepAlive * 1000 });
   registerConsoleRoutes(app);
-  registerMetricsRoute(app, { jobs, metrics, certificateNotAfter: () => tls.notAfter });
+  registerMetricsRoute(app, { jobs, metrics, certificateNotAfter: () => tls.notAfter() });
   registerRunRoutes(app, {
     catalog,
     jobs,
@@ -225,6 +237,7 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
   // Jobs drain before the server stops: their streams end when they do.
   app.addHook('preClose', async () => {
     clearInterval(pruneTimer);
+    tls.close();
     await jobs.shutdown(config.drainTimeout * 1000);
     await store.close();
     azure.close();
@@ -238,8 +251,11 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
     jobs,
     catalog,
     azure,
+    tls,
     async listen() {
       await app.listen({ host: config.listen.host, port: config.listen.port });
+      // Certificates change from here on: new files, ACME (whose CA connects to this port).
+      tls.start(app.server as unknown as TlsServer);
       // After listen: /healthz answers while the identity library loads (its first use evaluates
       // the SDK's modules on this thread).
       azure.start();

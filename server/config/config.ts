@@ -17,6 +17,10 @@ export interface Config {
   tlsCert: string | undefined;
   tlsKey: string | undefined;
   tlsDir: string;
+  acmeDomains: string | undefined;
+  acmeEmail: string | undefined;
+  acmeDirectory: string;
+  acmeCaFile: string | undefined;
   htpasswd: string | undefined;
   authThreads: number;
   authQueue: number;
@@ -171,7 +175,7 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     if (fromFlag !== undefined) value = coerce(setting, fromFlag, 'flag');
     values[setting.key] = value;
   }
-  for (const key of ['scriptsDir', 'dataDir', 'tlsDir', 'tlsCert', 'tlsKey', 'htpasswd', 'access', 'armCaFile']) {
+  for (const key of ['scriptsDir', 'dataDir', 'tlsDir', 'tlsCert', 'tlsKey', 'htpasswd', 'access', 'armCaFile', 'acmeCaFile']) {
     if (typeof values[key] === 'string') values[key] = resolve(cwd, values[key] as string);
   }
   const config = { ...(values as unknown as Config), ...sources.overrides };
@@ -193,6 +197,9 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     }
   }
   if (!config.entraAuthority.startsWith('https://')) throw new ConfigError(`ARMHOOK_ENTRA_AUTHORITY must be an https URL, got ${JSON.stringify(config.entraAuthority)}`);
+  if (config.acmeDomains !== undefined && config.tlsCert !== undefined) {
+    throw new ConfigError('ARMHOOK_ACME_DOMAINS and ARMHOOK_TLS_CERT/KEY are two ways to get a certificate: set one of them');
+  }
   return config;
 }
 

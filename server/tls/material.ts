@@ -6,7 +6,7 @@ export const KEY_SETTING = 'ARMHOOK_TLS_KEY';
 
 export type TlsSetting = typeof CERT_SETTING | typeof KEY_SETTING;
 
-export type TlsMaterialSource = 'files' | 'dev-generated' | 'dev-existing';
+export type TlsMaterialSource = 'files' | 'dev-generated' | 'dev-existing' | 'acme';
 
 export interface TlsMaterial {
   /** PEM certificate (leaf first, then any intermediates from the file). */
@@ -20,6 +20,8 @@ export interface TlsMaterial {
   keyPath: string;
   /** Expiry of the leaf certificate. */
   notAfter: Date;
+  /** Start of the leaf's validity (ACME renewal is timed from it). */
+  notBefore?: Date;
 }
 
 /** Start-up error about TLS settings; the message names the setting(s) and says what to do. */

@@ -45,6 +45,8 @@ export interface StartOptions {
    * 127.0.0.1 on purpose, so the default here is high; 'product' keeps armhook's own limit.
    */
   failureLimit?: AppOptions['failureLimit'] | 'product';
+  /** Back-off after failed ACME attempts (milliseconds in tests). */
+  acmeRetry?: AppOptions['acmeRetry'];
 }
 
 /** A script line that records that it ran (use in every script a test expects NOT to run). */
@@ -91,6 +93,7 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
     log: logs.log,
     ...(options.azure ? { azure: options.azure } : {}),
     ...(options.entra ? { entra: options.entra } : {}),
+    ...(options.acmeRetry ? { acmeRetry: options.acmeRetry } : {}),
     ...(options.failureLimit === 'product' ? {} : { failureLimit: options.failureLimit ?? { max: 100_000, windowMs: 60_000 } }),
   });
   const listening = await armhook.listen();
