@@ -9,6 +9,8 @@ export interface HookParam {
   pattern?: string;
   default?: string;
   description: string;
+  /** Where the server takes the value from instead: `header:<name>` or a JSON Pointer into the body. */
+  from?: string;
 }
 
 export interface Hook {
@@ -17,6 +19,8 @@ export interface Hook {
   kind: 'script' | 'handler';
   description: string;
   params: HookParam[] | null;
+  /** `document`: the body is the handler's input (a JSON template); parameters go in the query. */
+  body?: 'document';
 }
 
 /** armhook's `{ error, message }`, with the HTTP status. */

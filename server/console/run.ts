@@ -16,14 +16,15 @@ export async function renderRun(main: HTMLElement, path: string): Promise<void> 
   const problem = h('div');
   const submit = h('button', { class: 'primary', attrs: { type: 'submit' } }, 'Run');
   const fields = hook.params === null ? [freeForm()] : hook.params.map(field);
-  const form = h('form', { class: 'run', attrs: { method: 'post', action: `/ui/run${hook.path}`, autocomplete: 'off' } }, ...fields, problem, submit);
+  const bodyField = hook.body === 'document' ? documentField() : undefined;
+  const form = h('form', { class: 'run', attrs: { method: 'post', action: `/ui/run${hook.path}`, autocomplete: 'off' } }, ...fields, bodyField?.field, problem, submit);
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     if (!form.reportValidity()) return;
     submit.disabled = true;
     problem.replaceChildren();
     try {
-      const id = await start(hook, form);
+      const id = await start(hook, form, bodyField?.input.value);
       location.assign(`/ui/jobs/${encodeURIComponent(id)}`);
     } catch (err) {
       problem.replaceChildren(message(err instanceof ApiError ? `${err.message} (${err.code})` : (err as Error).message));
@@ -39,6 +40,10 @@ export async function renderRun(main: HTMLElement, path: string): Promise<void> 
 }
 
 function field(param: HookParam): HTMLElement {
+  if (param.from?.startsWith('/')) {
+    // The server reads it from a JSON body sent by a webhook sender, not from a form.
+    return h('div', { class: 'field' }, h('span', { class: 'label' }, param.name), h('small', { class: 'muted' }, `taken from the request body at ${param.from}; not set from this form`));
+  }
   const input = h('input', {
     attrs: {
       id: `param-${param.name}`,
@@ -67,10 +72,25 @@ function field(param: HookParam): HTMLElement {
   return h(
     'div',
     { class: 'field' },
-    h('label', { attrs: { for: input.id } }, param.name, param.required ? h('span', { class: 'required', attrs: { title: 'required' } }, ' *') : null, param.secret ? h('span', { class: 'muted' }, ' (secret)') : null),
+    h('label', { attrs: { for: input.id } }, param.name, param.required ? h('span', { class: 'required', attrs: { title: 'required' } }, ' *') : null, param.secret ? h('span', { class: 'muted' }, ' (secret)') : null, param.from ? h('span', { class: 'muted' }, ` (sent as the ${param.from.slice('header:'.length)} header)`) : null),
     input,
     param.description || param.pattern ? h('small', { class: 'muted' }, [param.description, param.pattern ? `pattern: ${param.pattern}` : ''].filter(Boolean).join(' — ')) : null,
   );
+}
+
+/** The JSON document a handler such as azure/deployments/create takes as its body. */
+function documentField(): { field: HTMLElement; input: HTMLTextAreaElement } {
+  // No name: it is the request body, not a parameter.
+  const input = h('textarea', { attrs: { id: 'request-body', rows: '10', required: '', spellcheck: 'false', placeholder: '{ "template": { … }, "parameters": { … } }' } });
+  input.addEventListener('input', () => {
+    try {
+      JSON.parse(input.value);
+      input.setCustomValidity('');
+    } catch (err) {
+      input.setCustomValidity(`not JSON: ${(err as Error).message}`);
+    }
+  });
+  return { input, field: h('div', { class: 'field' }, h('label', { attrs: { for: input.id } }, 'Body (JSON)'), input, h('small', { class: 'muted' }, 'Sent as the request body; the fields above go in the query.')) };
 }
 
 /** An undeclared script takes any valid names: one name=value per line. */
@@ -98,18 +118,28 @@ function formParams(hook: Hook, form: HTMLFormElement): URLSearchParams {
   }
   for (const param of hook.params) {
     const value = String(data.get(param.name) ?? '');
-    if (value !== '') params.set(param.name, value);
+    if (value !== '' && param.from === undefined) params.set(param.name, value);
   }
   return params;
 }
 
-async function start(hook: Hook, form: HTMLFormElement): Promise<string> {
+async function start(hook: Hook, form: HTMLFormElement, document: string | undefined): Promise<string> {
   const params = formParams(hook, form);
-  const headers = { Prefer: 'respond-async', Accept: 'application/json' };
-  // Parameters travel in the body, so secrets never sit in a URL; GET handlers take a query.
-  const accepted =
+  const headers: Record<string, string> = { Prefer: 'respond-async', Accept: 'application/json' };
+  // A parameter declared `from=header:<name>` travels in that header.
+  const data = new FormData(form);
+  for (const param of hook.params ?? []) {
+    const value = String(data.get(param.name) ?? '');
+    if (param.from?.startsWith('header:') && value !== '') headers[param.from.slice('header:'.length)] = value;
+  }
+  // Parameters travel in the body, so secrets never sit in a URL; GET handlers and handlers
+  // whose body is a document take them in the query.
+  const init: RequestInit =
     hook.method === 'GET'
-      ? await api<{ jobId: string }>(`${hook.path}?${params.toString()}`, { headers })
-      : await api<{ jobId: string }>(hook.path, { method: 'POST', headers: { ...headers, 'Content-Type': 'application/x-www-form-urlencoded' }, body: params.toString() });
-  return accepted.jobId;
+      ? { headers }
+      : document !== undefined
+        ? { method: 'POST', headers: { ...headers, 'Content-Type': 'application/json' }, body: document }
+        : { method: 'POST', headers: { ...headers, 'Content-Type': 'application/x-www-form-urlencoded' }, body: params.toString() };
+  const url = hook.method === 'GET' || document !== undefined ? `${hook.path}?${params.toString()}` : hook.path;
+  return (await api<{ jobId: string }>(url, init)).jobId;
 }

@@ -35,6 +35,7 @@ export function describeHandler(handler: TypedHandler): HookDescription {
       ...(p.default !== undefined ? { default: String(p.default) } : {}),
       description: p.description ?? '',
     })),
+    ...(handler.body === 'document' ? { body: 'document' as const } : {}),
   };
 }
 

@@ -11,6 +11,8 @@ export interface HookDescription {
   timeout?: number;
   /** 'async': answers 202 unless the caller asks for a stream or JSON. */
   respond?: 'async';
+  /** `document`: the request body is the handler's input (a template): parameters go in the query. */
+  body?: 'document';
 }
 
 export function describeScript(hook: ScriptHook): HookDescription {

@@ -101,6 +101,8 @@ const SCHEMAS: Record<string, Json> = {
       description: { type: 'string' },
       params: { oneOf: [{ type: 'array', items: ref('HookParam') }, { type: 'null' }], description: 'null: any valid parameter name' },
       timeout: { type: 'integer' },
+      respond: { type: 'string', enum: ['async'], description: 'answers 202 unless the caller asks for SSE, text or JSON' },
+      body: { type: 'string', enum: ['document'], description: 'the request body is the input (a template); parameters go in the query' },
     },
   },
   Catalog: {
@@ -160,6 +162,18 @@ function operationIds(): (path: string) => string {
   };
 }
 
+function requestBody(hook: HookDescription): Json {
+  if (hook.body === 'document') {
+    return { required: true, description: 'the document this handler takes (e.g. {"template": …, "parameters": …})', content: json({ type: 'object' }) };
+  }
+  const stdin = hook.kind === 'script' ? "the script's stdin; " : '';
+  return {
+    required: false,
+    description: `${stdin}form fields or a JSON object's scalar fields are parameters too`,
+    content: { 'application/json': { schema: {} }, 'application/x-www-form-urlencoded': { schema: { type: 'object' } }, ...(hook.kind === 'script' ? { 'application/octet-stream': { schema: { type: 'string', contentMediaType: 'application/octet-stream' } } } : {}) },
+  };
+}
+
 function hookOperation(hook: HookDescription, operationId: string): Json {
   // A parameter taken from the body by JSON Pointer is described with the body, not as a query parameter.
   const parameters = (hook.params ?? []).filter((p) => p.from === undefined || p.from.startsWith('header:')).map((p) => ({
@@ -177,15 +191,14 @@ function hookOperation(hook: HookDescription, operationId: string): Json {
   }));
   const undeclared = hook.params === null ? ' Undeclared: any parameter name matching ^[a-z][a-z0-9_]*$ is accepted (query, form or JSON body).' : '';
   const fromBody = (hook.params ?? []).filter((p) => p.from?.startsWith('/')).map((p) => ` ${p.name} is the body's ${p.from}.`).join('');
+  const where = hook.body === 'document' ? 'Parameters go in the query; the body is the document.' : 'Parameters may also come in a form or JSON body.';
   return {
     operationId,
     summary: hook.description || hook.path,
-    description: `${hook.kind === 'script' ? 'Runs the script' : 'Runs the typed Azure handler'} ${hook.path} as a job. Parameters may also come in a form or JSON body.${undeclared}${fromBody}${hook.respond === 'async' ? ' Answers 202 unless the caller asks for SSE, text or JSON.' : ''}`,
+    description: `${hook.kind === 'script' ? 'Runs the script' : 'Runs the typed Azure handler'} ${hook.path} as a job. ${where}${undeclared}${fromBody}${hook.respond === 'async' ? ' Answers 202 unless the caller asks for SSE, text or JSON.' : ''}`,
     tags: [hook.kind],
     parameters: [...parameters, PREFER],
-    ...(hook.method === 'POST'
-      ? { requestBody: { required: false, description: "the script's stdin; form fields or a JSON object's scalar fields are parameters too", content: { 'application/json': { schema: {} }, 'application/x-www-form-urlencoded': { schema: { type: 'object' } }, 'application/octet-stream': { schema: { type: 'string', contentMediaType: 'application/octet-stream' } } } } }
-      : {}),
+    ...(hook.method === 'POST' ? { requestBody: requestBody(hook) } : {}),
     responses: RUN_RESPONSES,
   };
 }

@@ -49,6 +49,7 @@ printf '\\033[36mCreating the vm\\033[0m %s (%s), admin password %s\\n' "$vmname
 echo "WARNING: the image win2016datacenter is deprecated" >&2
 printf '\\033[32mdone\\033[0m\\n'
 `,
+      'hdr.sh': '#!/bin/sh\n# @param kind required from=header:X-Event-Kind event kind\n# @param ref from=/ref the ref pushed\necho "kind=$kind"\n',
       'sleepy.sh': '#!/bin/sh\necho started\nexec sleep 60\n',
       'halves.sh': `#!/bin/sh\nseq 1 500 | sed "s/^/n/"\n${gateLine('halves-$name')}\nseq 501 1000 | sed "s/^/n/"\n`,
       'big.sh': '#!/bin/sh\nseq 1 100000 | sed "s/^/line /"\n',
@@ -279,6 +280,24 @@ test('the run form has one field per parameter (secret as a password field), sta
       await mkdir(join(import.meta.dirname, '..', '..', 'docs'), { recursive: true });
       await copyFile(shot, join(import.meta.dirname, '..', '..', 'docs', 'console.png'));
     }
+  } finally {
+    await s.close();
+  }
+});
+
+test('a parameter declared from a header is sent as that header; one from the body is shown, not asked for', async () => {
+  const s = await session();
+  try {
+    await s.page.goto('/ui/run/hdr');
+    await s.page.waitForSelector('form.run input[name="kind"]');
+    assert.deepEqual(await s.page.$$eval('form.run input', (inputs) => inputs.map((i) => (i as HTMLInputElement).name)), ['kind']);
+    assert.match((await s.page.textContent('form.run')) ?? '', /taken from the request body at \/ref/);
+    await s.page.fill('input[name="kind"]', 'push');
+    await s.page.click('form.run button[type="submit"]');
+    await s.page.waitForURL(/\/ui\/jobs\/[0-9A-Z]{26}$/);
+    await statusIs(s.page, 'succeeded');
+    assert.deepEqual((await rows(s.page)).map((r) => r[1]), ['kind=push']);
+    assert.deepEqual(s.problems, []);
   } finally {
     await s.close();
   }

@@ -51,6 +51,10 @@ test('path parameters, hook parameters (required, pattern, default, secret), res
   assert.match(doc.paths['/free'].post.description, /Undeclared/);
   assert.notEqual(doc.paths['/vm/create'].post.operationId, doc.paths['/vm-create'].post.operationId, 'operation ids are unique');
   assert.ok(doc.paths['/azure/groups/create'].post.parameters.some((p: { name: string }) => p.name === 'name'), 'typed handlers with their schema parameters');
+  const deploy = doc.paths['/azure/deployments/create'].post;
+  assert.deepEqual(Object.keys(deploy.requestBody.content), ['application/json'], 'a document body: the template');
+  assert.equal(deploy.requestBody.required, true);
+  assert.equal(doc.paths['/azure/groups'].get.requestBody, undefined, 'GET handlers take no body');
   assert.deepEqual(doc.paths['/jobs/{id}'].get.responses['200'].content['application/json'].schema, { $ref: '#/components/schemas/JobRecord' });
   assert.ok(doc.paths['/jobs/{id}/events'].get.responses['204'], 'the EventSource stop signal is documented');
   assert.deepEqual(doc.components.securitySchemes.basic, { type: 'http', scheme: 'basic', description: 'a user of the htpasswd file' });
