@@ -114,6 +114,7 @@ export async function registerAuth(app: FastifyInstance, options: AuthOptions): 
   app.decorateRequest('caller', 'anonymous');
   app.decorateRequest('access', null as unknown as FastifyRequest['access']);
   app.decorateRequest('signedBy', undefined);
+  app.decorateRequest('deliveryId', undefined);
 
   app.addHook('onRequest', async (request) => {
     if (!STATE_CHANGING.has(request.method) && request.routeOptions.config.startsJob !== true) return;
@@ -202,10 +203,12 @@ export async function registerAuth(app: FastifyInstance, options: AuthOptions): 
 
 /**
  * A verified GitHub delivery: the signature covers the body only, so a query string is refused;
- * a form-encoded delivery (`payload=<json>`) is its JSON from here on (params, stdin).
+ * X-GitHub-Delivery is the idempotency key (GitHub's redeliveries repeat it); a form-encoded delivery (`payload=<json>`) is its JSON from here on (params, stdin).
  */
 function githubDelivery(request: FastifyRequest, body: Buffer): void {
   if (queryOf(request.url) !== '') throw new AppError(400, 'unsigned_query', 'query parameters are not covered by a GitHub signature; put the values in the payload (and declare them with from=)');
+  const delivery = request.headers['x-github-delivery'];
+  if (typeof delivery === 'string' && delivery !== '') request.deliveryId = delivery;
   const type = String(request.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
   if (type !== 'application/x-www-form-urlencoded') return;
   const payload = new URLSearchParams(body.toString('utf8')).get('payload');

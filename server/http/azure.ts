@@ -4,12 +4,12 @@ import type { Logger } from 'pino';
 import type { AzureService, TypedHandler } from '../azure/index.ts';
 import { AppError, quote } from '../errors.ts';
 import { collectParams } from '../hooks/index.ts';
-import type { JobManager, Task } from '../jobs/index.ts';
+import type { JobManager, JobSpec, Task } from '../jobs/index.ts';
 import type { HookDescription } from './describe.ts';
 import { requireRun } from './access.ts';
 import { methodNotAllowed, queryOf } from './errors.ts';
 import { runMode } from './negotiate.ts';
-import { refuseResume, respondWithJob, timeoutSeconds } from './run.ts';
+import { refuseResume, submitRun, timeoutSeconds } from './run.ts';
 
 interface SchemaProperty {
   type?: string;
@@ -128,7 +128,7 @@ export function registerAzureRoutes(
         options.azure.requireReady();
         // A body the handler can't use is refused before a job exists (deployments' template).
         handler.validateBody?.(body);
-        const job = await options.jobs.submit({
+        const spec: JobSpec = {
           hook: handler.path,
           kind: 'handler',
           method: handler.method,
@@ -137,8 +137,8 @@ export function registerAzureRoutes(
           secrets: [],
           timeoutMs: timeoutSeconds(request, options.timeout) * 1000,
           task: handlerTask(handler, params, body, options.log),
-        });
-        await respondWithJob(job, runMode(request.headers), reply, options);
+        };
+        await submitRun(options.jobs, spec, body, runMode(request.headers), reply, options);
       },
     });
   }

@@ -1,9 +1,10 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { addSourcedParams, applyDeclarations, collectParams, jsonFieldNames, maskedParams, secretValues, type HookCatalog, type ScriptHook, type ScriptRunOptions, type ScriptRunResult } from '../hooks/index.ts';
-import type { JobLog, JobManager, JobRecord, LiveJob } from '../jobs/index.ts';
+import type { JobLog, JobManager, JobRecord, JobSpec, LiveJob } from '../jobs/index.ts';
 import { requireRun } from './access.ts';
 import { describeScript } from './describe.ts';
 import { subscriptionValidation, webhookValidation } from './eventgrid.ts';
+import { fingerprint, idempotencyKey } from './idempotency.ts';
 import { AppError, quote } from '../errors.ts';
 import { methodNotAllowed, pathOf, queryOf } from './errors.ts';
 import { runMode, type RunMode } from './negotiate.ts';
@@ -73,10 +74,17 @@ export async function collectOutput(log: JobLog, limit: number): Promise<{ outpu
  * modes send their headers as soon as the job is accepted (so the status is 200 even if the job
  * later fails: the final `done` event or status line tells).
  */
-export async function respondWithJob(job: LiveJob, mode: RunMode, reply: FastifyReply, options: { keepAliveMs: number; outputLimit: number }): Promise<void> {
+export async function respondWithJob(
+  job: Pick<LiveJob, 'record' | 'log' | 'done'>,
+  mode: RunMode,
+  reply: FastifyReply,
+  options: { keepAliveMs: number; outputLimit: number },
+  how: { repeat?: boolean } = {},
+): Promise<void> {
   const id = job.record.id;
   const request = reply.request;
-  request.log.info({ audit: 'job-start', caller: job.record.caller, source: request.ip, hook: job.record.hook, jobId: id }, 'job accepted');
+  if (how.repeat) request.log.info({ audit: 'job-repeat', caller: request.caller, source: request.ip, hook: job.record.hook, jobId: id }, 'repeated request answered with the job its idempotency key started');
+  else request.log.info({ audit: 'job-start', caller: job.record.caller, source: request.ip, hook: job.record.hook, jobId: id }, 'job accepted');
   // The job's record was written (synchronously) when it was accepted: a crash from here on
   // can't lose it.
   void reply.header('Armhook-Job-Id', id);
@@ -98,6 +106,29 @@ export async function respondWithJob(job: LiveJob, mode: RunMode, reply: Fastify
   }
   const format = mode === 'sse' ? 'sse' : 'text';
   await streamJob(openStream(reply, format, id), job.log, { format, afterId: 0, keepAliveMs: options.keepAliveMs });
+}
+
+/**
+ * Submits a run and answers it in the caller's mode; with an idempotency key, at most once per
+ * caller and key: a repeat is answered with the job the key started (202 repeats its Location,
+ * SSE replays and follows it, JSON waits for it).
+ */
+export async function submitRun(jobs: JobManager, spec: JobSpec, body: Buffer, mode: RunMode, reply: FastifyReply, options: { keepAliveMs: number; outputLimit: number }): Promise<void> {
+  const key = idempotencyKey(reply.request);
+  if (key === undefined) {
+    await respondWithJob(await jobs.submit(spec), mode, reply, options);
+    return;
+  }
+  const print = fingerprint(spec, body);
+  const submission = await jobs.submitOnce({ ...spec, idempotency: { caller: spec.caller, key, fingerprint: print } });
+  if (submission.fingerprint !== print) {
+    throw new AppError(422, 'idempotency_key_reused', `this Idempotency-Key already started job ${submission.id} with other parameters or another body; use a new key for a new request`);
+  }
+  const live = jobs.live(submission.id);
+  const record = live?.record ?? (await jobs.get(submission.id));
+  const log = live?.log ?? (await jobs.openLog(submission.id));
+  if (!record || !log) throw new AppError(409, 'idempotent_job_gone', `the job this Idempotency-Key started (${submission.id}) is no longer kept; use a new key`);
+  await respondWithJob({ record, log, done: live?.done ?? Promise.resolve(record) }, mode, reply, options, { repeat: submission.repeat });
 }
 
 /**
@@ -173,7 +204,7 @@ export function registerRunRoutes(app: FastifyInstance, options: RunRouteOptions
       addSourcedParams(given, declared, { contentType, body, headers: request.headers });
       const params = applyDeclarations(given, declared, hook.path);
       const mode = runMode(request.headers, hook.header.respond ?? 'sse');
-      const job = await options.jobs.submit({
+      const spec: JobSpec = {
         hook: hook.path,
         kind: 'script',
         method: 'POST',
@@ -194,8 +225,8 @@ export function registerRunRoutes(app: FastifyInstance, options: RunRouteOptions
           spawn: options.spawn,
           scratchDir: options.scratchDir,
         }),
-      });
-      await respondWithJob(job, mode, reply, options);
+      };
+      await submitRun(options.jobs, spec, body, mode, reply, options);
     },
   });
 

@@ -1,6 +1,6 @@
 export { JobManager, LiveJob } from './manager.ts';
-export type { Task, TaskContext, TaskOutcome, JobSpec, JobManagerOptions, JobCounters } from './manager.ts';
-export type { JobStore, JobFilter, JobPage, RetentionPolicy } from './job-store.ts';
+export type { Task, TaskContext, TaskOutcome, JobSpec, JobManagerOptions, JobCounters, IdempotentSubmission } from './manager.ts';
+export type { JobStore, JobFilter, JobPage, RetentionPolicy, IdempotencyClaim } from './job-store.ts';
 export { StorageFullError } from './job-store.ts';
 export { SqliteJobStore, DamagedStoreError, DATABASE_FILE, openDatabase } from './sqlite-store.ts';
 export { JobLog } from './job-log.ts';

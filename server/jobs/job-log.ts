@@ -1,4 +1,4 @@
-import type { JobStore } from './job-store.ts';
+import type { IdempotencyClaim, JobStore } from './job-store.ts';
 import type { JobEvent, JobEventType, JobRecord } from './types.ts';
 
 /** How much of the newest output stays in memory for live readers; older output is read from the store. */
@@ -42,10 +42,10 @@ export class JobLog {
   }
 
   /** A new job's log: stores the record with its first events; resolves once committed. */
-  static async create(store: JobStore, record: JobRecord, items: ReadonlyArray<{ event: JobEventType; data: string }>, hooks: JobLogHooks = {}): Promise<JobLog> {
+  static async create(store: JobStore, record: JobRecord, items: ReadonlyArray<{ event: JobEventType; data: string }>, hooks: JobLogHooks = {}, idempotency?: IdempotencyClaim): Promise<JobLog> {
     const log = new JobLog(store, record.id, 0, false, hooks);
     const events = log.#number(items);
-    await store.create(record, events);
+    await store.create(record, events, idempotency);
     log.#show(events);
     return log;
   }

@@ -22,6 +22,17 @@ export interface RetentionPolicy {
   maxBytes: number;
 }
 
+/** How long an idempotency key answers for the job it started: a day. */
+export const IDEMPOTENCY_WINDOW_MS = 24 * 3600 * 1000;
+
+/** A request's Idempotency-Key (or a signed sender's delivery id): the job it starts answers its repeats. */
+export interface IdempotencyClaim {
+  caller: string;
+  key: string;
+  /** Digest of what the request asked for (hook, parameters, body): a repeat must ask the same. */
+  fingerprint: string;
+}
+
 /**
  * Where jobs live: their records, their events (output and state changes, numbered from 1 per
  * job) and so the queue. The job manager, the readers and retention use only this interface; an
@@ -36,8 +47,13 @@ export interface RetentionPolicy {
 export interface JobStore {
   /** Jobs a previous process left queued or running (the manager marks them interrupted). */
   unfinished(): Promise<JobRecord[]>;
-  /** Stores a new job with its first events; resolves once both are durable (committed). */
-  create(record: JobRecord, events: readonly JobEvent[]): Promise<void>;
+  /**
+   * Stores a new job with its first events (and the idempotency key that started it, in the same
+   * transaction); resolves once all are durable (committed).
+   */
+  create(record: JobRecord, events: readonly JobEvent[], idempotency?: IdempotencyClaim): Promise<void>;
+  /** The job a caller's key started at or after `since` (ms since the epoch), if it is still kept. */
+  idempotent(caller: string, key: string, since: number): Promise<{ jobId: string; fingerprint: string } | undefined>;
   /** Stores more events of a job (ids after the ones stored), e.g. a chunk of output lines; resolves once committed. */
   append(id: string, events: readonly JobEvent[]): Promise<void>;
   /** Replaces the stored record of a job that is still going (started, process group known); resolves once committed. */

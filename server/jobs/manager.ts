@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { AppError } from '../errors.ts';
 import { Counter, Histogram, JOB_DURATION_BUCKETS } from '../metrics/index.ts';
 import { JobLog } from './job-log.ts';
-import { StorageFullError, type JobFilter, type JobPage, type JobStore } from './job-store.ts';
+import { IDEMPOTENCY_WINDOW_MS, StorageFullError, type IdempotencyClaim, type JobFilter, type JobPage, type JobStore } from './job-store.ts';
 import { JobOutput } from './output.ts';
 import { JobIds } from './ids.ts';
 import { killJobLeftovers } from './reaper.ts';
@@ -43,7 +43,19 @@ export interface JobSpec {
   timeoutMs: number;
   /** At most `limit` jobs with the same key run at once (e.g. one vm/create per resource group). */
   concurrency?: { key: string; limit: number };
+  /** The request's idempotency key: stored with the job, so a repeat gets this job (see submitOnce). */
+  idempotency?: IdempotencyClaim;
   task: Task;
+}
+
+/** What submitOnce found or started. */
+export interface IdempotentSubmission {
+  /** The job the key names: new, or the one an earlier request with this key started. */
+  id: string;
+  /** True when the job was started by an earlier request. */
+  repeat: boolean;
+  /** The fingerprint the key's job was started for. */
+  fingerprint: string;
 }
 
 type AbortReason = 'cancelled' | 'timed-out' | 'interrupted' | 'storage_full';
@@ -125,6 +137,8 @@ export class JobManager {
   /** Run times (ms) of the most recent jobs, oldest first: what Retry-After is estimated from. */
   readonly #recentDurations: number[] = [];
   #accepting = true;
+  /** Submissions with an idempotency key in progress, by caller and key: concurrent repeats share one. */
+  readonly #claims = new Map<string, Promise<IdempotentSubmission>>();
   readonly counters: JobCounters = {
     finished: new Counter('armhook_jobs_finished_total', 'Jobs that ended, by hook and final status', ['hook', 'status']),
     durations: new Histogram('armhook_job_duration_seconds', 'Run time of jobs that started, by hook', ['hook'], JOB_DURATION_BUCKETS),
@@ -241,6 +255,7 @@ export class JobManager {
               { event: 'queued', data: JSON.stringify({ jobId: record.id, position }) },
             ],
         this.#logHooks(record.id),
+        spec.idempotency,
       );
     } catch (err) {
       if (startsNow) this.#release(spec);
@@ -260,6 +275,30 @@ export class JobManager {
       this.#startNext();
     }
     return job;
+  }
+
+  /**
+   * Submits a job unless the caller's key already started one within the idempotency window
+   * (then that job's id, `repeat`). Concurrent requests with the same key share one submission,
+   * so they never race into two jobs; the key is stored with the job, so it outlives a restart.
+   * The caller compares `fingerprint` to decide whether the repeat asked for the same thing.
+   */
+  async submitOnce(spec: JobSpec & { idempotency: IdempotencyClaim }): Promise<IdempotentSubmission> {
+    const slot = `${spec.idempotency.caller}\n${spec.idempotency.key}`;
+    const pending = this.#claims.get(slot);
+    if (pending) return { ...(await pending), repeat: true };
+    const claim = (async (): Promise<IdempotentSubmission> => {
+      const found = await this.#store.idempotent(spec.idempotency.caller, spec.idempotency.key, Date.now() - IDEMPOTENCY_WINDOW_MS);
+      if (found) return { id: found.jobId, repeat: true, fingerprint: found.fingerprint };
+      const job = await this.submit(spec);
+      return { id: job.record.id, repeat: false, fingerprint: spec.idempotency.fingerprint };
+    })();
+    this.#claims.set(slot, claim);
+    try {
+      return await claim;
+    } finally {
+      this.#claims.delete(slot);
+    }
   }
 
   /** What a job's log reports to the manager: storage failures and its readers. */

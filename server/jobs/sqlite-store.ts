@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
-import { StorageFullError, type JobFilter, type JobPage, type JobStore, type RetentionPolicy } from './job-store.ts';
+import { IDEMPOTENCY_WINDOW_MS, StorageFullError, type IdempotencyClaim, type JobFilter, type JobPage, type JobStore, type RetentionPolicy } from './job-store.ts';
 import { FINAL_STATUSES, type JobEvent, type JobEventType, type JobRecord } from './types.ts';
 
 export const DATABASE_FILE = 'armhook.db';
@@ -36,6 +36,17 @@ const MIGRATIONS = [
      data TEXT NOT NULL
    );
    CREATE UNIQUE INDEX events_by_job ON events (job, last);`,
+  // Idempotency-Key (or a signed sender's delivery id) → the job it started, per caller. A key
+  // whose job retention deleted finds nothing (the join); keys older than a day are deleted.
+  `CREATE TABLE idempotency_keys (
+     caller TEXT NOT NULL,
+     key TEXT NOT NULL,
+     job INTEGER NOT NULL,
+     fingerprint TEXT NOT NULL,
+     created_at INTEGER NOT NULL,
+     PRIMARY KEY (caller, key)
+   ) WITHOUT ROWID;
+   CREATE INDEX idempotency_keys_by_time ON idempotency_keys (created_at);`,
 ];
 
 const SQLITE_FULL = 13;
@@ -133,7 +144,10 @@ export class SqliteJobStore implements JobStore {
   #finishedCount: number;
   #totalBytes: number;
   #vacuuming = false;
-  readonly #sql: Record<'insertJob' | 'updateJob' | 'finishJob' | 'insertEvent' | 'getJob' | 'seqOf' | 'events' | 'lastEvent' | 'unfinished' | 'oldestFinished' | 'olderThan' | 'deleteJob' | 'deleteEvents', StatementSync>;
+  readonly #sql: Record<
+    'insertJob' | 'updateJob' | 'finishJob' | 'insertEvent' | 'getJob' | 'seqOf' | 'events' | 'lastEvent' | 'unfinished' | 'oldestFinished' | 'olderThan' | 'deleteJob' | 'deleteEvents' | 'insertKey' | 'findKey' | 'expireKeys',
+    StatementSync
+  >;
   readonly #lists = new Map<string, StatementSync>();
 
   constructor(options: { dataDir: string }) {
@@ -155,6 +169,9 @@ export class SqliteJobStore implements JobStore {
       olderThan: db.prepare('SELECT seq, id, bytes FROM jobs WHERE ended_at IS NOT NULL AND ended_at < ? ORDER BY ended_at, seq'),
       deleteJob: db.prepare('DELETE FROM jobs WHERE seq = ?'),
       deleteEvents: db.prepare('DELETE FROM events WHERE job = ?'),
+      insertKey: db.prepare('INSERT OR REPLACE INTO idempotency_keys (caller, key, job, fingerprint, created_at) VALUES (?, ?, ?, ?, ?)'),
+      findKey: db.prepare('SELECT j.id AS id, k.fingerprint AS fingerprint FROM idempotency_keys k JOIN jobs j ON j.seq = k.job WHERE k.caller = ? AND k.key = ? AND k.created_at >= ?'),
+      expireKeys: db.prepare('DELETE FROM idempotency_keys WHERE created_at < ?'),
     };
     const totals = db.prepare('SELECT count(*) AS n, coalesce(sum(bytes), 0) AS bytes FROM jobs WHERE ended_at IS NOT NULL').get();
     this.#finishedCount = Number(totals?.n ?? 0);
@@ -229,13 +246,23 @@ export class SqliteJobStore implements JobStore {
     return this.#sql.unfinished.all().map((row) => JSON.parse(String(row.record)) as JobRecord);
   }
 
-  create(record: JobRecord, events: readonly JobEvent[]): Promise<void> {
+  create(record: JobRecord, events: readonly JobEvent[], idempotency?: IdempotencyClaim): Promise<void> {
     return this.#write(() => {
       const seq = Number(this.#sql.insertJob.get(record.id, record.hook, record.status, record.caller, record.endedAt, 0, JSON.stringify(record))?.seq);
       const job = { seq, bytes: 0 };
       this.#open.set(record.id, job);
       this.#insertEvents(job, events);
+      if (idempotency) {
+        const now = Date.now();
+        this.#sql.expireKeys.run(now - IDEMPOTENCY_WINDOW_MS);
+        this.#sql.insertKey.run(idempotency.caller, idempotency.key, seq, idempotency.fingerprint, now);
+      }
     });
+  }
+
+  async idempotent(caller: string, key: string, since: number): Promise<{ jobId: string; fingerprint: string } | undefined> {
+    const row = this.#sql.findKey.get(caller, key, since);
+    return row ? { jobId: String(row.id), fingerprint: String(row.fingerprint) } : undefined;
   }
 
   append(id: string, events: readonly JobEvent[]): Promise<void> {

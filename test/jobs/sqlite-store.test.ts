@@ -39,7 +39,7 @@ storeContract('sqlite', {
   },
 });
 
-test('sqlite: one file in WAL mode, incremental vacuum, schema version 1', async (t) => {
+test('sqlite: one file in WAL mode, incremental vacuum, schema version 2 (jobs and events, then idempotency keys)', async (t) => {
   const dir = await tempDir();
   t.after(() => rm(dir, { recursive: true, force: true }));
   const store = new SqliteJobStore({ dataDir: dir });
@@ -48,7 +48,7 @@ test('sqlite: one file in WAL mode, incremental vacuum, schema version 1', async
   t.after(() => db.close());
   assert.equal(db.prepare('PRAGMA journal_mode').get()?.journal_mode, 'wal');
   assert.equal(db.prepare('PRAGMA auto_vacuum').get()?.auto_vacuum, 2, 'incremental');
-  assert.equal(db.prepare('PRAGMA user_version').get()?.user_version, 1);
+  assert.equal(db.prepare('PRAGMA user_version').get()?.user_version, 2);
   const plan = db.prepare("EXPLAIN QUERY PLAN SELECT record FROM jobs WHERE caller = 'x' ORDER BY id DESC LIMIT 5").all().map((r) => String(r.detail)).join('; ');
   assert.match(plan, /USING INDEX jobs_by_caller/, 'filters are served by an index');
 });

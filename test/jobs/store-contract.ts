@@ -158,4 +158,20 @@ export function storeContract(name: string, factory: StoreFactory): void {
     assert.deepEqual((await again.list({}, 100)).items.map((r) => r.id), [running.id], 'deleted stays deleted after a restart');
     await factory.cleanup(again);
   });
+  withStore('an idempotency key is stored with its job (same commit), found per caller and key within the window, after a restart, and not once the job is deleted', async (store) => {
+    const record = newRecord({ caller: 'alice' });
+    const claim = { caller: 'alice', key: 'deploy-42', fingerprint: 'fp-1' };
+    const since = Date.now() - 60_000;
+    await store.create(record, events(1, 'job', ['{}']), claim);
+    assert.deepEqual(await store.idempotent('alice', 'deploy-42', since), { jobId: record.id, fingerprint: 'fp-1' });
+    assert.equal(await store.idempotent('bob', 'deploy-42', since), undefined, 'keys are per caller');
+    assert.equal(await store.idempotent('alice', 'deploy-43', since), undefined);
+    assert.equal(await store.idempotent('alice', 'deploy-42', Date.now() + 60_000), undefined, 'older than the window');
+    await finishJob(store, record, 1);
+    const again = await factory.reopen(store);
+    assert.deepEqual(await again.idempotent('alice', 'deploy-42', since), { jobId: record.id, fingerprint: 'fp-1' }, 'kept across a restart');
+    assert.equal(await again.prune({ endedBefore: Date.now() + 1000, maxJobs: 1000, maxBytes: 0 }), 1);
+    assert.equal(await again.idempotent('alice', 'deploy-42', since), undefined, 'a deleted job is not an answer');
+    await factory.cleanup(again);
+  });
 }
