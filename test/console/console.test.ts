@@ -2,7 +2,7 @@
 // downloaded): live output, text never HTML, ANSI colours, stderr, the job list, the run form with
 // a secret, cancel, resuming through a dropped connection, a 100,000-line job, no console errors.
 import assert from 'node:assert/strict';
-import { copyFile, mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -90,8 +90,8 @@ interface Session {
   close(): Promise<void>;
 }
 
-async function session(origin = server.url): Promise<Session> {
-  const context = await browser.newContext({ baseURL: origin, ignoreHTTPSErrors: true, httpCredentials: { username: USER, password: PASSWORD }, viewport: { width: 1280, height: 860 } });
+async function session(origin = server.url, credentials = { username: USER, password: PASSWORD }): Promise<Session> {
+  const context = await browser.newContext({ baseURL: origin, ignoreHTTPSErrors: true, httpCredentials: credentials, viewport: { width: 1280, height: 860 } });
   const page = await context.newPage();
   const problems: string[] = [];
   page.on('console', (msg) => {
@@ -367,5 +367,35 @@ test('a 100,000-line job reaches its end while the page answers script calls wit
     assert.deepEqual(s.problems, []);
   } finally {
     await s.close();
+  }
+});
+
+test("the access file's rules apply to the console as to any caller: only the hooks it may run, only its own jobs", async () => {
+  const root = await mkdtemp(join(tmpdir(), 'armhook-console-access-'));
+  const htpasswd = join(root, 'htpasswd');
+  await setPassword(htpasswd, 'ops', 'ops pw', { cost: 4 });
+  await setPassword(htpasswd, 'api', 'api pw', { cost: 4 });
+  const access = join(root, 'access.json');
+  await writeFile(access, JSON.stringify({ rules: [{ callers: ['api'], run: ['demo/*'], jobs: 'own' }, { callers: ['ops'], run: ['**'], jobs: 'all' }] }));
+  const guarded = await startServer({ config: { htpasswd, access }, scripts: { 'demo/hello.sh': '#!/bin/sh\necho hello\n', 'ops/deploy.sh': '#!/bin/sh\necho deployed\n' } });
+  const s = await session(guarded.url, { username: 'api', password: 'api pw' });
+  try {
+    const asOps = await startAsync(guarded, '/ops/deploy', { Authorization: `Basic ${Buffer.from('ops:ops pw').toString('base64')}` });
+    const asApi = await startAsync(guarded, '/demo/hello', { Authorization: `Basic ${Buffer.from('api:api pw').toString('base64')}` });
+    await s.page.goto('/ui/');
+    await s.page.waitForSelector(`tr[data-job="${asApi}"]`);
+    assert.deepEqual(await s.page.$$eval('.hooks a', (links) => links.map((a) => a.getAttribute('href'))), ['/ui/run/demo/hello']);
+    assert.deepEqual(await s.page.$$eval('table.jobs tbody tr', (trs) => trs.map((tr) => tr.getAttribute('data-job'))), [asApi], "another caller's job is not listed");
+    await s.page.goto(`/ui/jobs/${asOps}`);
+    await s.page.waitForSelector('main [role="alert"]');
+    assert.match((await s.page.textContent('main')) ?? '', new RegExp(`No job ${asOps}`));
+    await s.page.goto('/ui/run/ops/deploy');
+    await s.page.waitForSelector('main [role="alert"]');
+    assert.match((await s.page.textContent('main')) ?? '', /No hook \/ops\/deploy that you may run/);
+    assert.deepEqual(s.problems.filter((p) => !/status of 404/.test(p)), [], 'nothing but the 404 of the job it may not see');
+  } finally {
+    await s.close();
+    await guarded.close();
+    await rm(root, { recursive: true, force: true });
   }
 });
