@@ -2,8 +2,7 @@
 // may still be running in Azure), and the ARM fake sees no request after that.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { POLL_MS, startAzureEnv, type AzureEnv } from './setup.ts';
+import { startAzureEnv, type AzureEnv } from './setup.ts';
 
 let env: AzureEnv;
 
@@ -16,11 +15,6 @@ after(async () => {
   await env?.close();
 });
 
-/** Proves absence: over 25 poll intervals, no request reaches the fake. */
-async function assertQuietAfter(count: number): Promise<void> {
-  await sleep(POLL_MS * 25);
-  assert.equal(env.arm.requests.length, count, `requests after the handler settled: ${JSON.stringify(env.arm.requests.slice(count).map((r) => `${r.method} ${r.path}`))}`);
-}
 
 describe('abort during a long-running operation', () => {
   for (const op of ['start', 'stop', 'restart', 'deallocate', 'delete', 'run-command'] as const) {
@@ -28,6 +22,7 @@ describe('abort during a long-running operation', () => {
       const name = `held-${op}`;
       env.arm.addVm('ops-rg', name, { powerState: op === 'start' ? 'deallocated' : 'running' });
       const controller = new AbortController();
+      const from = env.arm.requests.length;
       let polls = 0;
       const { error, progress } = await env.runFailing(
         `azure/vms/${op}`,
@@ -48,12 +43,13 @@ describe('abort during a long-running operation', () => {
       assert.match(error.message, /job cancelled by alice/);
       assert.equal(progress.filter((p) => p['status'] === 'running').length, 3);
       assert.ok(!progress.some((p) => p['status'] === 'succeeded'));
-      await assertQuietAfter(settledAt);
+      await env.assertQuietAfter(from, settledAt, [name]);
     });
   }
 
   test('resource group delete: stops polling after the abort (timeout reason)', async () => {
     env.arm.addGroup('slow-rg');
+    const from = env.arm.requests.length;
     const controller = new AbortController();
     const { error } = await env.runFailing('azure/groups/delete', { name: 'slow-rg' }, {
       signal: controller.signal,
@@ -66,7 +62,7 @@ describe('abort during a long-running operation', () => {
     assert.match(error.message, /delete resource group slow-rg/);
     assert.match(error.message, /timed out after 60 s/);
     assert.equal(env.arm.groups.has('slow-rg'), true, 'the fake never completed it');
-    await assertQuietAfter(settledAt);
+    await env.assertQuietAfter(from, settledAt, ['slow-rg']);
   });
 
   test('an already aborted job sends nothing to ARM', async () => {
@@ -74,6 +70,6 @@ describe('abort during a long-running operation', () => {
     const before = env.arm.requests.length;
     const { error } = await env.runFailing('azure/vms/restart', { rg: 'ops-rg', name: 'untouched' }, { signal: AbortSignal.abort(new Error('cancelled')) });
     assert.equal(error.code, 'aborted');
-    await assertQuietAfter(before);
+    await env.assertQuietAfter(before, before, ['untouched']);
   });
 });

@@ -2,10 +2,9 @@
 // deployment operation's state streamed in order; outputs in the result; bad bodies; abort → cancel.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { createAzure } from '../../server/azure/index.ts';
 import { AppError } from '../../server/errors.ts';
-import { POLL_MS, silentLogger, startAzureEnv, type AzureEnv } from './setup.ts';
+import { silentLogger, startAzureEnv, type AzureEnv } from './setup.ts';
 
 let env: AzureEnv;
 let sub: string;
@@ -192,6 +191,7 @@ describe('deployments/create', () => {
     env.arm.pauseDeployments = true;
     try {
       const controller = new AbortController();
+      const from = env.arm.requests.length;
       const body = JSON.stringify({ template: template([{ type: 'Microsoft.Network/virtualNetworks', name: 'slow' }]) });
       // Abort once the handler has streamed the first operation (the deployment is Running in ARM).
       const { error, progress } = await env.runFailing('azure/deployments/create', { rg: 'app-rg', name: 'cancelled' }, {
@@ -213,9 +213,8 @@ describe('deployments/create', () => {
       assert.equal(cancel[0]?.status, 204);
       assert.equal(env.arm.deployments.get('app-rg/cancelled')?.state, 'Canceled');
 
-      // No poll of any kind after the handler returned: watch for 25 poll intervals.
-      await sleep(POLL_MS * 25);
-      assert.equal(env.arm.requests.length, settledAt, 'no request after the handler settled');
+      // No poll of any kind after the handler returned, while a control operation polls 25 times.
+      await env.assertQuietAfter(from, settledAt, ['cancelled']);
     } finally {
       env.arm.pauseDeployments = false;
     }

@@ -3,7 +3,6 @@
 // makes it ready when IMDS comes back.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { createAzure, type AzureService } from '../../server/azure/index.ts';
 import { eventually, silentLogger, startAzureEnv, type AzureEnv } from './setup.ts';
 
@@ -144,16 +143,23 @@ describe('IMDS answering errors', () => {
   test('close() stops the background retries and rejects waiters', async () => {
     await env.imds.down();
     const azure = service({ startupRetry: { initialDelayMs: 1, maxDelayMs: 1 } });
+    // A control with the same retry timing, left open: once it is ready, the closed one's
+    // retries (were they still running) would have reached IMDS too.
+    const control = service({ startupRetry: { initialDelayMs: 1, maxDelayMs: 1 } });
     azure.start();
+    control.start();
     const waiting = azure.whenReady();
-    await azure.firstAttempt();
+    await Promise.all([azure.firstAttempt(), control.firstAttempt()]);
     const metadataBefore = env.imds.counts.metadata;
     azure.close();
     await assert.rejects(waiting, /closed/);
     await env.imds.up();
-    assert.deepEqual(azure.readiness(), { ready: false, reasons: ['azure: service closed'] });
-    // Retries were due every millisecond: watch for a while that none comes.
-    await sleep(30);
-    assert.equal(env.imds.counts.metadata, metadataBefore);
+    try {
+      await control.whenReady();
+      assert.deepEqual(azure.readiness(), { ready: false, reasons: ['azure: service closed'] });
+      assert.equal(env.imds.counts.metadata, metadataBefore + 1, "only the control's metadata request");
+    } finally {
+      control.close();
+    }
   });
 });

@@ -80,6 +80,12 @@ export interface AzureEnv {
   run(path: string, params?: Record<string, unknown>, options?: RunOptions): Promise<RunOutcome>;
   /** Like run, but resolves with the error (and what was emitted before it). */
   runFailing(path: string, params?: Record<string, unknown>, options?: RunOptions): Promise<Collected & { error: AppError }>;
+  /**
+   * Proves that a settled handler sends nothing more, by a later positive event instead of a
+   * sleep: control operations with the same poll interval make `polls` polls, and no request
+   * after `settledAt` repeats a path the subject used (from `from`) or names one of `names`.
+   */
+  assertQuietAfter(from: number, settledAt: number, names: readonly string[], polls?: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -142,6 +148,26 @@ export async function startAzureEnv(
     }
     throw new Error(`${path} was expected to fail but succeeded`);
   };
+  let controls = 0;
+  const assertQuietAfter: AzureEnv['assertQuietAfter'] = async (from, settledAt, names, polls = 25) => {
+    const subjectPaths = new Set(arm.requests.slice(from, settledAt).map((r) => r.path));
+    arm.addGroup('quiet-control-rg');
+    let seen = 0;
+    while (seen < polls) {
+      const name = `quiet-control-${++controls}`;
+      arm.addVm('quiet-control-rg', name, { powerState: 'deallocated' });
+      // Each poll answer is one progress event; where operations never finish, the control is stopped.
+      const stop = new AbortController();
+      const onEvent: RunOptions['onEvent'] = (e) => {
+        if (e.kind === 'progress' && (e.data['status'] === 'running' || e.data['status'] === 'succeeded') && ++seen >= polls) stop.abort(new Error('control done'));
+      };
+      await run('azure/vms/start', { rg: 'quiet-control-rg', name }, { signal: stop.signal, onEvent }).catch((err: unknown) => {
+        if (!stop.signal.aborted) throw err;
+      });
+    }
+    const late = arm.requests.slice(settledAt).filter((r) => subjectPaths.has(r.path) || names.some((n) => r.path.includes(`/${n}`)));
+    assert.deepEqual(late.map((r) => `${r.method} ${r.path}`), [], 'requests of the settled handler');
+  };
   return {
     imds,
     arm,
@@ -150,6 +176,7 @@ export async function startAzureEnv(
     handler,
     run,
     runFailing,
+    assertQuietAfter,
     async close() {
       azure.close();
       await arm.close();

@@ -54,7 +54,10 @@ export function markerLine(name: string): string {
   return `touch "$ARMHOOK_TEST_MARKERS/${name}"`;
 }
 
-export async function startServer(options: StartOptions = {}): Promise<TestServer> {
+/** A server built from the test config but not listening: for in-process requests (`app.inject`). */
+export type TestApp = Omit<TestServer, 'url' | 'port'>;
+
+export async function buildServer(options: StartOptions = {}): Promise<TestApp> {
   const root = options.root ?? (await mkdtemp(join(tmpdir(), 'armhook-test-')));
   const scriptsDir = join(root, 'scripts');
   const dataDir = join(root, 'data');
@@ -96,11 +99,7 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
     ...(options.acmeRetry ? { acmeRetry: options.acmeRetry } : {}),
     ...(options.failureLimit === 'product' ? {} : { failureLimit: options.failureLimit ?? { max: 100_000, windowMs: 60_000 } }),
   });
-  const listening = await armhook.listen();
-  const port = Number(new URL(listening).port);
   return {
-    url: `https://localhost:${port}`,
-    port,
     caPath: pki.caPath,
     ca: pki.caCert,
     root,
@@ -115,6 +114,13 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
       if (!options.root) await rm(root, { recursive: true, force: true });
     },
   };
+}
+
+export async function startServer(options: StartOptions = {}): Promise<TestServer> {
+  const built = await buildServer(options);
+  const listening = await built.armhook.listen();
+  const port = Number(new URL(listening).port);
+  return { ...built, url: `https://localhost:${port}`, port };
 }
 
 export interface Response {

@@ -24,7 +24,7 @@ function refusal(fn: () => unknown): AppError {
     assert.ok(err instanceof AppError, String(err));
     return err;
   }
-  assert.fail('expected a AppError');
+  assert.fail('expected an AppError');
 }
 
 test('a 1 MB form body of NULs is refused with a message of at most a short escaped prefix', () => {
