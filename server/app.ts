@@ -1,4 +1,5 @@
 import fastify, { LogController, type FastifyInstance } from 'fastify';
+import type { Server as HttpsServer } from 'node:https';
 import type { Logger } from 'pino';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -17,7 +18,9 @@ import {
   registerCatalogRoutes,
   registerErrorHandlers,
   clientErrorHandler,
+  connectionServerOptions,
   frameworkErrors,
+  limitConnections,
   registerHealthRoutes,
   registerJobRoutes,
   registerConsoleRoutes,
@@ -186,7 +189,8 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
     loggerInstance: log,
     // One line per request comes from registerRequestLog (path only, never the query string).
     logController: new LogController({ disableRequestLogging: true }),
-    https: { ...tls.serverOptions, requireHostHeader: false },
+    https: { ...tls.serverOptions, ...connectionServerOptions(config), requireHostHeader: false },
+    requestTimeout: config.requestTimeout * 1000,
     bodyLimit: config.bodyLimit,
     exposeHeadRoutes: true,
     // While draining, run requests get armhook's own 503 (JSON, Retry-After) from the job
@@ -209,6 +213,8 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
 
+  // Caps and deadlines for connections (a storm of idle or slow ones must not exhaust the process).
+  limitConnections(app.server as unknown as HttpsServer, config, log.child({ component: 'connections' }));
   registerErrorHandlers(app, { bodyLimit: config.bodyLimit });
   registerRequestLog(app, metrics);
   await registerAuth(app, { authenticator, entra, access, ...(options.failureLimit ? { failureLimit: options.failureLimit.max, failureWindowMs: options.failureLimit.windowMs } : {}) });

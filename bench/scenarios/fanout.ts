@@ -33,7 +33,9 @@ export const fanout: Scenario = {
     const { config, fx, fakes } = ctx;
     const lines = config.fanoutLines;
     const gate = join(fx.tmp, 'gates', `fanout-${Date.now()}`);
-    const ah = await startArmhook(config, fx, 'fanout', { workers: 2, fakes });
+    // Every tailer comes from 127.0.0.1: lift the per-address and total connection caps above them.
+    const caps = String(config.tailers + 64);
+    const ah = await startArmhook(config, fx, 'fanout', { workers: 2, fakes, env: { ARMHOOK_MAX_CONNECTIONS: caps, ARMHOOK_MAX_CONNECTIONS_PER_ADDRESS: caps } });
     const agent = new Agent({ keepAlive: false, maxSockets: Infinity, ca: fx.cert });
     const tailers: Tailer[] = [];
     const lags: number[] = [];

@@ -42,6 +42,12 @@ export interface Config {
   /** bytes; 0: no limit */
   retentionSize: number;
   bodyLimit: number;
+  maxConnections: number;
+  maxConnectionsPerAddress: number;
+  /** seconds */
+  headersTimeout: number;
+  /** seconds */
+  requestTimeout: number;
   /** seconds */
   keepAlive: number;
   outputLimit: number;
@@ -181,6 +187,9 @@ export function loadConfig(sources: ConfigSources = {}): Config {
   const config = { ...(values as unknown as Config), ...sources.overrides };
   if ((config.tlsCert === undefined) !== (config.tlsKey === undefined)) {
     throw new ConfigError('ARMHOOK_TLS_CERT and ARMHOOK_TLS_KEY go together: set both, or neither for a generated dev certificate');
+  }
+  if (config.requestTimeout < config.headersTimeout) {
+    throw new ConfigError(`ARMHOOK_REQUEST_TIMEOUT (${config.requestTimeout} s) must be at least ARMHOOK_HEADERS_TIMEOUT (${config.headersTimeout} s): the whole request can't arrive before its head`);
   }
   if ((config.entraTenant === undefined) !== (config.entraAudience === undefined)) {
     throw new ConfigError('ARMHOOK_ENTRA_TENANT and ARMHOOK_ENTRA_AUDIENCE go together: the tenant whose tokens are accepted, and the audience they must be issued for');

@@ -28,6 +28,12 @@ export async function methodNotAllowed(reply: FastifyReply, allow: string, messa
  */
 export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket): void {
   if (err.code === 'ECONNRESET' || socket.destroyed || !socket.writable) return;
+  // A TLS failure (a handshake that timed out or went wrong) has no HTTP to answer with: an
+  // answer written there would wait for a handshake that never comes, holding the connection.
+  if (err.code?.startsWith('ERR_TLS_') || err.code?.startsWith('ERR_SSL_')) {
+    socket.destroy();
+    return;
+  }
   const [status, text, code, message] =
     err.code === 'HPE_HEADER_OVERFLOW'
       ? [431, 'Request Header Fields Too Large', 'headers_too_large', 'the request line or headers are too large (16 KiB in all); send large parameters in the body']
