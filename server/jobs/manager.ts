@@ -5,13 +5,15 @@ import { JobLog } from './job-log.ts';
 import { IDEMPOTENCY_WINDOW_MS, StorageFullError, type IdempotencyClaim, type JobFilter, type JobPage, type JobStore } from './job-store.ts';
 import { JobOutput } from './output.ts';
 import { JobIds } from './ids.ts';
-import { killJobLeftovers } from './reaper.ts';
+import { killJobLeftovers, LeftoverReaper } from './reaper.ts';
 import type { JobError, JobEvent, JobRecord, JobStatus } from './types.ts';
 
 /** How many recent run times the Retry-After estimate averages. */
 const RECENT_DURATIONS = 32;
 /** Retry-After never asks a caller to wait longer than this (seconds). */
 const MAX_RETRY_AFTER_SECONDS = 3600;
+/** Jobs that end within this many ms share one scan for leftover processes. */
+const REAP_BATCH_MS = 250;
 
 /** What a task gets while it runs. */
 export interface TaskContext {
@@ -136,6 +138,7 @@ export class JobManager {
   readonly #keyCounts = new Map<string, number>();
   /** Run times (ms) of the most recent jobs, oldest first: what Retry-After is estimated from. */
   readonly #recentDurations: number[] = [];
+  readonly #reaper: LeftoverReaper;
   #accepting = true;
   /** Submissions with an idempotency key in progress, by caller and key: concurrent repeats share one. */
   readonly #claims = new Map<string, Promise<IdempotentSubmission>>();
@@ -153,6 +156,7 @@ export class JobManager {
     this.#retentionMs = options.retentionDays * 24 * 3600 * 1000;
     this.#retentionMax = options.retentionMax;
     this.#retentionBytes = options.retentionBytes ?? 0;
+    this.#reaper = new LeftoverReaper({ batchMs: REAP_BATCH_MS, log: this.#log });
   }
 
   /**
@@ -161,11 +165,11 @@ export class JobManager {
    */
   async open(): Promise<JobRecord[]> {
     const interrupted = await this.#store.unfinished();
+    const started = interrupted.filter((record) => record.pgid !== null).map((record) => record.id);
+    for (const [jobId, pids] of await killJobLeftovers(started)) {
+      this.#log.warn({ jobId, pids }, 'killed processes left running by an interrupted job');
+    }
     for (const record of interrupted) {
-      if (record.pgid !== null) {
-        const killed = await killJobLeftovers(record.id, record.pgid);
-        if (killed.length > 0) this.#log.warn({ jobId: record.id, pids: killed }, 'killed processes left running by an interrupted job');
-      }
       const log = JobLog.reopen(this.#store, record.id, await this.#store.lastEventId(record.id));
       await this.#finish(record, log, 'interrupted', null, {
         code: 'interrupted',
@@ -363,7 +367,10 @@ export class JobManager {
     this.#accepting = false;
     await Promise.all(this.#queue.splice(0).map((job) => this.#finishLive(job, 'interrupted', null, { code: 'interrupted', message: 'armhook shut down before this job started; it never ran' })));
     const running = [...this.#running].map((job) => job.done);
-    if (running.length === 0) return this.#finalSave();
+    if (running.length === 0) {
+      await this.#reaper.flush();
+      return this.#finalSave();
+    }
     this.#log.info({ running: running.length, drainMs }, 'waiting for running jobs to finish before exit');
     let timer: NodeJS.Timeout | undefined;
     const drained = await Promise.race([
@@ -377,6 +384,7 @@ export class JobManager {
       for (const job of this.#running) this.#abort(job, 'interrupted');
       await Promise.all(running);
     }
+    await this.#reaper.flush();
     return this.#finalSave();
   }
 
@@ -457,6 +465,8 @@ export class JobManager {
       .then(async (outcome) => {
         clearTimeout(timer);
         output.flush();
+        // What the script started in a session of its own (setsid) outlives its process group.
+        if (record.pgid !== null) this.#reaper.reap(record.id);
         this.#running.delete(job);
         this.#release(spec);
         const status: JobStatus = job.reason === 'storage_full' ? 'failed' : (job.reason ?? (outcome.ok ? 'succeeded' : 'failed'));

@@ -5,7 +5,16 @@ import { request } from 'node:https';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { assertJsonError, curlResponse, doneRecord, fetchText, open, parseSse, startServer, streamReader, type TestServer } from '../helpers/server.ts';
+import { waitGone } from '../helpers/process.ts';
 import { rawExchange } from '../helpers/raw.ts';
+
+function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
 
 let server: TestServer;
 /** The same scripts, started from Node (execa) instead of the spawn helper. */
@@ -19,8 +28,12 @@ const SCRIPTS = {
   'forever.sh': '#!/bin/sh\n# @timeout 3000000\necho never\n',
   // Prints while it is being stopped: a TERM trap's cleanup output is part of the job's output.
   'trap.sh': '#!/bin/sh\ntrap \'i=0; while [ $i -lt 2000 ]; do echo "cleanup line $i"; i=$((i+1)); done; echo LAST; exit 3\' TERM\necho ready\nwhile :; do sleep 0.05; done\n',
-  // Like escape.sh, and the escaped child says when the script is gone (exited and reaped).
-  'escape-told.sh': '#!/bin/sh\nme=$$\nsetsid sh -c "while kill -0 $me 2>/dev/null; do sleep 0.01; done; echo script gone; exec sleep 60" &\necho "started $!"\n',
+  // Like escape.sh, and the escaped child says when the script is gone (exited and reaped). The
+  // script exits only once the child has left its group (the child's marker), or the group's
+  // SIGTERM at the script's exit could reach the child before its setsid().
+  'escape-told.sh': '#!/bin/sh\nme=$$\nsetsid sh -c "touch $ARMHOOK_TEST_MARKERS/escaped-$me; while kill -0 $me 2>/dev/null; do sleep 0.01; done; echo script gone; exec sleep 60" &\nwhile [ ! -e "$ARMHOOK_TEST_MARKERS/escaped-$me" ]; do sleep 0.01; done\necho "started $!"\n',
+  // Leaves a process in a session of its own (nohup setsid), then runs until it times out.
+  'escape-forever.sh': '#!/bin/sh\nnohup setsid sleep 60 >/dev/null 2>&1 &\necho "started $!"\nwhile :; do sleep 0.05; done\n',
 };
 
 before(async () => {
@@ -77,7 +90,7 @@ test('a JSON value with a lone surrogate is 400, nothing runs, and the spawn hel
   assert.equal(after.json().output, 'x=fine\n');
 });
 
-test('a script whose child escapes its process group (setsid) still ends when the script does (spawn helper)', async () => {
+test('a script whose child escapes its process group (setsid) still ends when the script does, and so does the child (spawn helper)', async () => {
   const res = await fetchText(server, '/escape', { method: 'POST', headers: { Accept: 'application/json' } });
   assert.equal(res.status, 200, res.body);
   const record = res.json();
@@ -86,11 +99,25 @@ test('a script whose child escapes its process group (setsid) still ends when th
   assert.match(record.output, /^started \d+\n$/);
   const pid = Number(/started (\d+)/.exec(record.output)?.[1]);
   try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    // already gone
+    assert.ok(await waitGone(pid, 500), `the escaped child ${pid} is ended with its job`);
+  } finally {
+    killQuietly(pid);
   }
 });
+
+for (const [name, target] of [['helper', () => server], ['node', () => nodeSpawner]] as const) {
+  test(`spawner ${name}: a job that times out also ends what it started with nohup setsid`, async () => {
+    const res = await fetchText(target(), '/escape-forever', { method: 'POST', headers: { Accept: 'application/json', 'X-Hook-Timeout': '1' } });
+    const record = res.json();
+    assert.equal(record.status, 'timed-out', res.body);
+    const pid = Number(/started (\d+)/.exec(record.output)?.[1]);
+    try {
+      assert.ok(await waitGone(pid, 500), `the escaped process ${pid} is ended with its job`);
+    } finally {
+      killQuietly(pid);
+    }
+  });
+}
 
 test('spawner node: a job whose script left a process holding its output (setsid) runs on, and a cancel ends it, output kept', async () => {
   const started = await fetchText(nodeSpawner, '/escape-told', { method: 'POST', headers: { Prefer: 'respond-async' } });
@@ -110,12 +137,9 @@ test('spawner node: a job whose script left a process holding its output (setsid
       events.filter((e) => e.event === 'message').map((e) => e.data),
       [`started ${child}`, 'script gone'],
     );
+    assert.ok(await waitGone(child, 500), `the escaped child ${child} is ended with its job`);
   } finally {
-    try {
-      process.kill(child, 'SIGKILL');
-    } catch {
-      // already gone
-    }
+    killQuietly(child);
   }
 });
 

@@ -9,7 +9,8 @@ import { gateLine, isGone, markerLine, release, removeRoot, startServerProcess, 
 import { curl, fetchText, open, parseSse } from '../helpers/server.ts';
 import { assertConsecutive, EventStream, getJob, logLines, pidFrom, pollFinal, startAsync, type JobRecord } from './helpers.ts';
 
-// Three lines, its pid, a child and a grandchild, then blocks until released.
+// Three lines, its pid, a child, a grandchild and a process in a session of its own (setsid, out
+// of the group's reach), then blocks until released.
 const TREE = `#!/bin/sh
 ${markerLine('ran-$name')}
 echo "line 1"
@@ -19,6 +20,8 @@ echo "line 3"
 echo "pid $$"
 sh -c 'sleep 1000 & echo "grandchild $!"; wait' &
 echo "child $!"
+setsid sleep 1000 &
+echo "escaped $!"
 ${gateLine('go-$name')}
 echo "released"
 `;
@@ -50,10 +53,10 @@ async function start(t: TestContext, options: ProcessOptions, groups: number[]):
   return server;
 }
 
-async function treePids(stream: EventStream): Promise<{ pid: number; child: number; grandchild: number }> {
-  const events = await stream.until((e) => ['pid ', 'child ', 'grandchild '].every((p) => e.some((x) => x.event === 'message' && x.data.startsWith(p))), 'the three pid lines');
+async function treePids(stream: EventStream): Promise<{ pid: number; child: number; grandchild: number; escaped: number }> {
+  const events = await stream.until((e) => ['pid ', 'child ', 'grandchild ', 'escaped '].every((p) => e.some((x) => x.event === 'message' && x.data.startsWith(p))), 'the four pid lines');
   const lines = events.filter((e) => e.event === 'message').map((e) => e.data);
-  return { pid: pidFrom(lines, 'pid'), child: pidFrom(lines, 'child'), grandchild: pidFrom(lines, 'grandchild') };
+  return { pid: pidFrom(lines, 'pid'), child: pidFrom(lines, 'child'), grandchild: pidFrom(lines, 'grandchild'), escaped: pidFrom(lines, 'escaped') };
 }
 
 test('SIGKILL during a job, start again on the same data dir: the job is interrupted with its output up to the kill, its processes are gone, a queued job never runs', async (t) => {
@@ -66,7 +69,7 @@ test('SIGKILL during a job, start again on the same data dir: the job is interru
   const queuedId = await startAsync(first, '/tree?name=k2');
   const tail = await EventStream.open(first, `/jobs/${id}/events`);
   const pids = await treePids(tail);
-  groups.push(pids.pid);
+  groups.push(pids.pid, pids.escaped);
   const before = tail.events;
   assert.equal((await getJob(first, queuedId)).status, 'queued');
 
@@ -109,7 +112,7 @@ test('SIGKILL during a job, start again on the same data dir: the job is interru
   // The restarted server works: a new job runs (the stale job holds no worker), and the queued one never ran.
   const fresh = await EventStream.open(second, '/tree?name=k3', { method: 'POST' });
   const freshPids = await treePids(fresh);
-  groups.push(freshPids.pid);
+  groups.push(freshPids.pid, freshPids.escaped);
   await release(second.markerDir, 'go-k3');
   assert.equal((await fresh.done()).status, 'succeeded');
   assert.equal(await exists(join(second.markerDir, 'ran-k2')), false, 'the queued job never ran');
@@ -123,7 +126,7 @@ test('SIGKILL twice in a row: a job interrupted once stays interrupted; nothing 
   t.after(() => removeRoot(first.root));
   const id = await startAsync(first, '/tree?name=twice');
   const pids = await treePids(await EventStream.open(first, `/jobs/${id}/events`));
-  groups.push(pids.pid);
+  groups.push(pids.pid, pids.escaped);
   await first.kill();
   const second = await start(t, { root: first.root }, groups);
   const once = await getJob(second, id);
@@ -145,7 +148,7 @@ test('SIGTERM with a running job: the server stops accepting, waits for the job,
 
   const stream = await EventStream.open(server, '/tree?name=drain', { method: 'POST' });
   const pids = await treePids(stream);
-  groups.push(pids.pid);
+  groups.push(pids.pid, pids.escaped);
   const queued = await EventStream.open(server, '/tree?name=drain-queued', { method: 'POST' });
   await queued.until((e) => e.some((x) => x.event === 'queued'), 'queued');
 
@@ -185,7 +188,8 @@ test('SIGTERM to the server\'s whole process group (timeout(1), kill -- -pgid): 
   t.after(() => removeRoot(server.root));
 
   const stream = await EventStream.open(server, '/tree?name=group', { method: 'POST' });
-  groups.push((await treePids(stream)).pid);
+  const tree = await treePids(stream);
+  groups.push(tree.pid, tree.escaped);
   server.signalGroup('SIGTERM');
   await server.waitForLog((l) => l.msg === 'waiting for running jobs to finish before exit');
   await release(server.markerDir, 'go-group');
@@ -204,7 +208,7 @@ test('SIGTERM with ARMHOOK_DRAIN_TIMEOUT=1 and a job that never ends: the job is
 
   const stream = await EventStream.open(server, '/tree?name=never', { method: 'POST' });
   const pids = await treePids(stream);
-  groups.push(pids.pid);
+  groups.push(pids.pid, pids.escaped);
   server.signal('SIGTERM');
   const record = await stream.done();
   assert.equal(record.status, 'interrupted');
@@ -227,7 +231,8 @@ test('a run request during the drain is refused with armhook\'s own 503: JSON {e
   const server = await start(t, { scripts: SCRIPTS, env: { ARMHOOK_DRAIN_TIMEOUT: '600' } }, groups);
   t.after(() => removeRoot(server.root));
   const stream = await EventStream.open(server, '/tree?name=shape', { method: 'POST' });
-  groups.push((await treePids(stream)).pid);
+  const tree = await treePids(stream);
+  groups.push(tree.pid, tree.escaped);
   server.signal('SIGTERM');
   await server.waitForLog((l) => l.msg === 'waiting for running jobs to finish before exit');
   try {
