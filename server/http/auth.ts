@@ -193,6 +193,9 @@ export async function registerAuth(app: FastifyInstance, options: AuthOptions): 
         request.caller = `signature:${spec.name}`;
         request.access = signed.policy.forCaller(request.caller);
         if (spec.scheme === 'github') githubDelivery(request, body);
+        // The signature itself keys the run: a replay after a restart (when the replay guard
+        // has forgotten it) is answered with the job it started, never a second run.
+        else request.deliveryId = `hmac:${/v1=([0-9a-fA-F]{64})/.exec(header)?.[1]?.toLowerCase() ?? ''}`;
         return;
       }
       problem = why;

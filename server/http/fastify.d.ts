@@ -14,7 +14,7 @@ declare module 'fastify' {
     access: CallerAccess;
     /** Set when the route is a signed hook: the signatures that may authenticate it (checked in preHandler). */
     signedBy: { policy: AccessPolicy; specs: SignatureSpec[] } | undefined;
-    /** A verified sender's delivery id (X-GitHub-Delivery): the run's idempotency key when it sends no Idempotency-Key. */
+    /** A verified sender's delivery id (X-GitHub-Delivery, or the hmac signature itself): the run's idempotency key when it sends no Idempotency-Key. */
     deliveryId: string | undefined;
   }
 }

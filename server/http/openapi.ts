@@ -125,7 +125,7 @@ const RUN_RESPONSES: Json = {
     content: { ...SSE, ...TEXT, ...json(ref('JobWithOutput')) },
   },
   '202': {
-    description: 'Prefer: respond-async: the job was accepted',
+    description: 'Prefer: respond-async (or a hook that declares @respond async): the job was accepted',
     headers: { Location: { schema: { type: 'string' }, description: '/jobs/<id>' }, 'Armhook-Job-Id': { schema: { type: 'string' } } },
     content: json(ref('Accepted')),
   },
@@ -133,7 +133,8 @@ const RUN_RESPONSES: Json = {
   '401': errorResponse('authentication required'),
   '403': errorResponse('refused (a cross-site browser request, or not allowed to run this hook)'),
   '409': errorResponse('the request carries Last-Event-ID (resume with /jobs/{id}/events), or, in JSON mode, the job was cancelled'),
-  '429': errorResponse('the queue is full; retry after Retry-After seconds'),
+  '422': errorResponse('this Idempotency-Key already started a job with other parameters or another body'),
+  '429': errorResponse('the queue is full, or too many failed authentications from this address; retry after Retry-After seconds'),
   '500': errorResponse('JSON mode: the script failed (the body is the job record)'),
   '503': errorResponse('the server is shutting down or not ready'),
   '504': errorResponse('JSON mode: the job timed out'),
@@ -145,6 +146,14 @@ const PREFER = {
   required: false,
   description: '`respond-async` answers 202 at once with the job id',
   schema: { type: 'string', enum: ['respond-async'] },
+};
+
+const IDEMPOTENCY_KEY = {
+  name: 'Idempotency-Key',
+  in: 'header',
+  required: false,
+  description: 'a repeat with the same key (same caller, within 24 h) gets the job the first request started; the same key with other parameters or body is 422',
+  schema: { type: 'string', minLength: 1, maxLength: 255 },
 };
 
 const JOB_ID = { name: 'id', in: 'path', required: true, description: 'a job id', schema: { type: 'string' } };
@@ -197,7 +206,7 @@ function hookOperation(hook: HookDescription, operationId: string): Json {
     summary: hook.description || hook.path,
     description: `${hook.kind === 'script' ? 'Runs the script' : 'Runs the typed Azure handler'} ${hook.path} as a job. ${where}${undeclared}${fromBody}${hook.respond === 'async' ? ' Answers 202 unless the caller asks for SSE, text or JSON.' : ''}`,
     tags: [hook.kind],
-    parameters: [...parameters, PREFER],
+    parameters: [...parameters, PREFER, IDEMPOTENCY_KEY],
     ...(hook.method === 'POST' ? { requestBody: requestBody(hook) } : {}),
     responses: RUN_RESPONSES,
   };
@@ -270,8 +279,14 @@ export function openApi(hooks: HookDescription[]): Json {
       { name: 'handler', description: 'typed Azure handlers' },
       { name: 'jobs', description: 'the catalog and the jobs' },
     ],
-    components: { schemas: SCHEMAS, securitySchemes: { basic: { type: 'http', scheme: 'basic', description: 'a user of the htpasswd file' } } },
-    security: [{ basic: [] }],
+    components: {
+      schemas: SCHEMAS,
+      securitySchemes: {
+        basic: { type: 'http', scheme: 'basic', description: 'a user of the htpasswd file' },
+        bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'an Entra ID access token for the audience in ARMHOOK_ENTRA_AUDIENCE' },
+      },
+    },
+    security: [{ basic: [] }, { bearer: [] }],
     paths,
   };
 }

@@ -10,10 +10,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { hashPassword } from '../../server/auth/passwd.ts';
-import { githubDelivery, githubPush } from '../fakes/senders.ts';
+import { githubDelivery, githubPush, hmacSignature } from '../fakes/senders.ts';
 import { assertJsonError, doneRecord, fetchText, parseSse, startServer, type StartOptions, type TestServer } from '../helpers/server.ts';
 
 const SECRET = 'idempotent-github-secret';
+const HMAC_SECRET = 'idempotent-hmac-secret';
 let dir: string;
 let options: StartOptions;
 let server: TestServer;
@@ -29,12 +30,15 @@ before(async () => {
   await writeFile(htpasswd, `api:${await hashPassword('api-pw', 4)}\nops:${await hashPassword('ops-pw', 4)}\n`);
   const secretFile = join(dir, 'github.secret');
   await writeFile(secretFile, SECRET, { mode: 0o600 });
+  const hmacFile = join(dir, 'hmac.secret');
+  await writeFile(hmacFile, HMAC_SECRET, { mode: 0o600 });
   const access = join(dir, 'access.json');
-  await writeFile(access, JSON.stringify({ rules: [{ callers: ['api', 'ops'], run: ['**'], jobs: 'all' }], signatures: { github: { scheme: 'github', secretFile, hooks: ['ci/github'] } } }));
+  await writeFile(access, JSON.stringify({ rules: [{ callers: ['api', 'ops'], run: ['**'], jobs: 'all' }], signatures: { github: { scheme: 'github', secretFile, hooks: ['ci/github'] }, deployer: { scheme: 'hmac', secretFile: hmacFile, hooks: ['signed/*'] } } }));
   options = {
     root: join(dir, 'root'),
     config: { htpasswd, access },
     scripts: {
+      'signed/run.sh': '#!/bin/sh\necho "$ARMHOOK_JOB_ID" >> "$ARMHOOK_TEST_MARKERS/runs-signed"\n',
       'deploy.sh': '#!/bin/sh\necho "$ARMHOOK_JOB_ID" >> "$ARMHOOK_TEST_MARKERS/runs-$name"\necho "deployed $name"\n',
       'ci/github.sh': '#!/bin/sh\n# @respond async\n# @param delivery required from=header:X-GitHub-Delivery\n# @param ref from=/ref\necho "$ARMHOOK_JOB_ID" >> "$ARMHOOK_TEST_MARKERS/runs-$delivery"\necho "ref=$ref"\n',
     },
@@ -122,4 +126,17 @@ test('keys survive a restart: the repeat after it gets the job from before', asy
   assert.equal(again.status, 202, again.body);
   assert.equal(again.headers['armhook-job-id'], first.headers['armhook-job-id']);
   assert.equal(runs('restart'), 1);
+});
+
+test('an hmac signature replayed after a restart (the replay guard forgot it) gets the job it started, not a second run', async () => {
+  const header = hmacSignature(HMAC_SECRET, 'POST', '/signed/run', '');
+  const first = await fetchText(server, '/signed/run', { method: 'POST', headers: { 'armhook-signature': header, accept: 'application/json' } });
+  assert.equal(first.status, 200, first.body);
+  assertJsonError(await fetchText(server, '/signed/run', { method: 'POST', headers: { 'armhook-signature': header, accept: 'application/json' } }), 401, 'unauthorized');
+  await server.close();
+  server = await startServer(options);
+  const replay = await fetchText(server, '/signed/run', { method: 'POST', headers: { 'armhook-signature': header, accept: 'application/json' } });
+  assert.equal(replay.status, 200, replay.body);
+  assert.equal(replay.headers['armhook-job-id'], first.headers['armhook-job-id']);
+  assert.equal(runs('signed'), 1);
 });

@@ -39,7 +39,7 @@ test('path parameters, hook parameters (required, pattern, default, secret), res
   }
   const create = doc.paths['/vm/create'].post;
   const byName = Object.fromEntries(create.parameters.map((p: { name: string }) => [p.name, p]));
-  assert.deepEqual(Object.keys(byName), ['rg', 'vmname', 'pw', 'size', 'Prefer']);
+  assert.deepEqual(Object.keys(byName), ['rg', 'vmname', 'pw', 'size', 'Prefer', 'Idempotency-Key']);
   assert.equal(byName.rg.required, true);
   assert.equal(byName.rg.schema.pattern, '^(?:[a-z][a-z0-9-]*)$');
   assert.equal(byName.pw.schema.format, 'password');
@@ -58,6 +58,8 @@ test('path parameters, hook parameters (required, pattern, default, secret), res
   assert.deepEqual(doc.paths['/jobs/{id}'].get.responses['200'].content['application/json'].schema, { $ref: '#/components/schemas/JobRecord' });
   assert.ok(doc.paths['/jobs/{id}/events'].get.responses['204'], 'the EventSource stop signal is documented');
   assert.deepEqual(doc.components.securitySchemes.basic, { type: 'http', scheme: 'basic', description: 'a user of the htpasswd file' });
+  assert.equal(doc.components.securitySchemes.bearer.scheme, 'bearer');
+  assert.deepEqual(doc.security, [{ basic: [] }, { bearer: [] }], 'either scheme');
 });
 
 function tsc(cwd: string): Promise<{ code: number; output: string }> {
