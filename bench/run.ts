@@ -1,5 +1,5 @@
 /**
- * armhook benchmarks, side by side with adnanh/webhook (issue 6). Entry point: `npm run bench`.
+ * armhook benchmarks, side by side with adnanh/webhook. Entry point: `npm run bench`.
  *
  * Needs (Debian packages; the bench checks for them, names the apt-get line when one is missing,
  * and installs nothing itself):

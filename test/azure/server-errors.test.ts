@@ -243,7 +243,7 @@ describe('refused before anything runs (no job, no ARM request)', () => {
     }
   });
 
-  test('POST on a GET handler → 405 with Allow: GET (DESIGN.md: 405 for a wrong method)', async () => {
+  test('POST on a GET handler → 405 with Allow: GET', async () => {
     const res = await fetchText(env.server, '/azure/whoami', { method: 'POST', headers: { accept: 'application/json' } });
     assertJsonError(res, 405);
     assert.match(String(res.headers['allow']), /\bGET\b/);

@@ -1,4 +1,4 @@
-// Every typed handler of DESIGN.md's table through the REAL server (HTTPS on loopback, curl and
+// Every typed handler of the handler table through the REAL server (HTTPS on loopback, curl and
 // node:https), against the IMDS and ARM fakes, in the three output modes: SSE (default),
 // `Accept: text/plain` and `Accept: application/json`. Also: the catalog (GET /hooks) and the job
 // list (GET /jobs) show the handlers and their jobs.

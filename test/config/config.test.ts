@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { ConfigError, isLoopback, loadConfig } from '../../server/config/index.ts';
 
-test('defaults match DESIGN.md', () => {
+test('defaults are the documented ones', () => {
   const config = loadConfig({ env: {}, cwd: '/srv/armhook' });
   assert.deepEqual(config.listen, { host: '127.0.0.1', port: 8443 });
   assert.equal(config.scriptsDir, '/srv/armhook/scripts');

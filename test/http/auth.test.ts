@@ -1,4 +1,4 @@
-// Issue 3 acceptance — authentication: htpasswd files written by the real `htpasswd` (bcrypt -B,
+// Authentication: htpasswd files written by the real `htpasswd` (bcrypt -B,
 // apr1 -m, SHA -s) authenticate over real curl; wrong or missing credentials are 401 JSON with
 // WWW-Authenticate; health checks need none; the caller is ARMHOOK_USER and the record's caller;
 // the file is re-read when it changes; a non-loopback listen without auth refuses to start.

@@ -1,4 +1,4 @@
-// Issue 3 acceptance — methods: scripts run on POST only; GET describes, HEAD never runs anything,
+// Methods: scripts run on POST only; GET describes, HEAD never runs anything,
 // other methods are 405; a request carrying Last-Event-ID never starts a job; cross-site browser
 // POSTs are refused while same-origin ones work.
 import assert from 'node:assert/strict';

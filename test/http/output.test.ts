@@ -1,4 +1,4 @@
-// Issue 3 acceptance — output: streamed as produced (SSE by default, text/plain, JSON, async),
+// Output: streamed as produced (SSE by default, text/plain, JSON, async),
 // stdout and stderr apart and each in order, any bytes safe, script output can never forge an
 // event, ids on every event, Armhook-Job-Id on every run response, keep-alive comments.
 import assert from 'node:assert/strict';

@@ -1,4 +1,4 @@
-// Issue 3 acceptance — parameters → environment: query, form and JSON scalars become environment
+// Parameters → environment: query, form and JSON scalars become environment
 // variables (never argv, never a shell); bad names, proxy names, NUL, oversized values and bodies,
 // duplicates and invalid declared parameters are 400/413 before anything runs; the raw body is
 // stdin; the environment is exactly an allow-list + params + context + a private AZURE_CONFIG_DIR.

@@ -1,4 +1,4 @@
-// Issue 3 acceptance — hook resolution: URL paths map to scripts under scripts/, and resolution
+// Hook resolution: URL paths map to scripts under scripts/, and resolution
 // can never leave that directory (no `..`, encoded or double-encoded; no symlink escape; no
 // dotfiles; no non-executable files). Reserved names are refused at start-up; new and edited
 // scripts are picked up without a restart.

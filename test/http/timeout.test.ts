@@ -1,4 +1,4 @@
-// Issue 3 acceptance — timeouts and cancel end the whole process tree: the script and whatever it
+// Timeouts and cancel end the whole process tree: the script and whatever it
 // forked. "Gone" is checked after the job's done event, never after a clock: a process is gone
 // when it no longer exists or is a zombie (dead; orphans wait for PID 1 to reap them).
 import assert from 'node:assert/strict';

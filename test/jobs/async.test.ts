@@ -1,4 +1,4 @@
-// Issue 5: jobs outlive the request that started them. Async start (202), poll, full log,
+// Jobs outlive the request that started them. Async start (202), poll, full log,
 // replay of /events, and clients that disconnect in every response mode.
 import assert from 'node:assert/strict';
 import { access } from 'node:fs/promises';

@@ -1,4 +1,4 @@
-// Issue 5: DELETE /jobs/<id> cancels (the whole process tree of a running job; a queued job never
+// DELETE /jobs/<id> cancels (the whole process tree of a running job; a queued job never
 // runs; a finished job is 409), and timeouts: X-Hook-Timeout lowers, the hook's @timeout caps.
 import assert from 'node:assert/strict';
 import { access } from 'node:fs/promises';

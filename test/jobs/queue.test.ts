@@ -1,4 +1,4 @@
-// Issue 5: a bounded worker pool and queue (429 beyond it), queued SSE callers see their
+// A bounded worker pool and queue (429 beyond it), queued SSE callers see their
 // position, and per-hook concurrency keys from parameters.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';

@@ -1,4 +1,4 @@
-// Issue 5: GET /jobs/<id>/events replays from the start or from Last-Event-ID (header or
+// GET /jobs/<id>/events replays from the start or from Last-Event-ID (header or
 // ?lastEventId=), exactly the missed events, then follows a live job to its done event.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';

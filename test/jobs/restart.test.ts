@@ -1,4 +1,4 @@
-// Issue 5: jobs outlive the process that ran them. The real CLI (`armhook serve`) runs as its own
+// Jobs outlive the process that ran them. The real CLI (`armhook serve`) runs as its own
 // process; SIGKILL mid-job then a restart on the same data dir shows the job interrupted with its
 // output and reaps its processes; SIGTERM drains running jobs (up to ARMHOOK_DRAIN_TIMEOUT).
 import assert from 'node:assert/strict';

@@ -1,4 +1,4 @@
-// Issue 5: a reader that stops reading neither stops the job nor loses its output, and the
+// A reader that stops reading neither stops the job nor loses its output, and the
 // server holds only a bounded number of bytes for it (measured in bytes buffered, not by time).
 import assert from 'node:assert/strict';
 import type { IncomingMessage, ServerResponse } from 'node:http';
