@@ -8,10 +8,11 @@ command -v curl >/dev/null 2>&1 || missing="$missing curl"
 command -v htpasswd >/dev/null 2>&1 || missing="$missing apache2-utils"
 command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
 # Operations: promtool checks /metrics; pebble (with pebble-challtestsrv) is the ACME server;
-# systemd-analyze checks the unit; cloud-init validates systemd/cloud-init.yaml.
+# systemd-analyze checks the unit, systemd-nspawn boots it; cloud-init validates systemd/cloud-init.yaml.
 command -v promtool >/dev/null 2>&1 || missing="$missing prometheus"
 command -v pebble-challtestsrv >/dev/null 2>&1 || missing="$missing pebble"
 command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd"
+command -v systemd-nspawn >/dev/null 2>&1 || missing="$missing systemd-container"
 command -v cloud-init >/dev/null 2>&1 || missing="$missing cloud-init"
 # The web console's tests drive Debian's chromium through playwright-core (no browser download).
 [ -x /usr/bin/chromium ] || missing="$missing chromium"
