@@ -86,6 +86,7 @@ export class EntraVerifier {
   readonly #ca: string | undefined;
   readonly #intervalMs: number;
   #keys: ReturnType<typeof createRemoteJWKSet> | undefined;
+  #jwksUri = '';
   #discovering: Promise<ReturnType<typeof createRemoteJWKSet>> | undefined;
   /** When each kind of document was last requested (ms), to keep to one request per interval. */
   readonly #lastFetch = new Map<'discovery' | 'keys', number>();
@@ -126,6 +127,13 @@ export class EntraVerifier {
     return { oid: oid.toLowerCase(), appId };
   }
 
+  /** Fetches the tenant's signing keys now (`armhook check`): where they come from and how many. */
+  async signingKeys(): Promise<{ jwksUri: string; count: number }> {
+    const keys = await this.#keySet();
+    await keys.reload();
+    return { jwksUri: this.#jwksUri, count: keys.jwks()?.keys.length ?? 0 };
+  }
+
   /** A fetch that never asks the tenant for the same kind of document twice within the interval. */
   async #fetch(kind: 'discovery' | 'keys', url: string, signal: AbortSignal): Promise<Response> {
     const now = Date.now();
@@ -159,7 +167,8 @@ export class EntraVerifier {
       jwksUri = new URL(doc.jwks_uri);
       if (jwksUri.protocol !== 'https:') throw new Error(`jwks_uri ${doc.jwks_uri} is not https`);
     } catch (err) {
-      if (err instanceof TokenError) throw new TokenError(err.message, true);
+      // Within the refetch interval after a failure the tenant is not asked again.
+      if (err instanceof TokenError) throw new TokenError("the tenant's signing keys are not available right now; try again in a minute", true);
       this.#log.error({ url: this.#discoveryUrl, err: (err as Error).message }, "the Entra tenant's OpenID configuration is not usable; bearer tokens are refused until it is");
       throw new TokenError("the tenant's signing keys are not available right now; try again in a minute", true);
     }
@@ -169,6 +178,7 @@ export class EntraVerifier {
       timeoutDuration: FETCH_TIMEOUT_MS,
       [customFetch]: (url, options) => this.#fetch('keys', url, options.signal),
     });
+    this.#jwksUri = jwksUri.href;
     this.#log.info({ jwksUri: jwksUri.href }, 'Entra tenant keys located');
     return this.#keys;
   }

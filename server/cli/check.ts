@@ -1,7 +1,7 @@
 import { AccessFileError, loadAccessFile } from '../access/index.ts';
 import { HtpasswdAuthenticator } from '../auth/index.ts';
 import { createAzure, readArmCaFile } from '../azure/index.ts';
-import { isLoopback, type Config } from '../config/index.ts';
+import { isLoopback, listSetting, type Config } from '../config/index.ts';
 import { HookCatalog } from '../hooks/index.ts';
 import type { Logger } from '../log/index.ts';
 import { loadTlsMaterial } from '../tls/index.ts';
@@ -50,7 +50,17 @@ export async function check(config: Config, parentLog: Logger): Promise<number> 
   } else {
     ok('auth: none (loopback only)');
   }
-  if (config.entraTenant) ok(`bearer tokens: tenant ${config.entraTenant}, audience ${config.entraAudience ?? ''}, authority ${config.entraAuthority}`);
+  if (config.entraTenant) {
+    const { EntraVerifier } = await import('../auth/entra.ts');
+    const verifier = new EntraVerifier({ tenant: config.entraTenant, audiences: listSetting(config.entraAudience), authority: config.entraAuthority, log });
+    const what = `bearer tokens: tenant ${config.entraTenant}, audience ${config.entraAudience ?? ''}`;
+    try {
+      const keys = await verifier.signingKeys();
+      ok(`${what}; ${keys.count} signing key(s) from ${keys.jwksUri}`);
+    } catch (err) {
+      fail(`${what}: cannot get the tenant's signing keys from ${config.entraAuthority} (${(err as Error).message}); check ARMHOOK_ENTRA_AUTHORITY, DNS and outbound HTTPS`);
+    }
+  }
   if (config.access) {
     try {
       const policy = await loadAccessFile(config.access);

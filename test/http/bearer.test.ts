@@ -2,6 +2,7 @@
 // generated here): each auth method × a hook the caller may run and one it may not, and every
 // kind of bad token. A script runs only when it is allowed: each case has its own marker file.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -19,6 +20,7 @@ const PASSWORD = 'api-Pa55word';
 const allowedOid = randomUUID();
 const strangerOid = randomUUID();
 let dir: string;
+let caFile: string;
 let tenant: EntraFake;
 let server: TestServer;
 const tokensSent: string[] = [];
@@ -29,6 +31,8 @@ before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'armhook-bearer-'));
   const pki = await createTestPki(['127.0.0.1']);
   tenant = await startEntraFake({ cert: pki.serverCert, key: pki.serverKey });
+  caFile = join(dir, 'tenant-ca.pem');
+  await writeFile(caFile, pki.caCert);
   const htpasswd = join(dir, 'htpasswd');
   await writeFile(htpasswd, `api:${await hashPassword(PASSWORD, 4)}\n`);
   const access = join(dir, 'access.json');
@@ -180,4 +184,25 @@ test('fail closed: a non-loopback listener starts with bearer tokens alone, and 
   } finally {
     await rm(root, { recursive: true, force: true });
   }
+});
+
+/** `armhook check` as a child process with these settings (the fake tenant's CA trusted at start). */
+function check(env: Record<string, string>): Promise<string> {
+  const root = join(import.meta.dirname, '..', '..');
+  return new Promise((resolve) => {
+    execFile(
+      join(root, 'node_modules', '.bin', 'node'),
+      [join(root, 'server', 'cli', 'main.ts'), 'check'],
+      { cwd: dir, env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: dir, NODE_EXTRA_CA_CERTS: caFile, ARMHOOK_SCRIPTS_DIR: server.scriptsDir, ARMHOOK_TLS_DIR: join(dir, 'tls'), ARMHOOK_DATA_DIR: join(dir, 'check-data'), ARMHOOK_IMDS_ENDPOINT: 'http://127.0.0.1:9', ...env } },
+      (_error, stdout) => resolve(stdout),
+    );
+  });
+}
+
+test('armhook check fetches the tenant\'s signing keys, and names the authority when it cannot', async () => {
+  const settings = { ARMHOOK_ENTRA_TENANT: tenant.tenant, ARMHOOK_ENTRA_AUDIENCE: tenant.audience };
+  const good = await check({ ...settings, ARMHOOK_ENTRA_AUTHORITY: tenant.url });
+  assert.match(good, new RegExp(`^ok {4}bearer tokens: tenant ${tenant.tenant}, audience .*; 1 signing key\\(s\\) from ${tenant.url}/${tenant.tenant}/discovery/v2.0/keys$`, 'm'));
+  const bad = await check({ ...settings, ARMHOOK_ENTRA_AUTHORITY: 'https://127.0.0.1:9' });
+  assert.match(bad, /^FAIL {2}bearer tokens: .*cannot get the tenant's signing keys from https:\/\/127\.0\.0\.1:9/m);
 });
