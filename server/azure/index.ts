@@ -123,20 +123,6 @@ export function createAzure(opts: AzureOptions): AzureService {
   const requireReady = (): void => {
     if (!readiness.ready) throw notReadyError(readiness);
   };
-  const bind = async (row: HandlerRow): Promise<TypedHandler> => {
-    const def = await row.load();
-    return {
-      ...row,
-      description: def.description,
-      params: def.params,
-      // Pure: needs neither readiness nor clients, so a bad body is refused even while Azure is not ready.
-      ...(def.validateBody ? { validateBody: (body: Buffer): void => def.validateBody?.(body) } : {}),
-      async run(ctx: HandlerContext<unknown, unknown>): Promise<unknown> {
-        requireReady();
-        return def.run({ ...ctx, clients: await session.clients() });
-      },
-    };
-  };
   // Loaded on first use: the handler modules bring TypeBox, which start-up doesn't need.
   let handlers: Promise<readonly TypedHandler[]> | undefined;
 
@@ -154,7 +140,7 @@ export function createAzure(opts: AzureOptions): AzureService {
     },
     identity: () => readiness.identity(),
     routes: HANDLERS,
-    loadHandlers: () => (handlers ??= Promise.all(HANDLERS.map(bind))),
+    loadHandlers: () => (handlers ??= Promise.all(HANDLERS.map((row) => bindHandler(row, requireReady, session)))),
     requireReady,
     async clients() {
       requireReady();
@@ -164,5 +150,21 @@ export function createAzure(opts: AzureOptions): AzureService {
     firstAttempt: () => readiness.firstAttempt(),
     check: () => checkAzure({ readiness, session, imdsEndpoint, armEndpoint }),
     close: () => readiness.close(),
+  };
+}
+
+/** A registry row with its module loaded, bound to the service: readiness checked and clients supplied on each run. */
+async function bindHandler(row: HandlerRow, requireReady: () => void, session: AzureSession): Promise<TypedHandler> {
+  const def = await row.load();
+  return {
+    ...row,
+    description: def.description,
+    params: def.params,
+    // Pure: needs neither readiness nor clients, so a bad body is refused even while Azure is not ready.
+    ...(def.validateBody ? { validateBody: (body: Buffer): void => def.validateBody?.(body) } : {}),
+    async run(ctx: HandlerContext<unknown, unknown>): Promise<unknown> {
+      requireReady();
+      return def.run({ ...ctx, clients: await session.clients() });
+    },
   };
 }

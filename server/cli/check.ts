@@ -70,6 +70,15 @@ export async function check(config: Config, parentLog: Logger): Promise<number> 
       for (const problem of err.problems) fail(`access: ${config.access}: ${problem}`);
     }
   }
+  await checkAzure(config, log, { ok, fail });
+
+  process.stdout.write(problems.length === 0 ? 'armhook check: all good\n' : `armhook check: ${problems.length} problem(s)\n`);
+  return problems.length === 0 ? 0 : 1;
+}
+
+/** The Azure lines: the ARM CA file, then one attempt (no background retries) at metadata, a token and one call to Resource Manager. */
+async function checkAzure(config: Config, log: Logger, report: { ok(line: string): void; fail(line: string): void }): Promise<void> {
+  const { ok, fail } = report;
   let armCaCert: string | undefined;
   if (config.armCaFile) {
     try {
@@ -78,7 +87,6 @@ export async function check(config: Config, parentLog: Logger): Promise<number> 
       fail((err as Error).message);
     }
   }
-  // One attempt, no background retries: metadata, a token, and one call to Resource Manager.
   const azure = createAzure({
     imdsEndpoint: config.imdsEndpoint,
     armEndpoint: config.armEndpoint,
@@ -97,7 +105,4 @@ export async function check(config: Config, parentLog: Logger): Promise<number> 
   } finally {
     azure.close();
   }
-
-  process.stdout.write(problems.length === 0 ? 'armhook check: all good\n' : `armhook check: ${problems.length} problem(s)\n`);
-  return problems.length === 0 ? 0 : 1;
 }
