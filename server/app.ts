@@ -146,7 +146,7 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
     certFile: config.tlsCert,
     keyFile: config.tlsKey,
     devDir: config.tlsDir,
-    acme: { domains: config.acmeDomains, email: config.acmeEmail, directoryUrl: config.acmeDirectory, caFile: config.acmeCaFile, dir: join(config.dataDir, 'acme') },
+    acme: { domains: config.acmeDomains, email: config.acmeEmail, directoryUrl: config.acmeDirectory, caFile: config.acmeCaFile, dir: join(config.dataDir, 'acme'), listenPort: config.listen.port },
     acmeRetry: options.acmeRetry,
     log: log.child({ component: 'tls' }),
   });

@@ -18,7 +18,7 @@ export interface TlsServiceOptions {
   /** Where the dev certificate lives (ARMHOOK_TLS_DIR). */
   devDir: string;
   /** ARMHOOK_ACME_* settings; `domains` unset = no ACME. */
-  acme: { domains?: string | undefined; email?: string | undefined; directoryUrl: string; caFile?: string | undefined; dir: string };
+  acme: { domains?: string | undefined; email?: string | undefined; directoryUrl: string; caFile?: string | undefined; dir: string; listenPort: number };
   /** Back-off after a failed ACME attempt (tests shorten it). */
   acmeRetry?: { initialMs?: number; maxMs?: number } | undefined;
   log: Logger;
@@ -46,6 +46,12 @@ export async function createTlsService(options: TlsServiceOptions): Promise<TlsS
       domains = parseAcmeDomains(options.acme.domains);
     } catch (err) {
       throw new TlsMaterialError(errorText(err), []);
+    }
+    if (options.acme.listenPort !== 443 && !options.acme.caFile) {
+      log.warn(
+        { port: options.acme.listenPort, directory: options.acme.directoryUrl },
+        `ACME validates TLS-ALPN-01 on port 443, and armhook listens on ${options.acme.listenPort}: listen on 443 (ARMHOOK_LISTEN=0.0.0.0:443) or forward 443 to it`,
+      );
     }
     let caCert: string | undefined;
     if (options.acme.caFile) {
