@@ -2,7 +2,7 @@ export { JobManager, LiveJob } from './manager.ts';
 export type { Task, TaskContext, TaskOutcome, JobSpec, JobManagerOptions, JobCounters, IdempotentSubmission } from './manager.ts';
 export type { JobStore, JobFilter, JobPage, RetentionPolicy, IdempotencyClaim } from './job-store.ts';
 export { StorageFullError } from './job-store.ts';
-export { SqliteJobStore, DamagedStoreError, DATABASE_FILE, openDatabase } from './sqlite-store.ts';
+export { SqliteJobStore, DamagedStoreError, DATABASE_FILE } from './sqlite-store.ts';
 export { JobLog } from './job-log.ts';
 export { importJournal } from './journal-import.ts';
 export { isJobId } from './ids.ts';

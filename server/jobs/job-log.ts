@@ -68,11 +68,6 @@ export class JobLog {
     return this.#ended;
   }
 
-  /** Why output stopped being stored (the disk filled up), if it did. */
-  get failure(): Error | undefined {
-    return this.#failure;
-  }
-
   #number(items: ReadonlyArray<{ event: JobEventType; data: string }>): JobEvent[] {
     const at = Date.now();
     return items.map((item) => ({ id: ++this.#assigned, event: item.event, data: item.data, at }));
@@ -157,10 +152,6 @@ export class JobLog {
       this.#waiters.add(done);
       signal?.addEventListener('abort', done, { once: true });
     });
-  }
-
-  get readerCount(): number {
-    return this.#waiters.size;
   }
 
   #wake(): void {

@@ -243,7 +243,7 @@ export class JobManager {
       record.status = 'running';
       record.startedAt = record.createdAt;
     }
-    const position = this.#queue.length + 1;
+    const position = this.#queue.length + this.#queuedCount + 1;
     // The worker or the queue place is taken now: other requests arrive while the store commits.
     if (startsNow) this.#claim(spec);
     else this.#queuedCount++;
@@ -264,6 +264,7 @@ export class JobManager {
     } catch (err) {
       if (startsNow) this.#release(spec);
       else this.#queuedCount--;
+      this.#startNext();
       if (!(err instanceof StorageFullError)) throw err;
       this.#log.error({ hook: spec.hook, err: err.message }, 'refused a job: it cannot be recorded because the disk holding ARMHOOK_DATA_DIR is full. Free space there (or lower ARMHOOK_RETENTION_SIZE); armhook recovers by itself');
       throw new AppError(507, 'storage_full', 'armhook cannot record new jobs because its disk is full; nothing was run. Retry once the operator has freed space', undefined, { retryAfterSeconds: 60 });

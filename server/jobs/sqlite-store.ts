@@ -85,13 +85,13 @@ function storageError(err: unknown): Error {
   return err as Error;
 }
 
-export function isDamage(err: unknown): boolean {
+function isDamage(err: unknown): boolean {
   const code = errcode(err);
   return code === SQLITE_CORRUPT || code === SQLITE_NOTADB;
 }
 
 /** Opens (creating if needed) the job database with armhook's settings, checked and migrated. */
-export function openDatabase(file: string): DatabaseSync {
+function openDatabase(file: string): DatabaseSync {
   let db: DatabaseSync | undefined;
   try {
     db = new DatabaseSync(file, { timeout: 5000 });
