@@ -1,9 +1,13 @@
 import type { IdempotencyClaim, JobStore } from './job-store.ts';
 import type { JobEvent, JobEventType, JobRecord } from './types.ts';
 
-/** How much of the newest output stays in memory for live readers; older output is read from the store. */
-const TAIL_EVENTS = 512;
-const TAIL_CHARS = 256 * 1024;
+/**
+ * How much of the newest output stays in memory for live readers; older output is read from the
+ * store. Large enough for a few whole chunks of output (a 64 KiB chunk of 80-column lines is ~800
+ * events), so a reader keeping up with a fast job reads memory, not the store.
+ */
+const TAIL_EVENTS = 4096;
+const TAIL_CHARS = 1024 * 1024;
 
 export interface JobLogHooks {
   /** The store could not keep an event (disk full): the job should stop. Heard once. */
@@ -136,7 +140,9 @@ export class JobLog {
       this.#tailChars += event.data.length;
     }
     this.#lastId = events.at(-1)?.id ?? this.#lastId;
-    while (this.#tail.length > 1 && (this.#tail.length > TAIL_EVENTS || this.#tailChars > TAIL_CHARS)) this.#tailChars -= (this.#tail.shift() as JobEvent).data.length;
+    let drop = 0;
+    while (drop < this.#tail.length - 1 && (this.#tail.length - drop > TAIL_EVENTS || this.#tailChars > TAIL_CHARS)) this.#tailChars -= (this.#tail[drop++] as JobEvent).data.length;
+    if (drop > 0) this.#tail.splice(0, drop);
     this.#wake();
   }
 
