@@ -97,7 +97,7 @@ test('sqlite: retention gives the space back to the file system (incremental vac
   const store = new SqliteJobStore({ dataDir: dir });
   t.after(() => store.close());
   const chunk = Array.from({ length: 800 }, (_, i) => `line ${i} ${'y'.repeat(72)}`);
-  for (let j = 0; j < 4; j++) {
+  for (let j = 0; j < 8; j++) {
     const record = newRecord();
     await store.create(record, []);
     for (let i = 0; i < 40; i++) await store.append(record.id, chunk.map((data, k) => ({ id: i * 800 + k + 1, event: 'stdout' as const, data, at: 1 })));
@@ -106,13 +106,14 @@ test('sqlite: retention gives the space back to the file system (incremental vac
   const db = store.db;
   db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
   const full = (await stat(join(dir, 'armhook.db'))).size;
-  assert.ok(full > 8_000_000, `four jobs of ~2.5 MB (${full} bytes)`);
-  assert.equal(await store.prune({ endedBefore: Number.NEGATIVE_INFINITY, maxJobs: 1, maxBytes: 0 }), 3);
-  // The vacuum runs in steps after the commit; wait for the free list to empty (bounded).
-  for (let i = 0; i < 500 && Number(db.prepare('PRAGMA freelist_count').get()?.freelist_count) > 0; i++) await new Promise((resolve) => setImmediate(resolve));
+  assert.ok(full > 16_000_000, `eight jobs of ~2.5 MB (${full} bytes)`);
+  assert.equal(await store.prune({ endedBefore: Number.NEGATIVE_INFINITY, maxJobs: 1, maxBytes: 0 }), 7);
+  // The vacuum runs in steps after the commit, down to 2,048 free pages (8 MiB) kept for new jobs; wait for it (bounded).
+  for (let i = 0; i < 500 && Number(db.prepare('PRAGMA freelist_count').get()?.freelist_count) > 2048; i++) await new Promise((resolve) => setImmediate(resolve));
   db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
   const after = (await stat(join(dir, 'armhook.db'))).size;
-  assert.ok(after < full / 2, `the file shrank from ${full} to ${after} bytes`);
+  assert.ok(after < full - 8_000_000, `the file shrank from ${full} to ${after} bytes`);
+  assert.ok(Number(db.prepare('PRAGMA freelist_count').get()?.freelist_count) <= 2048, 'what is left free is kept for new jobs');
 });
 
 test('import: a data dir of the journal format (previous release) is imported at first start, then moved aside; a second import adds nothing', async (t) => {
