@@ -7,6 +7,8 @@ missing=""
 command -v curl >/dev/null 2>&1 || missing="$missing curl"
 command -v htpasswd >/dev/null 2>&1 || missing="$missing apache2-utils"
 command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
+# The sample GitHub and Event Grid receivers (scripts/ci, scripts/events) read their JSON with python3.
+command -v python3 >/dev/null 2>&1 || missing="$missing python3"
 # Operations: promtool checks /metrics; pebble (with pebble-challtestsrv) is the ACME server;
 # systemd-analyze checks the unit, systemd-nspawn boots it; cloud-init validates systemd/cloud-init.yaml.
 command -v promtool >/dev/null 2>&1 || missing="$missing prometheus"
