@@ -45,6 +45,10 @@ export function limitConnections(server: Server, limits: ConnectionLimits, log: 
     log.warn({ address, maxConnections: limits.maxConnections, maxConnectionsPerAddress: limits.maxConnectionsPerAddress }, `refusing connections: ${why}; if these clients are legitimate, raise ARMHOOK_MAX_CONNECTIONS / ARMHOOK_MAX_CONNECTIONS_PER_ADDRESS (logged at most once a minute)`);
   };
   server.on('drop', (data?: { remoteAddress?: string }) => refused(`${limits.maxConnections} connections are open`, data?.remoteAddress));
+  // The TLS server's own 'connection' listener wraps every accepted socket in TLS (an OpenSSL
+  // object and its buffers); it runs only for connections within the per-address cap.
+  const wrapInTls = server.listeners('connection') as Array<(socket: Socket) => void>;
+  server.removeAllListeners('connection');
   server.on('connection', (socket: Socket) => {
     const address = socket.remoteAddress ?? '';
     const count = perAddress.get(address) ?? 0;
@@ -59,5 +63,6 @@ export function limitConnections(server: Server, limits: ConnectionLimits, log: 
       if (left > 0) perAddress.set(address, left);
       else perAddress.delete(address);
     });
+    for (const listener of wrapInTls) listener.call(server, socket);
   });
 }
