@@ -1,10 +1,11 @@
+import { join } from 'node:path';
 import { AccessFileError, loadAccessFile } from '../access/index.ts';
 import { HtpasswdAuthenticator } from '../auth/index.ts';
 import { createAzure, readArmCaFile } from '../azure/index.ts';
 import { isLoopback, listSetting, type Config } from '../config/index.ts';
 import { HookCatalog } from '../hooks/index.ts';
 import type { Logger } from '../log/index.ts';
-import { loadTlsMaterial } from '../tls/index.ts';
+import { acmeStatus, loadTlsMaterial } from '../tls/index.ts';
 
 /** `armhook check`: everything start-up would refuse, and more, as a list. Non-zero on problems. */
 export async function check(config: Config, parentLog: Logger): Promise<number> {
@@ -30,8 +31,13 @@ export async function check(config: Config, parentLog: Logger): Promise<number> 
   }
 
   try {
-    const tls = await loadTlsMaterial({ certFile: config.tlsCert, keyFile: config.tlsKey, devDir: config.tlsDir, log });
-    ok(`tls: ${tls.source} ${tls.certPath}, valid until ${tls.notAfter.toISOString()}`);
+    if (config.acmeDomains) {
+      const acme = { domains: config.acmeDomains, directoryUrl: config.acmeDirectory, dir: join(config.dataDir, 'acme'), listenPort: config.listen.port };
+      ok(`tls: ${await acmeStatus(acme, log)}`);
+    } else {
+      const tls = await loadTlsMaterial({ certFile: config.tlsCert, keyFile: config.tlsKey, devDir: config.tlsDir, log });
+      ok(`tls: ${tls.source} ${tls.certPath}, valid until ${tls.notAfter.toISOString()}`);
+    }
   } catch (err) {
     fail(`tls: ${(err as Error).message}`);
   }

@@ -74,6 +74,16 @@ export async function storedAcmeCertificate(dir: string, domains: readonly strin
   return { cert, key, source: 'acme', certPath, keyPath, notAfter: inspection.notAfter, notBefore: inspection.notBefore };
 }
 
+/** `armhook check`'s line about ACME: the names, the stored certificate and its renewal. Throws on bad names. */
+export async function acmeStatus(options: { domains: string; directoryUrl: string; dir: string; listenPort: number }, log: Logger): Promise<string> {
+  const domains = parseAcmeDomains(options.domains);
+  const stored = await storedAcmeCertificate(options.dir, domains, log);
+  const port = options.listenPort === 443 ? '' : `; armhook listens on ${options.listenPort}, a public CA validates on 443`;
+  if (!stored?.notBefore) return `ACME for ${domains.join(', ')} from ${options.directoryUrl}: no certificate yet; the dev certificate serves until the first one${port}`;
+  const renewAt = new Date(stored.notBefore.getTime() + (stored.notAfter.getTime() - stored.notBefore.getTime()) * RENEW_AT_FRACTION);
+  return `ACME for ${domains.join(', ')} from ${options.directoryUrl}: ${stored.certPath} valid until ${stored.notAfter.toISOString()}, renewal due ${renewAt.toISOString()}${port}`;
+}
+
 export class AcmeCertificates {
   readonly #opts: AcmeOptions;
   readonly #log: Logger;

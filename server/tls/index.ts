@@ -3,7 +3,7 @@ export { loadTlsMaterial, type LoadTlsOptions } from './load.ts';
 export { httpsServerOptions, type HttpsServerOptions } from './options.ts';
 export { createTlsService, type TlsService, type TlsServiceOptions } from './service.ts';
 export { ACME_TLS_ALPN } from './served.ts';
-export { ACME_ACCOUNT_KEY_FILE, ACME_CERT_FILE, ACME_KEY_FILE } from './acme.ts';
+export { ACME_ACCOUNT_KEY_FILE, ACME_CERT_FILE, ACME_KEY_FILE, acmeStatus } from './acme.ts';
 export {
   CERT_SETTING,
   KEY_SETTING,

@@ -31,8 +31,6 @@ export interface TlsService {
   notAfter(): Date;
   /** Once the server exists: starts watching the files or the ACME renewal timer. */
   start(server: TlsServer): void;
-  /** ACME only: ask for a certificate now (tests, and the first start). */
-  readonly acme: AcmeCertificates | undefined;
   close(): void;
 }
 
@@ -82,7 +80,6 @@ export async function createTlsService(options: TlsServiceOptions): Promise<TlsS
   return {
     serverOptions: served.serverOptions(acme !== undefined),
     notAfter: () => served.current.notAfter,
-    acme,
     start(server) {
       served.attach(server);
       if (acme) acme.start();

@@ -13,13 +13,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
 import { after, test } from 'node:test';
-import { parseAcmeDomains } from '../../server/tls/acme.ts';
+import { pino } from 'pino';
+import { acmeStatus, parseAcmeDomains } from '../../server/tls/acme.ts';
+import { createTestPki } from '../helpers/certs.ts';
 import { LEVEL } from '../helpers/log.ts';
 import { freePort, startPebble, type Pebble } from '../helpers/pebble.ts';
 import { removeRoot, startServerProcess, type ServerProcess } from '../helpers/process.ts';
 import { startServer, streamReader } from '../helpers/server.ts';
 
 const DOMAIN = 'runner.armhook.test';
+const silent = pino({ level: 'silent' });
 /** Short enough to see a renewal (at two thirds of it) within the test, long enough to use it. */
 const VALIDITY_SECONDS = 15;
 
@@ -161,6 +164,30 @@ test('a failing ACME server: the dev certificate serves, attempts back off, each
   } finally {
     await local.close();
     broken.close();
+  }
+});
+
+test("armhook check's ACME line: no certificate yet, then the stored one and when it renews", async () => {
+  const acmeDir = await mkdtemp(join(tmpdir(), 'armhook-acme-status-'));
+  try {
+    const options = { domains: 'runner.example.com', directoryUrl: 'https://ca.example/dir', dir: acmeDir, listenPort: 8443 };
+    assert.equal(
+      await acmeStatus(options, silent),
+      'ACME for runner.example.com from https://ca.example/dir: no certificate yet; the dev certificate serves until the first one; armhook listens on 8443, a public CA validates on 443',
+    );
+    const pki = await createTestPki(['runner.example.com']);
+    await writeFile(join(acmeDir, 'cert.pem'), pki.serverCert);
+    await writeFile(join(acmeDir, 'key.pem'), pki.serverKey);
+    const leaf = new X509Certificate(pki.serverCert);
+    const [from, to] = [Date.parse(leaf.validFrom), Date.parse(leaf.validTo)];
+    const renewal = new Date(from + ((to - from) * 2) / 3).toISOString();
+    assert.equal(
+      await acmeStatus({ ...options, listenPort: 443 }, silent),
+      `ACME for runner.example.com from https://ca.example/dir: ${join(acmeDir, 'cert.pem')} valid until ${new Date(to).toISOString()}, renewal due ${renewal}`,
+    );
+    await assert.rejects(acmeStatus({ ...options, domains: '10.0.0.4' }, silent), /cannot be validated over TLS-ALPN-01/);
+  } finally {
+    await rm(acmeDir, { recursive: true, force: true });
   }
 });
 
