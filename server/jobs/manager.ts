@@ -271,6 +271,13 @@ export class JobManager {
     }
     const job = new LiveJob(record, log, spec);
     this.#live.set(record.id, job);
+    if (!this.#accepting) {
+      // Shutdown began while the record was being committed: end the job here, never leave it behind.
+      if (startsNow) this.#release(spec);
+      else this.#queuedCount--;
+      await this.#finishLive(job, 'interrupted', null, { code: 'interrupted', message: 'armhook shut down before this job started; it never ran' });
+      return job;
+    }
     if (startsNow) {
       this.#run(job);
     } else {
