@@ -6,7 +6,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { randomUUID } from 'node:crypto';
 import { setPassword } from '../../server/auth/passwd.ts';
+import { startEntraFake } from '../fakes/entra.ts';
+import { createTestPki } from '../helpers/certs.ts';
 import { runCli } from '../helpers/cli.ts';
 import { gateLine, release } from '../helpers/process.ts';
 import { startCutProxy } from '../helpers/proxy.ts';
@@ -181,4 +184,33 @@ test("the README's curl recipe fails a pipeline step exactly when the script fai
   assert.equal(await recipe('/ok?who=ci'), 0);
   assert.notEqual(await recipe('/fail'), 0);
   assert.notEqual(await recipe('/declared?nope=1'), 0, 'a refused request fails the step too');
+});
+
+test('an Entra ID bearer token from --token or ARMHOOK_TOKEN; a wrong one exits 77', async () => {
+  const pki = await createTestPki(['127.0.0.1']);
+  const tenant = await startEntraFake({ cert: pki.serverCert, key: pki.serverKey });
+  const oid = randomUUID();
+  const htpasswd = join(server.root, 'bearer-users');
+  await setPassword(htpasswd, 'api', 'unused pw', { cost: 4 });
+  let guarded: TestServer | undefined;
+  try {
+    guarded = await startServer({
+      config: { entraTenant: tenant.tenant, entraAudience: tenant.audience, entraAuthority: tenant.url, htpasswd },
+      entra: { ca: pki.caCert },
+      scripts: { 'ok.sh': '#!/bin/sh\necho "caller $ARMHOOK_USER"\n' },
+    });
+    const genv = { ARMHOOK_CACERT: guarded.caPath };
+    const token = await tenant.token(oid);
+    const flag = await runCli(['call', `${guarded.url}/ok`, '--token', token], genv).exit;
+    assert.equal(flag.code, 0, flag.stderr);
+    assert.equal(flag.stdout, `caller entra:${oid}\n`);
+    const fromEnv = await runCli(['call', `${guarded.url}/ok`], { ...genv, ARMHOOK_TOKEN: token }).exit;
+    assert.equal(fromEnv.code, 0, fromEnv.stderr);
+    const wrong = await runCli(['call', `${guarded.url}/ok`, '--token', tenant.unsignedToken(oid)], genv).exit;
+    assert.equal(wrong.code, 77);
+    assert.match(wrong.stderr, /401/);
+  } finally {
+    await guarded?.close();
+    await tenant.close();
+  }
 });
