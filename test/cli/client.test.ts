@@ -214,3 +214,18 @@ test('an Entra ID bearer token from --token or ARMHOOK_TOKEN; a wrong one exits 
     await tenant.close();
   }
 });
+
+test('call runs a read-only typed handler on GET (its 405 to POST ran nothing)', async () => {
+  const { startAzureServer } = await import('../azure/setup.ts');
+  const azure = await startAzureServer();
+  try {
+    azure.arm.addGroup('cli-rg');
+    const { code, stdout, stderr } = await runCli(['call', `${azure.server.url}/azure/groups`, '--json'], { ARMHOOK_CACERT: azure.server.caPath }).exit;
+    assert.equal(code, 0, stderr);
+    const record = JSON.parse(stdout) as { hook: string; method: string; status: string; result: unknown };
+    assert.deepEqual([record.hook, record.method, record.status], ['azure/groups', 'GET', 'succeeded']);
+    assert.match(JSON.stringify(record.result), /cli-rg/);
+  } finally {
+    await azure.close();
+  }
+});

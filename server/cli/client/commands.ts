@@ -14,8 +14,8 @@ const CONNECTION_HELP = `Connection (flags win over the environment):
 export const CLIENT_HELP: Record<string, string> = {
   call: `armhook call <url> [name=value ...] [options]
 
-Runs the hook at <url> (e.g. https://runner.example.com/vm/create) with the parameters given and
-streams its output as it runs: stdout lines to stdout, stderr lines to stderr, armhook's own notes
+Runs the hook at <url> (e.g. https://runner.example.com/vm/create) with the parameters given (in
+the query; read-only typed handlers such as /azure/whoami on GET) and streams its output as it runs: stdout lines to stdout, stderr lines to stderr, armhook's own notes
 (queued, progress, reconnecting) to stderr prefixed "armhook:". A dropped connection is resumed
 through /jobs/<id>/events with Last-Event-ID: no line is lost or repeated. Exits with the job's
 outcome (below), so a pipeline step fails exactly when the script fails.
@@ -162,7 +162,13 @@ async function call(client: ServerClient, args: string[], values: Values): Promi
   const body = bodyFrom(values.body as string | undefined);
   if (body) headers['Content-Type'] = 'application/octet-stream';
 
-  const answer = await client.request('POST', url, headers, body);
+  let answer = await client.request('POST', url, headers, body);
+  // Read-only typed handlers (azure/whoami, lists) run on GET: their 405 says so, and ran nothing.
+  const allow = String(answer.headers.allow ?? '');
+  if (answer.status === 405 && /\bGET\b/.test(allow) && !/\bPOST\b/.test(allow) && !body) {
+    answer.body.resume();
+    answer = await client.request('GET', url, headers);
+  }
   if (answer.status >= 300) throw new RefusedError(answer.status, await readJson(answer.body));
   if (values.async) {
     const accepted = (await readJson(answer.body)) as { jobId: string };
