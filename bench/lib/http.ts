@@ -83,7 +83,7 @@ export function openStream(
   target: Target,
   path: string,
   options: RequestOptions & { agent?: Agent | false } = {},
-): Promise<{ res: IncomingMessage; destroy(): void }> {
+): Promise<{ res: IncomingMessage; destroy: () => void }> {
   return new Promise((resolve, reject) => {
     const url = new URL(path, target.base);
     const req = httpsRequest(url, {
@@ -119,7 +119,7 @@ export async function pollUntil<T>(what: string, timeoutMs: number, intervalMs: 
       lastError = error;
     }
     if (performance.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${String(lastError)})` : ''}`);
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${lastError instanceof Error ? lastError.message : JSON.stringify(lastError)})` : ''}`);
     }
     await delay(intervalMs);
   }

@@ -263,7 +263,7 @@ async function storm(fx: Fixtures, attempts: number): Promise<void> {
     for (let i = 0; i < 100 && socketsOf(pid) > 20; i++) await delay(100);
     const socketsAfter = socketsOf(pid);
     // Experiment: BENCH_GC_SIGNAL=SIGUSR2 with BENCH_NODE_OPTIONS=--heapsnapshot-signal=SIGUSR2 forces a full GC here.
-    if (process.env['BENCH_GC_SIGNAL']) process.kill(pid, process.env['BENCH_GC_SIGNAL'] as NodeJS.Signals);
+    if (process.env['BENCH_GC_SIGNAL']) process.kill(pid, process.env['BENCH_GC_SIGNAL']);
     const settled: string[] = [];
     for (const wait of [5, 10, 15]) {
       await delay(5000);

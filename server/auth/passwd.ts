@@ -78,9 +78,9 @@ async function readExisting(file: string): Promise<{ text: string; st: Stats } |
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return undefined;
     if (code === 'EACCES' || code === 'EPERM') {
-      throw new Error(`cannot read ${file} (permission denied); run as its owner or with sudo`);
+      throw new Error(`cannot read ${file} (permission denied); run as its owner or with sudo`, { cause: err });
     }
-    if (code === 'EISDIR') throw new Error(`${file} is a directory, not an htpasswd file`);
+    if (code === 'EISDIR') throw new Error(`${file} is a directory, not an htpasswd file`, { cause: err });
     throw err;
   }
 }
@@ -94,9 +94,9 @@ async function writeAtomically(file: string, text: string, existing: Stats | und
     });
   } catch (err) {
     if (!(err instanceof AtomicWriteError)) throw err;
-    if (err.step === 'owner') throw new Error(`cannot keep the owner (uid ${existing?.uid}, gid ${existing?.gid}) of ${file}; run as its owner or with sudo`);
-    if (err.code === 'ENOENT') throw new Error(`cannot create ${file}: directory ${dir} does not exist`);
-    if (err.code === 'EACCES' || err.code === 'EPERM') throw new Error(`cannot write ${file}: no permission to create files in ${dir}; run as its owner or with sudo`);
+    if (err.step === 'owner') throw new Error(`cannot keep the owner (uid ${existing?.uid}, gid ${existing?.gid}) of ${file}; run as its owner or with sudo`, { cause: err });
+    if (err.code === 'ENOENT') throw new Error(`cannot create ${file}: directory ${dir} does not exist`, { cause: err });
+    if (err.code === 'EACCES' || err.code === 'EPERM') throw new Error(`cannot write ${file}: no permission to create files in ${dir}; run as its owner or with sudo`, { cause: err });
     throw err.cause;
   }
 }

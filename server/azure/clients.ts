@@ -101,7 +101,7 @@ export function caCertificates(pem: string): string[] {
       if (block.startsWith('-----BEGIN TRUSTED')) createSecureContext({ ca: block });
       else new X509Certificate(block);
     } catch (err) {
-      throw new Error(`certificate ${i + 1} of ${blocks.length} is not valid (${err instanceof Error ? err.message : String(err)})`);
+      throw new Error(`certificate ${i + 1} of ${blocks.length} is not valid (${err instanceof Error ? err.message : String(err)})`, { cause: err });
     }
   });
   return blocks.map((b) => b.trim());

@@ -128,10 +128,10 @@ export async function requestImdsToken(
   const signal = options.signal ? AbortSignal.any([timeout, options.signal]) : timeout;
   let response: { status: number; text: string };
   try {
-    response = await getText(`${base}/metadata/identity/oauth2/token?${query}`, signal);
+    response = await getText(`${base}/metadata/identity/oauth2/token?${query.toString()}`, signal);
   } catch (err) {
     const reason = timeout.aborted ? `no answer within ${timeoutMs / 1000} s` : describeError(err);
-    throw new Error(err instanceof ReadError ? `reading the token endpoint's answer failed: ${reason}` : `token endpoint unreachable at ${base}: ${reason}`);
+    throw new Error(err instanceof ReadError ? `reading the token endpoint's answer failed: ${reason}` : `token endpoint unreachable at ${base}: ${reason}`, { cause: err });
   }
   let body: unknown;
   try {

@@ -17,6 +17,7 @@ export interface HandlerRow {
 }
 
 /** In catalog order. */
+// prettier-ignore
 export const HANDLERS: readonly HandlerRow[] = [
   { path: 'azure/whoami', method: 'GET', body: 'params', load: async () => (await import('./handlers/whoami.ts')).whoami },
   { path: 'azure/groups', method: 'GET', body: 'params', load: async () => (await import('./handlers/groups.ts')).listGroups },

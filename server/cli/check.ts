@@ -83,7 +83,7 @@ export async function check(config: Config, parentLog: Logger): Promise<number> 
 }
 
 /** The Azure lines: the ARM CA file, then one attempt (no background retries) at metadata, a token and one call to Resource Manager. */
-async function checkAzure(config: Config, log: Logger, report: { ok(line: string): void; fail(line: string): void }): Promise<void> {
+async function checkAzure(config: Config, log: Logger, report: { ok: (line: string) => void; fail: (line: string) => void }): Promise<void> {
   const { ok, fail } = report;
   let armCaCert: string | undefined;
   if (config.armCaFile) {

@@ -60,7 +60,7 @@ async function main(argv: string[]): Promise<number> {
     const { passwd } = await import('./passwd.ts');
     return passwd(positionals);
   }
-  const config: Config = loadConfig({ env: process.env, flags: flagsToSettings(values as Record<string, unknown>), configFile: (values as Record<string, unknown>).config as string | undefined });
+  const config: Config = loadConfig({ env: process.env, flags: flagsToSettings(values), configFile: (values as Record<string, unknown>).config as string | undefined });
   const log = await createLogger({ level: config.logLevel, pretty: process.stdout.isTTY === true });
   switch (command) {
     case 'serve': {

@@ -182,7 +182,7 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     values[setting.key] = value;
   }
   for (const key of ['scriptsDir', 'dataDir', 'tlsDir', 'tlsCert', 'tlsKey', 'htpasswd', 'access', 'armCaFile', 'acmeCaFile']) {
-    if (typeof values[key] === 'string') values[key] = resolve(cwd, values[key] as string);
+    if (typeof values[key] === 'string') values[key] = resolve(cwd, values[key]);
   }
   const config = { ...(values as unknown as Config), ...sources.overrides };
   if ((config.tlsCert === undefined) !== (config.tlsKey === undefined)) {

@@ -18,6 +18,8 @@ export interface Setting {
 /** Node's timers hold at most 2^31-1 ms (about 24.8 days); a longer delay would fire at once. */
 export const MAX_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
 
+// One row per setting, as the README table shows them.
+// prettier-ignore
 export const SETTINGS = [
   { key: 'listen', env: 'ARMHOOK_LISTEN', flag: '--listen', type: 'listen', default: '127.0.0.1:8443', description: 'host:port to listen on (HTTPS)' },
   { key: 'scriptsDir', env: 'ARMHOOK_SCRIPTS_DIR', flag: '--scripts-dir', type: 'string', default: './scripts', description: 'where hooks live; scripts/vm/create.sh is POST /vm/create' },

@@ -20,6 +20,7 @@ export interface Segment {
 }
 
 // CSI … final byte, OSC … BEL/ST, or a two-character escape.
+// eslint-disable-next-line no-control-regex -- terminal escapes are control characters; finding them is this module's job
 const ESCAPE = /\x1b(?:\[([0-9;:?<=>]*)[ -/]*([@-~])|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])/g;
 
 export function hasEscapes(line: string): boolean {

@@ -108,7 +108,7 @@ function formParams(hook: Hook, form: HTMLFormElement): URLSearchParams {
   const data = new FormData(form);
   const params = new URLSearchParams();
   if (hook.params === null) {
-    for (const line of String(data.get('params') ?? '').split(/\r?\n/)) {
+    for (const line of fieldText(data, 'params').split(/\r?\n/)) {
       if (line.trim() === '') continue;
       const eq = line.indexOf('=');
       if (eq <= 0) throw new Error(`"${line}" is not name=value`);
@@ -117,7 +117,7 @@ function formParams(hook: Hook, form: HTMLFormElement): URLSearchParams {
     return params;
   }
   for (const param of hook.params) {
-    const value = String(data.get(param.name) ?? '');
+    const value = fieldText(data, param.name);
     if (value !== '' && param.from === undefined) params.set(param.name, value);
   }
   return params;
@@ -129,7 +129,7 @@ async function start(hook: Hook, form: HTMLFormElement, document: string | undef
   // A parameter declared `from=header:<name>` travels in that header.
   const data = new FormData(form);
   for (const param of hook.params ?? []) {
-    const value = String(data.get(param.name) ?? '');
+    const value = fieldText(data, param.name);
     if (param.from?.startsWith('header:') && value !== '') headers[param.from.slice('header:'.length)] = value;
   }
   // Parameters travel in the body, so secrets never sit in a URL; GET handlers and handlers
@@ -142,4 +142,10 @@ async function start(hook: Hook, form: HTMLFormElement, document: string | undef
         : { method: 'POST', headers: { ...headers, 'Content-Type': 'application/x-www-form-urlencoded' }, body: params.toString() };
   const url = hook.method === 'GET' || document !== undefined ? `${hook.path}?${params.toString()}` : hook.path;
   return (await api<{ jobId: string }>(url, init)).jobId;
+}
+
+/** A text field of the form ('' when absent; the form has no file inputs). */
+function fieldText(data: FormData, name: string): string {
+  const value = data.get(name);
+  return typeof value === 'string' ? value : '';
 }

@@ -144,7 +144,8 @@ export function addSourcedParams(params: Map<string, string>, declared: ParamSpe
       else if (value !== undefined && value !== null && typeof value === 'object') throw new AppError(400, 'invalid_param', `parameter "${spec.name}" comes from ${from.pointer} in the body, which is not a string, number or boolean`);
     }
     if (value === undefined || value === null) continue;
-    const text = String(value);
+    // Objects were refused above: what is left is a string, a number's source text or a boolean.
+    const text = typeof value === 'string' ? value : JSON.stringify(value);
     if (text.includes('\0') || !text.isWellFormed() || Buffer.byteLength(text) > PARAM_LIMITS.valueBytes) {
       throw new AppError(400, 'invalid_param', `parameter "${spec.name}" (from ${'header' in from ? from.header : from.pointer}) is not usable as an environment value (NUL, invalid Unicode or over ${PARAM_LIMITS.valueBytes} bytes)`);
     }

@@ -22,8 +22,8 @@ export interface HookRunOptions {
   signal: AbortSignal;
   /** How the script starts: the spawn helper, or execa from this process. */
   spawn: (options: ScriptRunOptions) => Promise<ScriptRunResult>;
-  onStart(pid: number): void;
-  onOutput(stream: OutputStream, chunk: Buffer): void;
+  onStart: (pid: number) => void;
+  onOutput: (stream: OutputStream, chunk: Buffer) => void;
 }
 
 /** How a run ended, in the job record's terms. */

@@ -32,7 +32,7 @@ export function describeHandler(handler: TypedHandler): HookDescription {
       required: required.has(name),
       secret: false,
       ...(p.pattern !== undefined ? { pattern: p.pattern } : {}),
-      ...(p.default !== undefined ? { default: String(p.default) } : {}),
+      ...(p.default !== undefined ? { default: typeof p.default === 'string' ? p.default : JSON.stringify(p.default) } : {}),
       description: p.description ?? '',
     })),
     ...(handler.body === 'document' ? { body: 'document' as const } : {}),

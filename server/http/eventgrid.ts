@@ -21,7 +21,10 @@ export function subscriptionValidation(request: FastifyRequest, body: Buffer): {
   } catch {
     throw new AppError(400, 'bad_validation_event', 'a SubscriptionValidation request carries a JSON array of events');
   }
-  const event = (Array.isArray(events) ? events : [events]).find((e): e is { data: { validationCode: unknown } } => e?.eventType === VALIDATION_EVENT && typeof e?.data === 'object' && e.data !== null);
+  const event = (Array.isArray(events) ? (events as unknown[]) : [events]).find((e): e is { data: { validationCode: unknown } } => {
+    const fields = typeof e === 'object' && e !== null ? (e as Record<string, unknown>) : {};
+    return fields['eventType'] === VALIDATION_EVENT && typeof fields['data'] === 'object' && fields['data'] !== null;
+  });
   const code = event?.data.validationCode;
   if (typeof code !== 'string' || code === '') throw new AppError(400, 'bad_validation_event', `a SubscriptionValidation request carries a ${VALIDATION_EVENT} with data.validationCode`);
   request.log.info({ audit: 'eventgrid-validation', caller: request.caller, source: request.ip }, 'Event Grid subscription validated; no job started');

@@ -7,7 +7,7 @@ const PRODUCED = ['text/event-stream', 'application/json', 'text/plain'] as cons
 /**
  * How a run answers: `Prefer: respond-async` → 202; otherwise the best of SSE, JSON and plain
  * text by the Accept header's q-values; when the caller names none of them (curl's and GitHub's
- * `*​/*`), SSE — or 202 for a hook that declares `# @respond async`.
+ * catch-all media range), SSE — or 202 for a hook that declares `# @respond async`.
  */
 export function runMode(headers: IncomingHttpHeaders, unnamed: 'sse' | 'async' = 'sse'): RunMode {
   const prefer = String(headers.prefer ?? '').toLowerCase();

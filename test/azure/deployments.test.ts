@@ -27,7 +27,7 @@ const template = (resources: Array<{ type: string; name: string }>, outputs: Rec
 });
 
 const opEvents = (progress: Array<Record<string, unknown>>): string[] =>
-  progress.filter((p) => p['operation'] === 'deployment-operation').map((p) => `${p['resourceName']}:${p['provisioningState']}`);
+  progress.filter((p) => p['operation'] === 'deployment-operation').map((p) => `${p['resourceName'] as string}:${p['provisioningState'] as string}`);
 
 describe('deployments/create', () => {
   test('streams every operation state in order and ends with the template outputs', async () => {

@@ -15,7 +15,6 @@ import { startAsync } from '../jobs/helpers.ts';
 
 // The functions passed to page.evaluate run in the page; the test program has Node's types only.
 declare const document: any, window: any, getComputedStyle: any, requestAnimationFrame: any;
-type HTMLElement = any;
 type HTMLInputElement = any;
 
 const USER = 'ops';
@@ -116,7 +115,7 @@ function rows(page: Page): Promise<Array<[number, string, string]>> {
 /** Every output line, read by scrolling the virtualised view from top to bottom. */
 async function allLines(page: Page): Promise<string[]> {
   return page.evaluate(async () => {
-    const output = document.querySelector('.output') as HTMLElement;
+    const output = document.querySelector('.output');
     const frame = (): Promise<void> => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(() => resolve())));
     const seen = new Map<number, string>();
     for (let top = 0; ; top += output.clientHeight) {
@@ -273,7 +272,7 @@ test('the run form has one field per parameter (secret as a password field), sta
 
     // The README's screenshot: this page, taken by the test run.
     const shot = join(dir, 'console.png');
-    await s.page.evaluate(() => (document.activeElement as HTMLElement | null)?.blur());
+    await s.page.evaluate(() => (document.activeElement)?.blur());
     await s.page.screenshot({ path: shot });
     assert.ok((await stat(shot)).size > 10_000, 'a real screenshot');
     if (process.env.ARMHOOK_UPDATE_SCREENSHOT) {

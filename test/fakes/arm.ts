@@ -563,7 +563,7 @@ export async function startArmFake(options: ArmFakeOptions): Promise<ArmFake> {
           correlationId: `corr-${seq}`,
         };
         deployment.operations = (template['resources'] as Array<{ type?: string; name?: unknown }>).map((r, i) => {
-          const resourceName = String(evaluate(r.name, deployment) ?? `resource${i}`);
+          const resourceName = String((evaluate(r.name, deployment) as string | undefined) ?? `resource${i}`);
           return {
             operationId: (0x1000 + i).toString(16).toUpperCase().padStart(16, '0'),
             resourceType: r.type ?? 'Unknown/type',

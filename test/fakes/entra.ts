@@ -113,7 +113,7 @@ export async function startEntraFake(options: EntraFakeOptions): Promise<EntraFa
       if (value === undefined) delete base[name];
       else base[name] = value;
     }
-    return base as JWTPayload;
+    return base;
   };
 
   return {

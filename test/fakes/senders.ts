@@ -41,7 +41,7 @@ export function githubPush(commits = 1, ref = 'refs/heads/main'): Record<string,
   return {
     ref,
     before: '6113728f27ae82c7b1a177c8d03f9e96e0adf246',
-    after: (list.at(-1)?.id as string | undefined) ?? '0000000000000000000000000000000000000000',
+    after: (list.at(-1)?.id) ?? '0000000000000000000000000000000000000000',
     repository: REPO,
     pusher: { name: 'mona', email: 'mona@contoso.com' },
     organization: { login: 'contoso', id: 9919 },

@@ -360,7 +360,7 @@ export function doneRecord(events: SseEvent[]): Record<string, any> {
 export async function curlResponse(server: Pick<TestServer, 'caPath'>, args: string[]): Promise<Response & { code: number | null; stderr: string }> {
   const result = await curl(server, ['-i', ...args]);
   let rest = result.stdout;
-  let head = '';
+  let head: string;
   // Skip interim responses (100 Continue) and take the final one.
   for (;;) {
     const end = rest.indexOf('\r\n\r\n');

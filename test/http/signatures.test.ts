@@ -154,7 +154,7 @@ function hmacCurl(path: string, body: string, extra: string[] = []): Promise<{ s
   ].join('\n');
   return new Promise((resolve, reject) => {
     execFile('sh', ['-c', script], { env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', path, body, secret_file: join(dir, 'deployer.secret'), ca: server.caPath, base: server.url, ...Object.fromEntries(extra.map((e) => e.split('=') as [string, string])) } }, (err, stdout) => {
-      if (err) reject(err);
+      if (err) reject(err instanceof Error ? err : new Error('the script failed'));
       else {
         const [status, header] = stdout.trim().split(' ');
         resolve({ status: Number(status), header: header ?? '' });

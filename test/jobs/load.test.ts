@@ -67,7 +67,7 @@ test('heavy output while the server is busy (its event loop blocked in bursts, a
   busy.unref();
   t.after(() => clearInterval(busy));
   let records;
-  let ids: string[] = [];
+  let ids: string[];
   try {
     ids = await Promise.all([1, 2, 3, 4].map(() => startAsync(server, '/big')));
     records = await Promise.all(ids.map((id) => pollFinal(server, id, 1500)));

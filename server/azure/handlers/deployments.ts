@@ -45,7 +45,7 @@ export function parseDeploymentBody(body: Buffer): DeploymentBody {
   const normalized: Record<string, DeploymentParameter> = {};
   for (const [name, value] of Object.entries(parameters as Record<string, unknown>)) {
     normalized[name] =
-      isRecord(value) && ('value' in value || 'reference' in value || 'expression' in value) ? (value as DeploymentParameter) : { value };
+      isRecord(value) && ('value' in value || 'reference' in value || 'expression' in value) ? (value) : { value };
   }
   return { template, parameters: normalized };
 }

@@ -199,7 +199,7 @@ async function jobs(client: ServerClient, _args: string[], values: Values): Prom
     process.stdout.write(`${JSON.stringify(answer.body)}\n`);
     return EXIT.succeeded;
   }
-  const rows = answer.body.items.map((job) => [job.id, job.status, job.hook, String(job.caller ?? ''), String(job.createdAt ?? ''), job.durationMs == null ? '' : `${((job.durationMs as number) / 1000).toFixed(1)}s`]);
+  const rows = answer.body.items.map((job) => [job.id, job.status, job.hook, textOf(job.caller), textOf(job.createdAt), job.durationMs == null ? '' : `${((job.durationMs as number) / 1000).toFixed(1)}s`]);
   const table = [['ID', 'STATUS', 'HOOK', 'CALLER', 'CREATED', 'DURATION'], ...rows];
   const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => (row[i] ?? '').length)));
   for (const row of table) process.stdout.write(`${row.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join('  ').trimEnd()}\n`);
@@ -235,7 +235,7 @@ const RUN = { call, jobs, logs, cancel } satisfies Record<ClientCommand, unknown
 export async function runClientCommand(command: ClientCommand, argv: string[]): Promise<number> {
   let client: ServerClient | undefined;
   try {
-    const parsed = parseArgs({ args: argv, options: COMMAND_OPTIONS[command] as ParseArgsConfig['options'], allowPositionals: true, strict: true });
+    const parsed = parseArgs({ args: argv, options: COMMAND_OPTIONS[command], allowPositionals: true, strict: true });
     const values = parsed.values as Values;
     const positionals = parsed.positionals;
     if (values.help) {
@@ -261,4 +261,9 @@ export async function runClientCommand(command: ClientCommand, argv: string[]): 
   } finally {
     client?.close();
   }
+}
+
+/** A field of a job summary as table text ('' when absent). */
+function textOf(value: unknown): string {
+  return typeof value === 'string' ? value : value == null ? '' : JSON.stringify(value);
 }
