@@ -69,7 +69,9 @@ async function main(): Promise<number> {
 
   const results: BenchResults = {
     quick: config.quick,
-    knobs: ['BENCH_ONLY', 'BENCH_NO_BUILD', 'BENCH_NODE_OPTIONS', 'BENCH_PROFILE', 'BENCH_RETENTION_MAX'].flatMap((name) => (process.env[name] ? [`${name}=${process.env[name]}`] : [])),
+    knobs: ['BENCH_ONLY', 'BENCH_NO_BUILD', 'BENCH_NODE_OPTIONS', 'BENCH_PROFILE', 'BENCH_RETENTION_MAX'].flatMap((name) =>
+      process.env[name] ? [`${name}=${process.env[name]}`] : [],
+    ),
     machine: await machine(config),
     build: buildInfo,
     totalSeconds: 0,
@@ -77,9 +79,13 @@ async function main(): Promise<number> {
     notes: [],
   };
   if (results.machine.loadavgAtStart[0] !== undefined && results.machine.loadavgAtStart[0] > 0.5) {
-    results.notes.push(`The machine was not idle when the run started (1-min load average ${results.machine.loadavgAtStart[0]}): other work shares these ${results.machine.nproc} CPUs, so figures may be low and noisy.`);
+    results.notes.push(
+      `The machine was not idle when the run started (1-min load average ${results.machine.loadavgAtStart[0]}): other work shares these ${results.machine.nproc} CPUs, so figures may be low and noisy.`,
+    );
   }
-  results.notes.push('All traffic is HTTPS on 127.0.0.1 with one self-signed P-256 certificate (openssl); clients verify it. Servers run as separate processes; clients (wrk, and the Node clients of scenarios 3–5) run on the same machine and share its CPUs.');
+  results.notes.push(
+    'All traffic is HTTPS on 127.0.0.1 with one self-signed P-256 certificate (openssl); clients verify it. Servers run as separate processes; clients (wrk, and the Node clients of scenarios 3–5) run on the same machine and share its CPUs.',
+  );
 
   const tmp = mkdtempSync(join(tmpdir(), 'armhook-bench-'));
   if (!config.keepTemp) cleanupTmp = () => rmSync(tmp, { recursive: true, force: true });
@@ -131,7 +137,9 @@ async function main(): Promise<number> {
   }
   results.totalSeconds = (performance.now() - t0) / 1000;
   if (JSON.stringify(results.scenarios.map((s) => s.raw)).includes('"entry":"source"')) {
-    results.notes.push('**Some armhook servers ran the TypeScript source, not dist/**: server/ changed after `npm run build` (bin/armhook runs dist/ only while it is fresh). Those figures are for the slower, bigger source mode; rerun when server/ is quiet.');
+    results.notes.push(
+      '**Some armhook servers ran the TypeScript source, not dist/**: server/ changed after `npm run build` (bin/armhook runs dist/ only while it is fresh). Those figures are for the slower, bigger source mode; rerun when server/ is quiet.',
+    );
   }
   const files = writeResults(config, results);
   process.stdout.write(`\n${renderMarkdown(results)}\n`);

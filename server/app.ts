@@ -89,7 +89,13 @@ export interface AppOptions {
 async function createEntra(config: Config, log: Logger, extra: AppOptions['entra']): Promise<EntraVerifier | undefined> {
   if (!config.entraTenant) return undefined;
   const { EntraVerifier } = await import('./auth/entra.ts');
-  return new EntraVerifier({ tenant: config.entraTenant, audiences: listSetting(config.entraAudience), authority: config.entraAuthority, log: log.child({ component: 'entra' }), ...extra });
+  return new EntraVerifier({
+    tenant: config.entraTenant,
+    audiences: listSetting(config.entraAudience),
+    authority: config.entraAuthority,
+    log: log.child({ component: 'entra' }),
+    ...extra,
+  });
 }
 
 export interface Armhook {
@@ -110,16 +116,22 @@ export interface Armhook {
  * start as many as they need. Refuses to build when the config would be unsafe.
  */
 function refuseSchemas(): never {
-  throw new Error('armhook routes declare no fastify schemas; validate with armhook\'s parameter rules or TypeBox');
+  throw new Error("armhook routes declare no fastify schemas; validate with armhook's parameter rules or TypeBox");
 }
 
 export async function buildApp(config: Config, options: AppOptions): Promise<Armhook> {
   const log = options.log;
   const metrics = createMetrics();
   let authenticator = options.authenticator;
-  const htpasswd = !authenticator && config.htpasswd
-    ? await HtpasswdAuthenticator.open({ file: config.htpasswd, log: log.child({ component: 'auth' }), verifyThreads: config.authThreads, maxVerifications: config.authQueue })
-    : undefined;
+  const htpasswd =
+    !authenticator && config.htpasswd
+      ? await HtpasswdAuthenticator.open({
+          file: config.htpasswd,
+          log: log.child({ component: 'auth' }),
+          verifyThreads: config.authThreads,
+          maxVerifications: config.authQueue,
+        })
+      : undefined;
   authenticator ??= htpasswd;
   const entra = await createEntra(config, log, options.entra);
   if (!authenticator && !entra && !isLoopback(config.listen.host)) {
@@ -146,7 +158,14 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
     certFile: config.tlsCert,
     keyFile: config.tlsKey,
     devDir: config.tlsDir,
-    acme: { domains: config.acmeDomains, email: config.acmeEmail, directoryUrl: config.acmeDirectory, caFile: config.acmeCaFile, dir: join(config.dataDir, 'acme'), listenPort: config.listen.port },
+    acme: {
+      domains: config.acmeDomains,
+      email: config.acmeEmail,
+      directoryUrl: config.acmeDirectory,
+      caFile: config.acmeCaFile,
+      dir: join(config.dataDir, 'acme'),
+      listenPort: config.listen.port,
+    },
     acmeRetry: options.acmeRetry,
     log: log.child({ component: 'tls' }),
   });
@@ -172,7 +191,8 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
   // Scripts start from a small posix_spawn helper when python3 exists: forking this process per
   // job copies its page tables and stalls the event loop (see server/hooks/spawner.py).
   const helper = config.spawner === 'node' ? undefined : SpawnHelper.create(log.child({ component: 'spawner' }));
-  if (config.spawner === 'helper' && !helper) throw new StartupError('ARMHOOK_SPAWNER=helper needs /usr/bin/python3; install python3 or set ARMHOOK_SPAWNER=node');
+  if (config.spawner === 'helper' && !helper)
+    throw new StartupError('ARMHOOK_SPAWNER=helper needs /usr/bin/python3; install python3 or set ARMHOOK_SPAWNER=node');
   log.debug({ spawner: helper ? 'helper' : 'node' }, 'script spawner');
   const spawnScript = helper ? helper.run.bind(helper) : runScript;
 
@@ -180,7 +200,15 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
 
   const store = openJobStore(config.dataDir);
   await importJournal(config.dataDir, store, log.child({ component: 'jobs' }));
-  const jobs = new JobManager({ store, log: log.child({ component: 'jobs' }), workers: config.workers, queue: config.queue, retentionDays: config.retentionDays, retentionMax: config.retentionMax, retentionBytes: config.retentionSize });
+  const jobs = new JobManager({
+    store,
+    log: log.child({ component: 'jobs' }),
+    workers: config.workers,
+    queue: config.queue,
+    retentionDays: config.retentionDays,
+    retentionMax: config.retentionMax,
+    retentionBytes: config.retentionSize,
+  });
   const interrupted = await jobs.open();
   if (interrupted.length > 0) log.warn({ jobs: interrupted.map((r) => r.id) }, 'jobs left running by a previous process were marked interrupted');
 
@@ -217,7 +245,12 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
   limitConnections(app.server as unknown as HttpsServer, config, log.child({ component: 'connections' }));
   registerErrorHandlers(app, { bodyLimit: config.bodyLimit });
   registerRequestLog(app, metrics);
-  await registerAuth(app, { authenticator, entra, access, ...(options.failureLimit ? { failureLimit: options.failureLimit.max, failureWindowMs: options.failureLimit.windowMs } : {}) });
+  await registerAuth(app, {
+    authenticator,
+    entra,
+    access,
+    ...(options.failureLimit ? { failureLimit: options.failureLimit.max, failureWindowMs: options.failureLimit.windowMs } : {}),
+  });
   registerHealthRoutes(app, { scriptsDir: config.scriptsDir, azure, accepting: () => jobs.accepting });
   registerCatalogRoutes(app, { catalog, extra: async () => (await azure.loadHandlers()).map(describeHandler) });
   registerAzureRoutes(app, { azure, jobs, log, timeout: config.timeout, keepAliveMs: config.keepAlive * 1000, outputLimit: config.outputLimit });

@@ -62,7 +62,12 @@ function intEnv(name: string, fallback: number): number {
 export function loadBenchConfig(): BenchConfig {
   const quick = flag('BENCH_QUICK');
   const benchDir = dirname(dirname(fileURLToPath(import.meta.url)));
-  const only = new Set((process.env['BENCH_ONLY'] ?? '').split(',').map((s) => s.trim()).filter(Boolean));
+  const only = new Set(
+    (process.env['BENCH_ONLY'] ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
   return {
     quick,
     root: dirname(benchDir),

@@ -67,7 +67,11 @@ export function fetchText(target: Target, path: string, options: RequestOptions 
   });
 }
 
-export async function fetchJson<T = unknown>(target: Target, path: string, options: RequestOptions = {}): Promise<{ status: number; json: T; headers: IncomingHttpHeaders }> {
+export async function fetchJson<T = unknown>(
+  target: Target,
+  path: string,
+  options: RequestOptions = {},
+): Promise<{ status: number; json: T; headers: IncomingHttpHeaders }> {
   const r = await fetchText(target, path, { ...options, headers: { accept: 'application/json', ...options.headers } });
   let json: T;
   try {
@@ -119,7 +123,9 @@ export async function pollUntil<T>(what: string, timeoutMs: number, intervalMs: 
       lastError = error;
     }
     if (performance.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${lastError instanceof Error ? lastError.message : JSON.stringify(lastError)})` : ''}`);
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${lastError instanceof Error ? lastError.message : JSON.stringify(lastError)})` : ''}`,
+      );
     }
     await delay(intervalMs);
   }

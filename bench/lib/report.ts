@@ -81,10 +81,14 @@ export function renderMarkdown(r: BenchResults): string {
   );
   if (r.knobs.length > 0) {
     out.push('');
-    out.push(`**Not the reference run**: ${r.knobs.map((k) => `\`${k}\``).join(', ')}. Do not commit this file as the benchmark's result; \`npm run bench\` without these reproduces it.`);
+    out.push(
+      `**Not the reference run**: ${r.knobs.map((k) => `\`${k}\``).join(', ')}. Do not commit this file as the benchmark's result; \`npm run bench\` without these reproduces it.`,
+    );
   }
   out.push('');
-  out.push('Peer: adnanh/webhook, an equivalent hook, same certificate, same loopback. Ratio = armhook / peer (for typed dispatch: / armhook JSON script dispatch; for streaming: / the reference).');
+  out.push(
+    'Peer: adnanh/webhook, an equivalent hook, same certificate, same loopback. Ratio = armhook / peer (for typed dispatch: / armhook JSON script dispatch; for streaming: / the reference).',
+  );
   out.push('');
   out.push('| scenario | armhook | peer | ratio | goal | met? |');
   out.push('|---|---|---|---|---|---|');
@@ -93,7 +97,8 @@ export function renderMarkdown(r: BenchResults): string {
       out.push(`| ${esc(`${s.id}. ${s.title}`)} | failed: ${esc(s.error.split('\n')[0] ?? '')} | | | | **no** |`);
       continue;
     }
-    for (const row of s.rows) out.push(`| ${esc(row.scenario)} | ${esc(row.armhook)} | ${esc(row.peer)} | ${esc(row.ratio)} | ${esc(row.goal)} | ${metCell(row.met)} |`);
+    for (const row of s.rows)
+      out.push(`| ${esc(row.scenario)} | ${esc(row.armhook)} | ${esc(row.peer)} | ${esc(row.ratio)} | ${esc(row.goal)} | ${metCell(row.met)} |`);
   }
   out.push('');
   out.push('## Machine');

@@ -35,7 +35,12 @@ export const BENCH_USER = { name: 'bench', password: 'bench-password' } as const
 
 /** armhook settings that accept the Entra fake's tokens (the fakes' CA trusted at process start). */
 export function entraEnv(fakes: Fakes): Record<string, string> {
-  return { ARMHOOK_ENTRA_TENANT: fakes.entra.tenant, ARMHOOK_ENTRA_AUDIENCE: fakes.entra.audience, ARMHOOK_ENTRA_AUTHORITY: fakes.entra.url, NODE_EXTRA_CA_CERTS: fakes.caFile };
+  return {
+    ARMHOOK_ENTRA_TENANT: fakes.entra.tenant,
+    ARMHOOK_ENTRA_AUDIENCE: fakes.entra.audience,
+    ARMHOOK_ENTRA_AUTHORITY: fakes.entra.url,
+    NODE_EXTRA_CA_CERTS: fakes.caFile,
+  };
 }
 
 /** The Authorization header of BENCH_USER. */
@@ -53,8 +58,25 @@ export async function makeFixtures(tmp: string): Promise<Fixtures> {
   const keyFile = join(tlsDir, 'key.pem');
   const ssl = await run(
     'openssl',
-    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-subj', '/CN=localhost',
-      '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-keyout', keyFile, '-out', certFile],
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=DNS:localhost,IP:127.0.0.1',
+      '-keyout',
+      keyFile,
+      '-out',
+      certFile,
+    ],
     { timeoutMs: 20_000 },
   );
   if (ssl.code !== 0) throw new Error(`openssl failed: ${ssl.stderr}`);
@@ -193,7 +215,9 @@ async function waitHealthy(proc: Proc, target: Target, path: string, timeoutMs: 
 
 /** "<name> exited (code) before answering <path>: <its last words>" and then the log's tail. */
 function exitMessage(proc: Proc, code: number | string, path: string): string {
-  const lines = tail(proc.logFile, 30).split('\n').filter((l) => l.trim() !== '');
+  const lines = tail(proc.logFile, 30)
+    .split('\n')
+    .filter((l) => l.trim() !== '');
   const last = [...lines].reverse().find((l) => /^\S+: /.test(l) && !l.startsWith('{') && !/^\s+at /.test(l)) ?? lines.at(-1) ?? '(no output)';
   return `${proc.name} exited (${code}) before answering GET ${path}: ${last}\n--- ${proc.logFile}:\n${lines.slice(-15).join('\n')}`;
 }

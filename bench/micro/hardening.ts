@@ -41,16 +41,20 @@ interface Timed {
 function timedRequest(server: RunningServer, path: string, localAddress: string, auth?: string, agent?: Agent): Promise<Timed> {
   const started = performance.now();
   return new Promise((resolve) => {
-    const req = httpsRequest(new URL(path, server.target.base), {
-      ca: server.target.ca,
-      localAddress,
-      ...(agent ? { agent } : { agent: false }),
-      headers: auth ? { authorization: `Basic ${Buffer.from(auth).toString('base64')}` } : {},
-      timeout: 30_000,
-    }, (res) => {
-      res.resume();
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, ms: performance.now() - started }));
-    });
+    const req = httpsRequest(
+      new URL(path, server.target.base),
+      {
+        ca: server.target.ca,
+        localAddress,
+        ...(agent ? { agent } : { agent: false }),
+        headers: auth ? { authorization: `Basic ${Buffer.from(auth).toString('base64')}` } : {},
+        timeout: 30_000,
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, ms: performance.now() - started }));
+      },
+    );
     req.on('error', () => resolve({ status: 0, ms: performance.now() - started }));
     req.on('timeout', () => req.destroy());
     req.end();
@@ -68,12 +72,18 @@ const summary = (xs: number[]): string => `n=${xs.length} p50 ${fmt(percentile(x
 function count(statuses: number[]): string {
   const by = new Map<number, number>();
   for (const s of statuses) by.set(s, (by.get(s) ?? 0) + 1);
-  return [...by].sort((a, b) => a[0] - b[0]).map(([s, n]) => `${s === 0 ? 'error' : s}: ${n}`).join(', ');
+  return [...by]
+    .sort((a, b) => a[0] - b[0])
+    .map(([s, n]) => `${s === 0 ? 'error' : s}: ${n}`)
+    .join(', ');
 }
 
 /** BENCH_SERVER_ENV='NAME=value …': extra environment for the server (allocator experiments). */
 function experimentEnv(): Record<string, string> {
-  const pairs = (process.env['BENCH_SERVER_ENV'] ?? '').split(/\s+/).filter(Boolean).map((p) => p.split('=', 2) as [string, string]);
+  const pairs = (process.env['BENCH_SERVER_ENV'] ?? '')
+    .split(/\s+/)
+    .filter(Boolean)
+    .map((p) => p.split('=', 2) as [string, string]);
   return Object.fromEntries(pairs);
 }
 
@@ -107,7 +117,8 @@ async function guess(fx: Fixtures, seconds: number, addresses: number): Promise<
     // With a fixed set of addresses each of the 64 guessers keeps its connection (keep-alive);
     // with a new address per guess every guess is a new connection.
     const guesser = async (index: number): Promise<void> => {
-      const agent = addresses > 0 ? new Agent({ keepAlive: true, maxSockets: 1, ca: server.target.ca, localAddress: `127.0.1.${1 + (index % addresses)}` }) : undefined;
+      const agent =
+        addresses > 0 ? new Agent({ keepAlive: true, maxSockets: 1, ca: server.target.ca, localAddress: `127.0.1.${1 + (index % addresses)}` }) : undefined;
       while (performance.now() < until) {
         const source = agent?.options.localAddress ?? sourceOf();
         guesses.push((await timedRequest(server, '/hooks', source, `${BENCH_USER.name}:wrong-${serial++}`, agent)).status);
@@ -131,7 +142,9 @@ async function guess(fx: Fixtures, seconds: number, addresses: number): Promise<
     ]);
     healthAgent.destroy();
     cachedAgent.destroy();
-    console.log(`guessing load: ${seconds} s, 64 at once, ${addresses > 0 ? `${addresses} source addresses, keep-alive connections` : 'a new connection from a new source address per guess'}; guesses answered ${count(guesses)} (${(guesses.length / seconds).toFixed(0)}/s)`);
+    console.log(
+      `guessing load: ${seconds} s, 64 at once, ${addresses > 0 ? `${addresses} source addresses, keep-alive connections` : 'a new connection from a new source address per guess'}; guesses answered ${count(guesses)} (${(guesses.length / seconds).toFixed(0)}/s)`,
+    );
     console.log(`GET /healthz (keep-alive, every 20 ms): before the load ${summary(idle)}; during it ${summary(health)}`);
     console.log(`GET /hooks with cached credentials (keep-alive, every 100 ms): ${summary(cached)}`);
   });
@@ -162,7 +175,9 @@ async function timing(fx: Fixtures, rounds: number): Promise<void> {
       }
       const mu = percentile(unknown, 50);
       const mw = percentile(wrong, 50);
-      console.log(`${label.padEnd(15)} unknown user median ${fmt(mu)}, wrong password median ${fmt(mw)}: unknown/known ${(mu / mw).toFixed(2)} (${rounds} each, fresh TLS connection per request)`);
+      console.log(
+        `${label.padEnd(15)} unknown user median ${fmt(mu)}, wrong password median ${fmt(mw)}: unknown/known ${(mu / mw).toFixed(2)} (${rounds} each, fresh TLS connection per request)`,
+      );
     });
   }
 }
@@ -194,10 +209,14 @@ function socketsOf(pid: number): number {
 /** ms for curl to get a 200 from `url` on a new connection from `address`; Infinity otherwise (5 s cap). */
 function curlProbe(url: string, caFile: string, address: string): Promise<number> {
   return new Promise((resolve) => {
-    execFile('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code} %{time_total}', '--max-time', '5', '--interface', address, '--cacert', caFile, url], (_err, stdout) => {
-      const [code, seconds] = String(stdout).trim().split(' ');
-      resolve(code === '200' ? Number(seconds) * 1000 : Infinity);
-    });
+    execFile(
+      'curl',
+      ['-s', '-o', '/dev/null', '-w', '%{http_code} %{time_total}', '--max-time', '5', '--interface', address, '--cacert', caFile, url],
+      (_err, stdout) => {
+        const [code, seconds] = String(stdout).trim().split(' ');
+        resolve(code === '200' ? Number(seconds) * 1000 : Infinity);
+      },
+    );
   });
 }
 
@@ -217,12 +236,21 @@ async function storm(fx: Fixtures, attempts: number): Promise<void> {
       new Promise((resolve) => {
         const n = started++;
         let ok = false;
-        const socket = connect({ host: '127.0.0.1', port: Number(new URL(server.target.base).port), ca: server.target.ca, servername: 'localhost', ...{ localAddress: `127.0.6.${1 + (n % 8)}` } }, () => {
-          ok = true;
-          accepted++;
-          held.push(socket);
-          resolve();
-        });
+        const socket = connect(
+          {
+            host: '127.0.0.1',
+            port: Number(new URL(server.target.base).port),
+            ca: server.target.ca,
+            servername: 'localhost',
+            ...{ localAddress: `127.0.6.${1 + (n % 8)}` },
+          },
+          () => {
+            ok = true;
+            accepted++;
+            held.push(socket);
+            resolve();
+          },
+        );
         socket.on('error', () => undefined);
         socket.once('close', () => {
           if (!ok) refused++;
@@ -271,9 +299,15 @@ async function storm(fx: Fixtures, attempts: number): Promise<void> {
     }
     const after = rssMiB(pid);
     const heapAfter = await heapOf(server);
-    console.log(`connection storm: ${attempts} TLS attempts from 8 addresses in ${(stormMs / 1000).toFixed(1)} s: ${accepted} completed the handshake, ${refused} closed by the server; ${heldAtEnd} still open at the end; server sockets at most ${peakSockets}`);
-    console.log(`/healthz by curl on a new connection from another address during the storm: ${summary(probes.filter(Number.isFinite))}, failed or over 5 s: ${probes.filter((p) => !Number.isFinite(p)).length}`);
-    console.log(`RSS: before ${before.toFixed(1)} MiB, peak ${peakRss.toFixed(1)} MiB; once the server's sockets are closed (${socketsAfter} left): ${settled.join(', ')} (${(after - before).toFixed(1)} MiB above the start)${process.env['BENCH_SERVER_ENV'] ? `; server env ${process.env['BENCH_SERVER_ENV']}` : ''}`);
+    console.log(
+      `connection storm: ${attempts} TLS attempts from 8 addresses in ${(stormMs / 1000).toFixed(1)} s: ${accepted} completed the handshake, ${refused} closed by the server; ${heldAtEnd} still open at the end; server sockets at most ${peakSockets}`,
+    );
+    console.log(
+      `/healthz by curl on a new connection from another address during the storm: ${summary(probes.filter(Number.isFinite))}, failed or over 5 s: ${probes.filter((p) => !Number.isFinite(p)).length}`,
+    );
+    console.log(
+      `RSS: before ${before.toFixed(1)} MiB, peak ${peakRss.toFixed(1)} MiB; once the server's sockets are closed (${socketsAfter} left): ${settled.join(', ')} (${(after - before).toFixed(1)} MiB above the start)${process.env['BENCH_SERVER_ENV'] ? `; server env ${process.env['BENCH_SERVER_ENV']}` : ''}`,
+    );
     console.log(`before: ${heapBefore}; after: ${heapAfter}`);
   });
 }

@@ -22,7 +22,10 @@ const ROUNDS = 3;
 /** utime+stime and cutime+cstime of a process, in ms (from /proc/<pid>/stat, clock ticks of 10 ms). */
 function cpuOf(pid: number | 'self'): { own: number; children: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
+  const f = stat
+    .slice(stat.lastIndexOf(')') + 2)
+    .split(' ')
+    .map(Number);
   // Fields after the command: state(0) ppid(1) … utime(11) stime(12) cutime(13) cstime(14).
   return { own: ((f[11] ?? 0) + (f[12] ?? 0)) * 10, children: ((f[13] ?? 0) + (f[14] ?? 0)) * 10 };
 }
@@ -39,7 +42,13 @@ function helperPid(): number | undefined {
 const dir = mkdtempSync(join(tmpdir(), 'armhook-spawn-bench-'));
 const script = join(dir, 'echo.sh');
 writeFileSync(script, '#!/bin/sh\necho hello\n', { mode: 0o755 });
-const env: Record<string, string> = { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: dir, LANG: 'C.UTF-8', ARMHOOK_JOB_ID: '01KAAAAAAAAAAAAAAAAAAAAAAA', ARMHOOK_HOOK: 'echo' };
+const env: Record<string, string> = {
+  PATH: '/usr/local/bin:/usr/bin:/bin',
+  HOME: dir,
+  LANG: 'C.UTF-8',
+  ARMHOOK_JOB_ID: '01KAAAAAAAAAAAAAAAAAAAAAAA',
+  ARMHOOK_HOOK: 'echo',
+};
 for (let i = 0; i < 20; i++) env[`PARAM_${i}`] = `value-${i}-${'x'.repeat(20)}`;
 
 type Run = (options: ScriptRunOptions) => Promise<unknown>;
@@ -56,7 +65,16 @@ async function batch(run: Run, count: number): Promise<void> {
   const worker = async (): Promise<void> => {
     while (started < count) {
       started++;
-      await run({ file: script, cwd: dir, env, stdin: Buffer.alloc(0), signal: new AbortController().signal, killGraceMs: 2000, onStart() {}, onOutput: (_s, chunk) => void (output += chunk.length) });
+      await run({
+        file: script,
+        cwd: dir,
+        env,
+        stdin: Buffer.alloc(0),
+        signal: new AbortController().signal,
+        killGraceMs: 2000,
+        onStart() {},
+        onOutput: (_s, chunk) => void (output += chunk.length),
+      });
     }
   };
   await Promise.all(Array.from({ length: CONCURRENCY }, worker));
@@ -86,7 +104,11 @@ try {
   for (const s of spawners) {
     const per = (v: number): string => (v / runs).toFixed(3);
     console.log(
-      `${s.name.padEnd(8)} ${Math.round((runs / s.totals.ms) * 1000).toString().padStart(9)}   ${per(s.totals.node + s.totals.helper).padStart(6)}   (${per(s.totals.node)} + ${per(s.totals.helper)})   ${per(s.totals.scripts).padStart(7)}`,
+      `${s.name.padEnd(8)} ${Math.round((runs / s.totals.ms) * 1000)
+        .toString()
+        .padStart(
+          9,
+        )}   ${per(s.totals.node + s.totals.helper).padStart(6)}   (${per(s.totals.node)} + ${per(s.totals.helper)})   ${per(s.totals.scripts).padStart(7)}`,
     );
   }
 } finally {

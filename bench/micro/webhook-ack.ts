@@ -36,13 +36,26 @@ const pki = await writeTestPki(dir);
 const config = loadConfig({
   env: {},
   cwd: dir,
-  overrides: { listen: { host: '127.0.0.1', port: 0 }, scriptsDir, dataDir: join(dir, 'data'), tlsCert: pki.certPath, tlsKey: pki.keyPath, access, workers: 4, queue: 1000, imdsEndpoint: 'http://127.0.0.1:9' },
+  overrides: {
+    listen: { host: '127.0.0.1', port: 0 },
+    scriptsDir,
+    dataDir: join(dir, 'data'),
+    tlsCert: pki.certPath,
+    tlsKey: pki.keyPath,
+    access,
+    workers: 4,
+    queue: 1000,
+    imdsEndpoint: 'http://127.0.0.1:9',
+  },
 });
 const armhook = await buildApp(config, { log: pino({ level: 'warn' }) });
 const url = await armhook.listen();
 const server = { url: url.replace('127.0.0.1', 'localhost'), ca: pki.caCert };
 try {
-  const first = new Map<string, number[]>([['new', []], ['repeat', []]]);
+  const first = new Map<string, number[]>([
+    ['new', []],
+    ['repeat', []],
+  ]);
   let previous: ReturnType<typeof githubDelivery> | undefined;
   for (let i = 0; i < N; i++) {
     const repeat = i % 2 === 1 && previous !== undefined;
@@ -56,7 +69,9 @@ try {
   }
   const pct = (xs: number[], p: number): number => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))] ?? NaN;
   for (const [kind, xs] of first) {
-    console.log(`${kind.padEnd(6)} deliveries ${xs.length}: 202 after p50 ${pct(xs, 50).toFixed(1)} ms, p99 ${pct(xs, 99).toFixed(1)} ms, max ${Math.max(...xs).toFixed(1)} ms`);
+    console.log(
+      `${kind.padEnd(6)} deliveries ${xs.length}: 202 after p50 ${pct(xs, 50).toFixed(1)} ms, p99 ${pct(xs, 99).toFixed(1)} ms, max ${Math.max(...xs).toFixed(1)} ms`,
+    );
   }
 } finally {
   await armhook.close();

@@ -23,7 +23,16 @@ const JSON_MODE = { accept: 'application/json', ...BASIC };
 
 export async function measureLoad(
   server: RunningServer,
-  o: { method: 'GET' | 'POST'; path: string; headers: Record<string, string>; seconds: number; warmupSeconds: number; connections: number; threads: number; dir: string },
+  o: {
+    method: 'GET' | 'POST';
+    path: string;
+    headers: Record<string, string>;
+    seconds: number;
+    warmupSeconds: number;
+    connections: number;
+    threads: number;
+    dir: string;
+  },
 ): Promise<WrkResult> {
   await runWrk(server, { ...o, seconds: o.warmupSeconds });
   return runWrk(server, o);
@@ -80,7 +89,13 @@ const TOKEN_VERIFICATIONS = 2000;
 
 /** CPU time of one bearer-token verification (keys already fetched), µs. */
 async function tokenVerificationMicros(fakes: Fakes, token: string): Promise<number> {
-  const verifier = new EntraVerifier({ tenant: fakes.entra.tenant, audiences: [fakes.entra.audience], authority: fakes.entra.url, log: pino({ level: 'silent' }), ca: readFileSync(fakes.caFile, 'utf8') });
+  const verifier = new EntraVerifier({
+    tenant: fakes.entra.tenant,
+    audiences: [fakes.entra.audience],
+    authority: fakes.entra.url,
+    log: pino({ level: 'silent' }),
+    ca: readFileSync(fakes.caFile, 'utf8'),
+  });
   await verifier.verify(token);
   const start = process.cpuUsage();
   for (let i = 0; i < TOKEN_VERIFICATIONS; i++) await verifier.verify(token);
@@ -95,9 +110,11 @@ function latencyCell(r: WrkResult | undefined): string {
 export function wrkNotes(label: string, r: WrkResult): string[] {
   const notes: string[] = [];
   if (r.other > 0) notes.push(`${label}: ${r.other} non-2xx responses (not counted).`);
-  if (r.informational > 0) notes.push(`${label}: **${r.informational} 1xx responses** — wrk takes a 1xx for the final response, so these figures are not valid.`);
+  if (r.informational > 0)
+    notes.push(`${label}: **${r.informational} 1xx responses** — wrk takes a 1xx for the final response, so these figures are not valid.`);
   const e = r.errors;
-  if (e.connect + e.read + e.write + e.timeout > 0) notes.push(`${label}: socket errors connect ${e.connect}, read ${e.read}, write ${e.write}, timeout ${e.timeout}.`);
+  if (e.connect + e.read + e.write + e.timeout > 0)
+    notes.push(`${label}: socket errors connect ${e.connect}, read ${e.read}, write ${e.write}, timeout ${e.timeout}.`);
   return notes;
 }
 
@@ -128,9 +145,11 @@ export const dispatch: Scenario = {
         throw new Error(`armhook SSE echo did not answer as expected: HTTP ${probe.status}\n${probe.body.slice(0, 400)}`);
       }
       const probeJson = await fetchJson<{ output?: string; status?: string }>(ah.target, '/echo', { method: 'POST', headers: JSON_MODE });
-      if (probeJson.status !== 200 || probeJson.json.output !== 'hello\n') throw new Error(`armhook JSON echo: HTTP ${probeJson.status} ${JSON.stringify(probeJson.json).slice(0, 300)}`);
+      if (probeJson.status !== 200 || probeJson.json.output !== 'hello\n')
+        throw new Error(`armhook JSON echo: HTTP ${probeJson.status} ${JSON.stringify(probeJson.json).slice(0, 300)}`);
       const probeBearer = await fetchJson<{ caller?: string }>(ah.target, '/echo', { method: 'POST', headers: BEARER_JSON });
-      if (probeBearer.status !== 200 || !probeBearer.json.caller?.startsWith('entra:')) throw new Error(`armhook JSON echo with a bearer token: HTTP ${probeBearer.status} ${JSON.stringify(probeBearer.json).slice(0, 300)}`);
+      if (probeBearer.status !== 200 || !probeBearer.json.caller?.startsWith('entra:'))
+        throw new Error(`armhook JSON echo with a bearer token: HTTP ${probeBearer.status} ${JSON.stringify(probeBearer.json).slice(0, 300)}`);
       const probeWh = await fetchText(wh.target, '/hooks/echo', { method: 'POST' });
       if (probeWh.status !== 200 || probeWh.body !== 'hello\n') throw new Error(`webhook echo: HTTP ${probeWh.status} ${JSON.stringify(probeWh.body)}`);
 
@@ -163,7 +182,10 @@ export const dispatch: Scenario = {
     }
     profiling.report(out, 'SSE + JSON');
 
-    for (const [mode, r] of [['SSE', sse], ['JSON', json]] as const) {
+    for (const [mode, r] of [
+      ['SSE', sse],
+      ['JSON', json],
+    ] as const) {
       const rps = ratio(r?.rps2xx, peer?.rps2xx);
       const p99 = ratio(r?.p99, peer?.p99);
       out.rows.push({
@@ -203,7 +225,10 @@ export const dispatch: Scenario = {
     const cpu = (r: WrkResult | undefined): string => {
       if (r?.serverCpuMsPerRequest === undefined) return '—';
       const parts = r.serverCpuMsPerRequestByProcess ?? [];
-      const split = parts.length > 1 ? ` (${parts.map((p) => `${/spawner/.test(p.command) ? 'helper' : /node/.test(p.command) ? 'node' : p.command.split(' ')[0]} ${p.ms.toFixed(2)}`).join(', ')})` : '';
+      const split =
+        parts.length > 1
+          ? ` (${parts.map((p) => `${/spawner/.test(p.command) ? 'helper' : /node/.test(p.command) ? 'node' : p.command.split(' ')[0]} ${p.ms.toFixed(2)}`).join(', ')})`
+          : '';
       return `${r.serverCpuMsPerRequest.toFixed(2)} ms${split}`;
     };
     out.notes.push(

@@ -35,7 +35,11 @@ export const fanout: Scenario = {
     const gate = join(fx.tmp, 'gates', `fanout-${Date.now()}`);
     // Every tailer comes from 127.0.0.1: lift the per-address and total connection caps above them.
     const caps = String(config.tailers + 64);
-    const ah = await startArmhook(config, fx, 'fanout', { workers: 2, fakes, env: { ARMHOOK_MAX_CONNECTIONS: caps, ARMHOOK_MAX_CONNECTIONS_PER_ADDRESS: caps } });
+    const ah = await startArmhook(config, fx, 'fanout', {
+      workers: 2,
+      fakes,
+      env: { ARMHOOK_MAX_CONNECTIONS: caps, ARMHOOK_MAX_CONNECTIONS_PER_ADDRESS: caps },
+    });
     const agent = new Agent({ keepAlive: false, maxSockets: Infinity, ca: fx.cert });
     const tailers: Tailer[] = [];
     const lags: number[] = [];
@@ -108,7 +112,9 @@ export const fanout: Scenario = {
           }),
         ),
       );
-      await pollUntil('every tailer to receive the job event', 30_000, 50, () => (tailers.every((t) => t.connected || t.error) ? true : undefined)).catch(() => undefined);
+      await pollUntil('every tailer to receive the job event', 30_000, 50, () => (tailers.every((t) => t.connected || t.error) ? true : undefined)).catch(
+        () => undefined,
+      );
       const connectS = (performance.now() - t0) / 1000;
       const connected = tailers.filter((t) => t.connected).length;
       ctx.log(`  ${connected} connected in ${connectS.toFixed(1)} s; releasing the job`);
@@ -119,7 +125,9 @@ export const fanout: Scenario = {
       loop.enable();
       writeFileSync(gate, '');
       const t1 = performance.now();
-      await pollUntil('every tailer to get the done event', (lines / 10) * 1000 + 60_000, 100, () => (tailers.every((t) => t.done || t.error || t.ended) ? true : undefined)).catch(() => undefined);
+      await pollUntil('every tailer to get the done event', (lines / 10) * 1000 + 60_000, 100, () =>
+        tailers.every((t) => t.done || t.error || t.ended) ? true : undefined,
+      ).catch(() => undefined);
       const emitS = (performance.now() - t1) / 1000;
       loop.disable();
       const cpu = ah.cpuMs() - cpu0;

@@ -54,7 +54,8 @@ export const memory: Scenario = {
         Array.from({ length: n }, () => fetchJson<{ jobId?: string }>(server.target, '/hold', { method: 'POST', headers: { prefer: 'respond-async' } })),
       );
       const refused = starts.filter((s) => s.status !== 202);
-      if (refused.length > 0) throw new Error(`${refused.length} of ${n} async starts refused, e.g. HTTP ${refused[0]?.status} ${JSON.stringify(refused[0]?.json)}`);
+      if (refused.length > 0)
+        throw new Error(`${refused.length} of ${n} async starts refused, e.g. HTTP ${refused[0]?.status} ${JSON.stringify(refused[0]?.json)}`);
       const seen = await waitForRunning(holdScript, n);
       await delay(1000);
       aBusy = server.rss();

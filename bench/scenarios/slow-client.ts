@@ -64,7 +64,7 @@ export const slowClient: Scenario = {
       const end = ah.rss();
       const peakTotal = peak.stop();
       destroy();
-      const final = await pollUntil('the slow client\'s job to end', 120_000, 250, async () => {
+      const final = await pollUntil("the slow client's job to end", 120_000, 250, async () => {
         const r = await fetchJson<JobRecord>(ah.target, `/jobs/${jobId}`);
         return r.json.status === 'running' || r.json.status === 'queued' ? undefined : r.json;
       });

@@ -24,7 +24,11 @@ export interface Transfer {
 }
 
 /** Reads a whole response as fast as possible, keeping only its size and its tail. */
-export async function transfer(target: Target, path: string, options: { method?: string; headers?: Record<string, string>; timeoutMs: number }): Promise<Transfer> {
+export async function transfer(
+  target: Target,
+  path: string,
+  options: { method?: string; headers?: Record<string, string>; timeoutMs: number },
+): Promise<Transfer> {
   const t0 = performance.now();
   const { res, destroy } = await openStream(target, path, { method: options.method ?? 'GET', headers: options.headers ?? {}, timeoutMs: options.timeoutMs });
   let bytes = 0;
@@ -47,7 +51,13 @@ export async function transfer(target: Target, path: string, options: { method?:
     destroy();
   }
   const jobId = res.headers['armhook-job-id'];
-  return { bytes, seconds: (performance.now() - t0) / 1000, status: res.statusCode ?? 0, jobId: typeof jobId === 'string' ? jobId : undefined, tail: tail.toString('utf8') };
+  return {
+    bytes,
+    seconds: (performance.now() - t0) / 1000,
+    status: res.statusCode ?? 0,
+    jobId: typeof jobId === 'string' ? jobId : undefined,
+    tail: tail.toString('utf8'),
+  };
 }
 
 export const streaming: Scenario = {
@@ -71,7 +81,8 @@ export const streaming: Scenario = {
       const sse = await transfer(ah.target, `/stream?bytes=${n}`, { method: 'POST', headers: { accept: 'text/event-stream' }, timeoutMs });
       const rssPeak = peak.stop();
       if (sse.status !== 200 || !sse.jobId) throw new Error(`SSE stream: HTTP ${sse.status}`);
-      if (!/event: done\ndata: [^\n]*"status":"succeeded"/.test(sse.tail)) throw new Error(`SSE stream did not end with a succeeded done event: …${sse.tail.slice(-300)}`);
+      if (!/event: done\ndata: [^\n]*"status":"succeeded"/.test(sse.tail))
+        throw new Error(`SSE stream did not end with a succeeded done event: …${sse.tail.slice(-300)}`);
       const record = await pollUntil('the job record to say succeeded', 30_000, 100, async () => {
         const r = await fetchJson<{ status: string; durationMs: number }>(ah.target, `/jobs/${sse.jobId}`);
         return r.json.status === 'succeeded' ? r.json : undefined;
@@ -97,12 +108,19 @@ export const streaming: Scenario = {
     const file = join(fx.tmp, 'stream-reference.txt');
     execFileSync('sh', ['-c', `yes '${STREAM_LINE}' | head -c ${n} > '${file}'`]);
     const port = await freePort();
-    const ref = startProc('static-reference', process.execPath, [join(config.benchDir, 'lib', 'static-server.ts'), String(port), file, fx.certFile, fx.keyFile], {
-      logFile: join(fx.logsDir, 'static-reference.log'),
-    });
+    const ref = startProc(
+      'static-reference',
+      process.execPath,
+      [join(config.benchDir, 'lib', 'static-server.ts'), String(port), file, fx.certFile, fx.keyFile],
+      {
+        logFile: join(fx.logsDir, 'static-reference.log'),
+      },
+    );
     try {
       const target: Target = { base: `https://127.0.0.1:${port}`, ca: fx.cert };
-      await pollUntil('the static reference server', 20_000, 20, async () => ((await fetchText(target, '/healthz', { fresh: true, timeoutMs: 2000 }).catch(() => undefined))?.status === 200 ? true : undefined));
+      await pollUntil('the static reference server', 20_000, 20, async () =>
+        (await fetchText(target, '/healthz', { fresh: true, timeoutMs: 2000 }).catch(() => undefined))?.status === 200 ? true : undefined,
+      );
       ctx.log('static file, bare Node https');
       const f = await transfer(target, '/file', { timeoutMs });
       if (f.status !== 200 || f.bytes !== n) throw new Error(`static reference: HTTP ${f.status}, ${f.bytes} bytes`);
@@ -133,8 +151,8 @@ export const streaming: Scenario = {
     });
     const rssInfo = out.raw['armhook'] as { rss?: { before: number; peakDuringSse: number } } | undefined;
     out.notes.push(
-      'MB/s counts the script\'s output bytes (SSE framing adds id:/data: lines on the wire) over the time from sending the request to the end of the stream, so it includes running the script.',
-      'armhook has no static-file route: GET /jobs/<id>/log of the finished job (plain text read back from the job\'s file, the same reader the SSE stream uses) is the same-server reference; the bare Node https server sending the same bytes from a file with fs streams is the transport\'s own limit in Node on this machine.',
+      "MB/s counts the script's output bytes (SSE framing adds id:/data: lines on the wire) over the time from sending the request to the end of the stream, so it includes running the script.",
+      "armhook has no static-file route: GET /jobs/<id>/log of the finished job (plain text read back from the job's file, the same reader the SSE stream uses) is the same-server reference; the bare Node https server sending the same bytes from a file with fs streams is the transport's own limit in Node on this machine.",
       ...(rssInfo?.rss ? [`Server RSS during the SSE stream: ${fmt1(rssInfo.rss.before / MiB)} → peak ${fmt1(rssInfo.rss.peakDuringSse / MiB)} MiB.`] : []),
     );
   },

@@ -27,7 +27,8 @@ export const typed: Scenario = {
     });
     try {
       const probe = await fetchJson<{ status?: string; result?: unknown }>(ah.target, PATH, { headers: { accept: 'application/json' } });
-      if (probe.status !== 200 || probe.json.status !== 'succeeded') throw new Error(`GET ${PATH}: HTTP ${probe.status} ${JSON.stringify(probe.json).slice(0, 400)}`);
+      if (probe.status !== 200 || probe.json.status !== 'succeeded')
+        throw new Error(`GET ${PATH}: HTTP ${probe.status} ${JSON.stringify(probe.json).slice(0, 400)}`);
       const tokens0 = fakes.imds.counts.token;
       ctx.log(`armhook GET ${PATH} (JSON): ${config.connections} connections, ${config.loadSeconds} s`);
       const cpu0 = process.cpuUsage();
@@ -47,7 +48,13 @@ export const typed: Scenario = {
       const fakesCore = (cpu.user + cpu.system) / 1000 / wallMs;
       ctx.log(`  ${fmtInt(r.rps2xx)} req/s`);
       const vsScript = ratio(r.rps2xx, ctx.shared.armhookJsonRps);
-      out.raw['armhook'] = { entry: ah.entry, result: r, armhookJsonScriptRps: ctx.shared.armhookJsonRps ?? null, fakesCpuCores: fakesCore, tokenRequestsDuringLoad: fakes.imds.counts.token - tokens0 };
+      out.raw['armhook'] = {
+        entry: ah.entry,
+        result: r,
+        armhookJsonScriptRps: ctx.shared.armhookJsonRps ?? null,
+        fakesCpuCores: fakesCore,
+        tokenRequestsDuringLoad: fakes.imds.counts.token - tokens0,
+      };
       out.rows.push({
         scenario: `2. Typed handler, GET ${PATH} (JSON, ARM fake): req/s (2xx)`,
         armhook: fmtInt(r.rps2xx),

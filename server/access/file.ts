@@ -144,7 +144,9 @@ export async function readSecrets(policy: AccessPolicy, file: string): Promise<A
         const st = await fh.stat();
         if (!st.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'EISDIR' });
         if ((st.mode & 0o007) !== 0) {
-          problems.push(`signatures.${spec.name}: secret file ${spec.secretFile} is readable by everyone (mode ${(st.mode & 0o777).toString(8)}); chmod 0640 it (owner root, group armhook)`);
+          problems.push(
+            `signatures.${spec.name}: secret file ${spec.secretFile} is readable by everyone (mode ${(st.mode & 0o777).toString(8)}); chmod 0640 it (owner root, group armhook)`,
+          );
           continue;
         }
         const secret = (await fh.readFile()).toString('utf8').replace(/\r?\n$/, '');
@@ -155,7 +157,9 @@ export async function readSecrets(policy: AccessPolicy, file: string): Promise<A
       }
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      problems.push(`signatures.${spec.name}: cannot read secret file ${spec.secretFile} (${code === 'ENOENT' ? 'it does not exist' : code === 'EACCES' ? 'permission denied: make it readable by the user armhook runs as' : (code ?? (err as Error).message)})`);
+      problems.push(
+        `signatures.${spec.name}: cannot read secret file ${spec.secretFile} (${code === 'ENOENT' ? 'it does not exist' : code === 'EACCES' ? 'permission denied: make it readable by the user armhook runs as' : (code ?? (err as Error).message)})`,
+      );
     }
   }
   if (problems.length > 0) throw new AccessFileError(file, problems);

@@ -73,8 +73,12 @@ const SEGMENT = /^[A-Za-z0-9._-]+$/;
 export function compileGlob(glob: string): RegExp {
   const parts = glob.split('/').map((segment) => {
     if (segment === '**') return '.+';
-    if (segment === '' || !/^[A-Za-z0-9._*-]+$/.test(segment) || segment.includes('**')) throw new Error(`hook pattern ${JSON.stringify(glob)}: segment ${JSON.stringify(segment)} is not a name, * or **`);
-    return segment.split('*').map((text) => text.replace(/[.]/g, '\\.')).join('[^/]*');
+    if (segment === '' || !/^[A-Za-z0-9._*-]+$/.test(segment) || segment.includes('**'))
+      throw new Error(`hook pattern ${JSON.stringify(glob)}: segment ${JSON.stringify(segment)} is not a name, * or **`);
+    return segment
+      .split('*')
+      .map((text) => text.replace(/[.]/g, '\\.'))
+      .join('[^/]*');
   });
   return new RegExp(`^${parts.join('/')}$`);
 }
@@ -122,9 +126,12 @@ function parseRules(value: unknown, problems: string[]): CompiledRule[] {
       return [];
     }
     const rule = raw as Record<string, unknown>;
-    for (const key of Object.keys(rule)) if (!['callers', 'run', 'jobs'].includes(key)) problems.push(`${where}: unknown key "${key}" (known: callers, run, jobs)`);
+    for (const key of Object.keys(rule))
+      if (!['callers', 'run', 'jobs'].includes(key)) problems.push(`${where}: unknown key "${key}" (known: callers, run, jobs)`);
     const callers = stringList(rule.callers, `${where}.callers`, problems);
-    for (const name of callers) if (!validCallerName(name)) problems.push(`${where}.callers: ${JSON.stringify(name)} is not a caller name (a user, entra:<object id>, signature:<name> or *)`);
+    for (const name of callers)
+      if (!validCallerName(name))
+        problems.push(`${where}.callers: ${JSON.stringify(name)} is not a caller name (a user, entra:<object id>, signature:<name> or *)`);
     const run = rule.run === undefined ? [] : globs(rule.run, `${where}.run`, problems);
     const jobs = rule.jobs ?? 'none';
     if (jobs !== 'none' && jobs !== 'own' && jobs !== 'all') problems.push(`${where}.jobs must be "own", "all" or "none"`);
@@ -146,11 +153,21 @@ function parseSignatures(value: unknown, problems: string[]): SignatureSpec[] {
       return [];
     }
     const spec = raw as Record<string, unknown>;
-    for (const key of Object.keys(spec)) if (!['scheme', 'secretFile', 'hooks'].includes(key)) problems.push(`${where}: unknown key "${key}" (known: scheme, secretFile, hooks)`);
+    for (const key of Object.keys(spec))
+      if (!['scheme', 'secretFile', 'hooks'].includes(key)) problems.push(`${where}: unknown key "${key}" (known: scheme, secretFile, hooks)`);
     if (spec.scheme !== 'github' && spec.scheme !== 'hmac') problems.push(`${where}.scheme must be "github" or "hmac"`);
     if (typeof spec.secretFile !== 'string' || !spec.secretFile.startsWith('/')) problems.push(`${where}.secretFile must be an absolute path`);
     const patterns = globs(spec.hooks, `${where}.hooks`, problems);
-    return [{ name, scheme: spec.scheme as SignatureScheme, secretFile: String(spec.secretFile), hooks: (spec.hooks as string[] | undefined) ?? [], patterns, secret: Buffer.alloc(0) }];
+    return [
+      {
+        name,
+        scheme: spec.scheme as SignatureScheme,
+        secretFile: String(spec.secretFile),
+        hooks: (spec.hooks as string[] | undefined) ?? [],
+        patterns,
+        secret: Buffer.alloc(0),
+      },
+    ];
   });
 }
 
@@ -189,7 +206,8 @@ export function parseAccessFile(text: string, file: string): AccessPolicy {
   } catch (err) {
     throw new AccessFileError(file, [`not valid JSON (${(err as Error).message})`]);
   }
-  if (!json || typeof json !== 'object' || Array.isArray(json)) throw new AccessFileError(file, ['must be a JSON object with "rules" (and optionally "signatures")']);
+  if (!json || typeof json !== 'object' || Array.isArray(json))
+    throw new AccessFileError(file, ['must be a JSON object with "rules" (and optionally "signatures")']);
   const problems: string[] = [];
   const top = json as Record<string, unknown>;
   for (const key of Object.keys(top)) if (key !== 'rules' && key !== 'signatures') problems.push(`unknown key "${key}" (known: rules, signatures)`);

@@ -22,15 +22,7 @@ import { open as openFile, stat } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
 import type { Logger } from 'pino';
 import { AppError } from '../errors.ts';
-import {
-  dummyHashLike,
-  hashClass,
-  isSupportedHash,
-  parseHtpasswd,
-  unsupportedHashReason,
-  type HtpasswdEntry,
-  type ParseWarning,
-} from './htpasswd.ts';
+import { dummyHashLike, hashClass, isSupportedHash, parseHtpasswd, unsupportedHashReason, type HtpasswdEntry, type ParseWarning } from './htpasswd.ts';
 import { VerifierPool } from './verifier-pool.ts';
 
 export interface HtpasswdAuthenticatorOptions {
@@ -59,9 +51,15 @@ export class AuthBusyError extends AppError {
   /** @fastify/basic-auth keeps an error's own status (it would make it a 401 otherwise). */
   readonly statusCode = 503;
   constructor() {
-    super(503, 'auth_busy', 'too many password checks are in progress; retry in a second (credentials verified in the last minute are still accepted)', undefined, {
-      retryAfterSeconds: 1,
-    });
+    super(
+      503,
+      'auth_busy',
+      'too many password checks are in progress; retry in a second (credentials verified in the last minute are still accepted)',
+      undefined,
+      {
+        retryAfterSeconds: 1,
+      },
+    );
   }
 }
 
@@ -197,10 +195,7 @@ function isProblem(x: Snapshot | Problem): x is Problem {
 }
 
 function noUsersMessage(file: string, snap: Snapshot): string {
-  const base =
-    snap.entries.size === 0
-      ? `htpasswd file ${file} has no valid user`
-      : `htpasswd file ${file} has no user with a supported password hash`;
+  const base = snap.entries.size === 0 ? `htpasswd file ${file} has no valid user` : `htpasswd file ${file} has no user with a supported password hash`;
   return `${base}; add one with \`armhook passwd ${file} <user>\``;
 }
 
@@ -328,7 +323,9 @@ export class HtpasswdAuthenticator {
   }
 
   #cacheKey(user: string, password: string): string {
-    return createHmac('sha256', this.#hmacKey).update(JSON.stringify([user, password]), 'utf8').digest('base64');
+    return createHmac('sha256', this.#hmacKey)
+      .update(JSON.stringify([user, password]), 'utf8')
+      .digest('base64');
   }
 
   #cached(key: string): boolean {

@@ -48,7 +48,9 @@ function httpsGet(url: string, ca: string | undefined, signal: AbortSignal): Pro
         else chunks.push(chunk);
       });
       res.on('error', reject);
-      res.on('end', () => resolve(new Response(Buffer.concat(chunks), { status: res.statusCode ?? 502, headers: { 'content-type': String(res.headers['content-type'] ?? '') } })));
+      res.on('end', () =>
+        resolve(new Response(Buffer.concat(chunks), { status: res.statusCode ?? 502, headers: { 'content-type': String(res.headers['content-type'] ?? '') } })),
+      );
     });
     req.on('error', reject);
     req.end();
@@ -138,13 +140,19 @@ export class EntraVerifier {
   async #fetch(kind: 'discovery' | 'keys', url: string, signal: AbortSignal): Promise<Response> {
     const now = Date.now();
     const last = this.#lastFetch.get(kind);
-    if (last !== undefined && now - last < this.#intervalMs) throw new TokenError(`the tenant's ${kind === 'keys' ? 'signing keys were' : 'OpenID configuration was'} fetched less than ${Math.ceil(this.#intervalMs / 1000)} s ago`);
+    if (last !== undefined && now - last < this.#intervalMs)
+      throw new TokenError(
+        `the tenant's ${kind === 'keys' ? 'signing keys were' : 'OpenID configuration was'} fetched less than ${Math.ceil(this.#intervalMs / 1000)} s ago`,
+      );
     this.#lastFetch.set(kind, now);
     this.fetches++;
     try {
       return await httpsGet(url, this.#ca, signal);
     } catch (err) {
-      this.#log.error({ url, err: (err as Error).message }, `cannot fetch the Entra tenant's ${kind === 'keys' ? 'signing keys' : 'OpenID configuration'}; bearer tokens are refused until it answers (check ARMHOOK_ENTRA_AUTHORITY, DNS and outbound HTTPS)`);
+      this.#log.error(
+        { url, err: (err as Error).message },
+        `cannot fetch the Entra tenant's ${kind === 'keys' ? 'signing keys' : 'OpenID configuration'}; bearer tokens are refused until it answers (check ARMHOOK_ENTRA_AUTHORITY, DNS and outbound HTTPS)`,
+      );
       throw err;
     }
   }
@@ -169,7 +177,10 @@ export class EntraVerifier {
     } catch (err) {
       // Within the refetch interval after a failure the tenant is not asked again.
       if (err instanceof TokenError) throw new TokenError("the tenant's signing keys are not available right now; try again in a minute", true);
-      this.#log.error({ url: this.#discoveryUrl, err: (err as Error).message }, "the Entra tenant's OpenID configuration is not usable; bearer tokens are refused until it is");
+      this.#log.error(
+        { url: this.#discoveryUrl, err: (err as Error).message },
+        "the Entra tenant's OpenID configuration is not usable; bearer tokens are refused until it is",
+      );
       throw new TokenError("the tenant's signing keys are not available right now; try again in a minute", true);
     }
     this.#keys = createRemoteJWKSet(jwksUri, {

@@ -13,16 +13,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import aprMd5 from 'apache-md5';
 import bcrypt from 'bcryptjs';
 
-export type HashKind =
-  | 'bcrypt'
-  | 'apr1'
-  | 'md5-crypt'
-  | 'sha1'
-  | 'bcrypt-2x'
-  | 'sha256-crypt'
-  | 'sha512-crypt'
-  | 'des-crypt'
-  | 'unknown';
+export type HashKind = 'bcrypt' | 'apr1' | 'md5-crypt' | 'sha1' | 'bcrypt-2x' | 'sha256-crypt' | 'sha512-crypt' | 'des-crypt' | 'unknown';
 
 /** Hash kinds `verifyPassword` can check. */
 export const SUPPORTED_HASH_KINDS: readonly HashKind[] = ['bcrypt', 'apr1', 'md5-crypt', 'sha1'];

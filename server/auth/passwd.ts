@@ -45,9 +45,7 @@ function validatePassword(password: string): void {
   if (password.includes('\u0000')) throw new Error('the password must not contain NUL characters');
   const bytes = Buffer.byteLength(password, 'utf8');
   if (bytes > BCRYPT_MAX_PASSWORD_BYTES) {
-    throw new Error(
-      `the password is ${bytes} bytes long; bcrypt only uses the first ${BCRYPT_MAX_PASSWORD_BYTES}, choose a shorter one`,
-    );
+    throw new Error(`the password is ${bytes} bytes long; bcrypt only uses the first ${BCRYPT_MAX_PASSWORD_BYTES}, choose a shorter one`);
   }
 }
 
@@ -94,9 +92,11 @@ async function writeAtomically(file: string, text: string, existing: Stats | und
     });
   } catch (err) {
     if (!(err instanceof AtomicWriteError)) throw err;
-    if (err.step === 'owner') throw new Error(`cannot keep the owner (uid ${existing?.uid}, gid ${existing?.gid}) of ${file}; run as its owner or with sudo`, { cause: err });
+    if (err.step === 'owner')
+      throw new Error(`cannot keep the owner (uid ${existing?.uid}, gid ${existing?.gid}) of ${file}; run as its owner or with sudo`, { cause: err });
     if (err.code === 'ENOENT') throw new Error(`cannot create ${file}: directory ${dir} does not exist`, { cause: err });
-    if (err.code === 'EACCES' || err.code === 'EPERM') throw new Error(`cannot write ${file}: no permission to create files in ${dir}; run as its owner or with sudo`, { cause: err });
+    if (err.code === 'EACCES' || err.code === 'EPERM')
+      throw new Error(`cannot write ${file}: no permission to create files in ${dir}; run as its owner or with sudo`, { cause: err });
     throw err.cause;
   }
 }
@@ -130,12 +130,7 @@ function editLines(text: string, user: string, newLine: string | undefined): { t
  * Creates the file (mode 0600) when it does not exist. Throws a clear Error for an invalid user
  * name or password and for files or directories that cannot be read or written.
  */
-export async function setPassword(
-  file: string,
-  user: string,
-  password: string,
-  opts: SetPasswordOptions = {},
-): Promise<'added' | 'updated'> {
+export async function setPassword(file: string, user: string, password: string, opts: SetPasswordOptions = {}): Promise<'added' | 'updated'> {
   validateUserName(user);
   validatePassword(password);
   const hash = await hashPassword(password, opts.cost ?? DEFAULT_BCRYPT_COST);

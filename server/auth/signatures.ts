@@ -69,7 +69,8 @@ export function hmacSignatureProblem(secret: Buffer, request: SignedRequest, rep
   const t = fields.get('t') ?? '';
   const v1 = fields.get('v1') ?? '';
   if (!/^\d{1,12}$/.test(t) || v1 === '') return 'Armhook-Signature must be t=<unix seconds>,v1=<hex>';
-  if (Math.abs(nowSeconds - Number(t)) > HMAC_TOLERANCE_SECONDS) return `the signature's time is more than ${HMAC_TOLERANCE_SECONDS} s from the server's; sign again (and check the sender's clock)`;
+  if (Math.abs(nowSeconds - Number(t)) > HMAC_TOLERANCE_SECONDS)
+    return `the signature's time is more than ${HMAC_TOLERANCE_SECONDS} s from the server's; sign again (and check the sender's clock)`;
   const expected = createHmac('sha256', secret).update(`${t}.${request.method}.${request.url}.`).update(request.body).digest();
   if (!equalHex(expected, v1)) return 'the signature does not match the request';
   if (!replay.firstUse(v1, Number(t), nowSeconds)) return 'this signature was already used; sign each request anew';

@@ -69,11 +69,13 @@ export class VerifierPool {
     this.#closed = true;
     const closed = new Error('the password verifier pool is closed');
     for (const task of this.#waiting.splice(0)) this.#settle(() => task.reject(closed));
-    await Promise.all(this.#slots.splice(0).map((slot) => {
-      const task = slot.task;
-      if (task !== undefined) this.#settle(() => task.reject(closed));
-      return slot.worker.terminate();
-    }));
+    await Promise.all(
+      this.#slots.splice(0).map((slot) => {
+        const task = slot.task;
+        if (task !== undefined) this.#settle(() => task.reject(closed));
+        return slot.worker.terminate();
+      }),
+    );
   }
 
   #idleSlot(): Slot | undefined {

@@ -33,12 +33,18 @@ export async function checkAzure({ readiness, session, imdsEndpoint, armEndpoint
   await readiness.firstAttempt();
   const lines: CheckLine[] = [];
   const failures = (step: ReadinessStep, fallback: string): void => {
-    const texts = readiness.problems().filter((p) => p.step === step).map((p) => p.text);
+    const texts = readiness
+      .problems()
+      .filter((p) => p.step === step)
+      .map((p) => p.text);
     for (const text of texts.length > 0 ? texts : [fallback]) lines.push({ ok: false, text });
   };
   const m = readiness.metadata();
   if (m) {
-    lines.push({ ok: true, text: `instance metadata (${imdsEndpoint}): subscription ${m.subscriptionId}, resource group ${m.resourceGroup}, location ${m.location}, VM ${m.vmName}` });
+    lines.push({
+      ok: true,
+      text: `instance metadata (${imdsEndpoint}): subscription ${m.subscriptionId}, resource group ${m.resourceGroup}, location ${m.location}, VM ${m.vmName}`,
+    });
   } else {
     failures('metadata', 'instance metadata: not read');
   }
@@ -68,7 +74,10 @@ async function checkResourceManager(readiness: Readiness, session: AzureSession,
       seen += 1;
       break;
     }
-    return { ok: true, text: `Resource Manager (${armEndpoint}): reachable; subscription ${c.subscriptionId} readable (${seen ? 'listed a resource group' : 'no resource groups'})` };
+    return {
+      ok: true,
+      text: `Resource Manager (${armEndpoint}): reachable; subscription ${c.subscriptionId} readable (${seen ? 'listed a resource group' : 'no resource groups'})`,
+    };
   } catch (err) {
     const subscription = readiness.metadata()?.subscriptionId ?? '?';
     const mapped = toHandlerError(err, {

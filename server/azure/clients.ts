@@ -121,14 +121,15 @@ export async function readArmCaFile(file: string): Promise<string> {
   try {
     caCertificates(pem);
   } catch (err) {
-    throw new Error(`ARMHOOK_ARM_CA_FILE ${file}: ${(err as Error).message}; it must hold the PEM certificate(s) of the CA that signed Resource Manager's certificate`, { cause: err });
+    throw new Error(
+      `ARMHOOK_ARM_CA_FILE ${file}: ${(err as Error).message}; it must hold the PEM certificate(s) of the CA that signed Resource Manager's certificate`,
+      { cause: err },
+    );
   }
   return pem;
 }
 
-export async function buildArmClients(
-  settings: ClientSettings,
-): Promise<Pick<AzureClients, 'resources' | 'compute' | 'deployments'>> {
+export async function buildArmClients(settings: ClientSettings): Promise<Pick<AzureClients, 'resources' | 'compute' | 'deployments'>> {
   const [{ ResourceManagementClient }, { ComputeManagementClient }, { DeploymentsClient }] = await Promise.all([
     import('@azure/arm-resources'),
     import('@azure/arm-compute'),

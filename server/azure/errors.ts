@@ -147,14 +147,34 @@ function fromRestError(err: RestErrorShape & Error, action: ArmAction): AppError
     case 400:
       return new AppError(400, 'arm_bad_request', `Azure refused the request to ${action.what}: ${armCode ?? 'BadRequest'}: ${armMessage}`, details);
     case 429:
-      return new AppError(429, 'arm_throttled', `Azure Resource Manager kept throttling the request to ${action.what}${retried(action)}: ${armMessage}`, details);
+      return new AppError(
+        429,
+        'arm_throttled',
+        `Azure Resource Manager kept throttling the request to ${action.what}${retried(action)}: ${armMessage}`,
+        details,
+      );
     case 401:
-      return new AppError(502, 'arm_unauthorized', `Azure Resource Manager did not accept the managed identity's token (${armCode ?? '401'}: ${armMessage}); check that the ARM endpoint and the identity belong to the same cloud`, details);
+      return new AppError(
+        502,
+        'arm_unauthorized',
+        `Azure Resource Manager did not accept the managed identity's token (${armCode ?? '401'}: ${armMessage}); check that the ARM endpoint and the identity belong to the same cloud`,
+        details,
+      );
     default:
       if (status >= 500) {
-        return new AppError(502, 'arm_unavailable', `Azure Resource Manager answered ${status}${armCode ? ` (${armCode})` : ''} to the request to ${action.what}${retried(action)}: ${armMessage}`, details);
+        return new AppError(
+          502,
+          'arm_unavailable',
+          `Azure Resource Manager answered ${status}${armCode ? ` (${armCode})` : ''} to the request to ${action.what}${retried(action)}: ${armMessage}`,
+          details,
+        );
       }
-      return new AppError(502, 'arm_error', `Azure Resource Manager answered ${status}${armCode ? ` (${armCode})` : ''} to the request to ${action.what}: ${armMessage}`, details);
+      return new AppError(
+        502,
+        'arm_error',
+        `Azure Resource Manager answered ${status}${armCode ? ` (${armCode})` : ''} to the request to ${action.what}: ${armMessage}`,
+        details,
+      );
   }
 }
 

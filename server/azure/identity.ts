@@ -95,16 +95,17 @@ class SharedTokenCredential implements TokenCredential {
     const shared: GetTokenOptions = {};
     if (options?.claims) shared.claims = options.claims;
     if (options?.tenantId) shared.tenantId = options.tenantId;
-    const request = this.#inner.getToken(list, shared).then(
-      (token) => {
+    const request = this.#inner
+      .getToken(list, shared)
+      .then((token) => {
         if (!token) throw new Error('the identity library returned no token');
         this.#observer.onToken(identityFromToken(token, this.#type));
         return token;
-      },
-    ).catch((err: unknown) => {
-      this.#observer.onError(describeCredentialError(err));
-      throw err;
-    });
+      })
+      .catch((err: unknown) => {
+        this.#observer.onError(describeCredentialError(err));
+        throw err;
+      });
     const tracked = request.finally(() => this.#inflight.delete(key));
     this.#inflight.set(key, tracked);
     return tracked;
@@ -119,7 +120,11 @@ export function identityFromToken(token: AccessToken, fallbackType: IdentityInfo
   };
   const mirid = str('xms_mirid');
   const info: IdentityInfo = {
-    identityType: mirid ? (/\/providers\/Microsoft\.ManagedIdentity\/userAssignedIdentities\//i.test(mirid) ? 'user-assigned' : 'system-assigned') : fallbackType,
+    identityType: mirid
+      ? /\/providers\/Microsoft\.ManagedIdentity\/userAssignedIdentities\//i.test(mirid)
+        ? 'user-assigned'
+        : 'system-assigned'
+      : fallbackType,
   };
   const principalId = str('oid');
   const tenantId = str('tid');
@@ -151,7 +156,10 @@ export function decodeJwtPayload(token: string): Record<string, unknown> | undef
  */
 export function describeCredentialError(err: unknown): string {
   const raw = err instanceof Error ? err.message : String(err);
-  let message = raw.replace(/^ManagedIdentityCredential:\s*/, '').replace(/\s+/g, ' ').trim();
+  let message = raw
+    .replace(/^ManagedIdentityCredential:\s*/, '')
+    .replace(/\s+/g, ' ')
+    .trim();
   // MSAL: "Authentication failed. Message <code>: Error(s): … - Description: <text> - Correlation ID: …"
   const msal = /Message ([\w.-]+): Error\(s\):.*?Description: (.*?) - Correlation ID/.exec(message);
   if (msal) message = `the token endpoint refused: ${msal[1]}${msal[2] && msal[2] !== 'Not Available' ? ` (${msal[2]})` : ''}`;

@@ -40,10 +40,7 @@ export function metadataUrl(imdsEndpoint: string): string {
 }
 
 /** Reads /metadata/instance once. Throws MetadataError with an operator-readable message. */
-export async function readInstanceMetadata(
-  imdsEndpoint: string,
-  options: { timeoutMs?: number; signal?: AbortSignal } = {},
-): Promise<InstanceMetadata> {
+export async function readInstanceMetadata(imdsEndpoint: string, options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<InstanceMetadata> {
   const url = metadataUrl(imdsEndpoint);
   const base = imdsEndpoint.replace(/\/+$/, '');
   const timeoutMs = options.timeoutMs ?? METADATA_TIMEOUT_MS;
@@ -56,7 +53,9 @@ export async function readInstanceMetadata(
     const reachable = err instanceof ReadError;
     const reason = timeout.aborted ? `no answer within ${timeoutMs / 1000} s` : describeError(err);
     throw new MetadataError(
-      reachable ? `instance metadata at ${base}: reading the answer failed: ${reason}` : `instance metadata unreachable at ${base}: ${reason} — is this an Azure VM?`,
+      reachable
+        ? `instance metadata at ${base}: reading the answer failed: ${reason}`
+        : `instance metadata unreachable at ${base}: ${reason} — is this an Azure VM?`,
       reachable,
     );
   }
@@ -131,7 +130,9 @@ export async function requestImdsToken(
     response = await getText(`${base}/metadata/identity/oauth2/token?${query.toString()}`, signal);
   } catch (err) {
     const reason = timeout.aborted ? `no answer within ${timeoutMs / 1000} s` : describeError(err);
-    throw new Error(err instanceof ReadError ? `reading the token endpoint's answer failed: ${reason}` : `token endpoint unreachable at ${base}: ${reason}`, { cause: err });
+    throw new Error(err instanceof ReadError ? `reading the token endpoint's answer failed: ${reason}` : `token endpoint unreachable at ${base}: ${reason}`, {
+      cause: err,
+    });
   }
   let body: unknown;
   try {

@@ -10,11 +10,7 @@ import type { Logger } from 'pino';
 import type { IdentityInfo } from './identity.ts';
 import { MetadataError, readInstanceMetadata, type InstanceMetadata } from './metadata.ts';
 
-type Step<T> =
-  | { state: 'pending' }
-  | { state: 'running' }
-  | { state: 'ok'; value: T }
-  | { state: 'failed'; message: string; reachable?: boolean };
+type Step<T> = { state: 'pending' } | { state: 'running' } | { state: 'ok'; value: T } | { state: 'failed'; message: string; reachable?: boolean };
 
 export type ReadinessStep = 'metadata' | 'token' | 'service';
 

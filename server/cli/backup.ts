@@ -38,7 +38,10 @@ export async function backupJobs(config: Config, positionals: string[]): Promise
   const copy = new DatabaseSync(temporary, { readOnly: true });
   let jobs: number;
   try {
-    const check = copy.prepare('PRAGMA integrity_check').all().map((row) => String(row.integrity_check));
+    const check = copy
+      .prepare('PRAGMA integrity_check')
+      .all()
+      .map((row) => String(row.integrity_check));
     if (check.join() !== 'ok') {
       process.stderr.write(`armhook backup: the copy failed its integrity check (${check.slice(0, 3).join('; ')}); ${temporary} is kept for inspection\n`);
       return 1;
@@ -48,6 +51,8 @@ export async function backupJobs(config: Config, positionals: string[]): Promise
     copy.close();
   }
   await rename(temporary, destination);
-  process.stdout.write(`wrote ${destination}: ${jobs} jobs, integrity ok. To restore: stop armhook, copy it to ${source} (remove ${source}-wal), start armhook\n`);
+  process.stdout.write(
+    `wrote ${destination}: ${jobs} jobs, integrity ok. To restore: stop armhook, copy it to ${source} (remove ${source}-wal), start armhook\n`,
+  );
   return 0;
 }

@@ -52,7 +52,9 @@ export async function check(config: Config, parentLog: Logger): Promise<number> 
   } else if (config.entraTenant) {
     ok('auth: no htpasswd file (bearer tokens only)');
   } else if (!isLoopback(config.listen.host)) {
-    fail(`auth: listening on ${config.listen.host} needs ARMHOOK_HTPASSWD (add a user with \`armhook passwd <file> <user>\`) or ARMHOOK_ENTRA_TENANT and ARMHOOK_ENTRA_AUDIENCE`);
+    fail(
+      `auth: listening on ${config.listen.host} needs ARMHOOK_HTPASSWD (add a user with \`armhook passwd <file> <user>\`) or ARMHOOK_ENTRA_TENANT and ARMHOOK_ENTRA_AUDIENCE`,
+    );
   } else {
     ok('auth: none (loopback only)');
   }
@@ -64,7 +66,9 @@ export async function check(config: Config, parentLog: Logger): Promise<number> 
       const keys = await verifier.signingKeys();
       ok(`${what}; ${keys.count} signing key(s) from ${keys.jwksUri}`);
     } catch (err) {
-      fail(`${what}: cannot get the tenant's signing keys from ${config.entraAuthority} (${(err as Error).message}); check ARMHOOK_ENTRA_AUTHORITY, DNS and outbound HTTPS`);
+      fail(
+        `${what}: cannot get the tenant's signing keys from ${config.entraAuthority} (${(err as Error).message}); check ARMHOOK_ENTRA_AUTHORITY, DNS and outbound HTTPS`,
+      );
     }
   }
   if (config.access) {

@@ -23,17 +23,21 @@ ${settingsHelp()}
 `;
 
 const HELP: Record<string, string> = {
-  serve: 'armhook serve [settings]\n\nStarts the HTTPS server. Without ARMHOOK_TLS_CERT/KEY it generates a dev certificate under tls/.\nWithout ARMHOOK_HTPASSWD it only listens on loopback. SIGTERM drains running jobs first.\n',
-  run: 'armhook run <hook> [name=value ...] [settings]\n\nRuns a hook (e.g. vm/create) in this terminal with the same rules as the server:\ndeclared parameters are checked, the environment is built the same way, stdin is passed through.\nExits with the script\'s exit code.\n',
+  serve:
+    'armhook serve [settings]\n\nStarts the HTTPS server. Without ARMHOOK_TLS_CERT/KEY it generates a dev certificate under tls/.\nWithout ARMHOOK_HTPASSWD it only listens on loopback. SIGTERM drains running jobs first.\n',
+  run: "armhook run <hook> [name=value ...] [settings]\n\nRuns a hook (e.g. vm/create) in this terminal with the same rules as the server:\ndeclared parameters are checked, the environment is built the same way, stdin is passed through.\nExits with the script's exit code.\n",
   hooks: 'armhook hooks [--json] [settings]\n\nLists the hooks found under the scripts directory, with their parameters.\n',
-  passwd: 'armhook passwd <file> <user>\n\nAdds or updates <user> with a bcrypt hash. The password is read from the terminal (twice),\nor from stdin when it is not a terminal. The file is created mode 0600 if needed.\n',
+  passwd:
+    'armhook passwd <file> <user>\n\nAdds or updates <user> with a bcrypt hash. The password is read from the terminal (twice),\nor from stdin when it is not a terminal. The file is created mode 0600 if needed.\n',
   token:
     'armhook token [--resource URI] [--json] [settings]\n\nPrints an access token of the managed identity armhook uses (system- or user-assigned,\n' +
     'Azure Arc, workload identity), for Resource Manager or --resource (e.g. https://vault.azure.net,\n' +
     'https://storage.azure.com, https://database.windows.net). Scripts call it as "$ARMHOOK_BIN" token.\n' +
     '--json prints {accessToken, tokenType, resource, expiresOn, expires_on, identityType, principalId, tenantId, clientId}.\n',
-  backup: 'armhook backup <file> [settings]\n\nWrites a consistent copy of the job database (ARMHOOK_DATA_DIR/armhook.db) to <file>, also while\nthe server runs, and checks it. To restore: stop armhook, put the copy in place of armhook.db (remove\narmhook.db-wal), start armhook.\n',
-  check: 'armhook check [settings]\n\nValidates the configuration, the scripts (headers, reserved names), TLS files, the htpasswd\nfile and, when on Azure, the managed identity. Exits non-zero on any problem.\n',
+  backup:
+    'armhook backup <file> [settings]\n\nWrites a consistent copy of the job database (ARMHOOK_DATA_DIR/armhook.db) to <file>, also while\nthe server runs, and checks it. To restore: stop armhook, put the copy in place of armhook.db (remove\narmhook.db-wal), start armhook.\n',
+  check:
+    'armhook check [settings]\n\nValidates the configuration, the scripts (headers, reserved names), TLS files, the htpasswd\nfile and, when on Azure, the managed identity. Exits non-zero on any problem.\n',
 };
 
 async function main(argv: string[]): Promise<number> {
@@ -60,7 +64,11 @@ async function main(argv: string[]): Promise<number> {
     const { passwd } = await import('./passwd.ts');
     return passwd(positionals);
   }
-  const config: Config = loadConfig({ env: process.env, flags: flagsToSettings(values), configFile: (values as Record<string, unknown>).config as string | undefined });
+  const config: Config = loadConfig({
+    env: process.env,
+    flags: flagsToSettings(values),
+    configFile: (values as Record<string, unknown>).config as string | undefined,
+  });
   const log = await createLogger({ level: config.logLevel, pretty: process.stdout.isTTY === true });
   switch (command) {
     case 'serve': {

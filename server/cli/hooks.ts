@@ -17,7 +17,14 @@ export async function listHooks(config: Config, log: Logger, json: boolean): Pro
     }
     process.stdout.write(`POST /${entry.path}  ${entry.header.description}\n`);
     for (const p of entry.header.params ?? []) {
-      const flags = [p.required ? 'required' : 'optional', p.secret ? 'secret' : '', p.pattern ? `pattern=${p.pattern}` : '', p.default !== undefined && !p.secret ? `default=${p.default}` : ''].filter(Boolean).join(' ');
+      const flags = [
+        p.required ? 'required' : 'optional',
+        p.secret ? 'secret' : '',
+        p.pattern ? `pattern=${p.pattern}` : '',
+        p.default !== undefined && !p.secret ? `default=${p.default}` : '',
+      ]
+        .filter(Boolean)
+        .join(' ');
       process.stdout.write(`    ${p.name}  ${flags}  ${p.description}\n`);
     }
     if (entry.header.params === undefined) process.stdout.write('    (undeclared: any parameter name is accepted)\n');

@@ -6,7 +6,10 @@ import type { Logger } from '../log/index.ts';
 export async function serve(config: Config, log: Logger): Promise<number> {
   const armhook = await buildApp(config, { log });
   const url = await armhook.listen();
-  log.info({ url, scriptsDir: config.scriptsDir, dataDir: config.dataDir, auth: config.htpasswd ? 'htpasswd' : 'none (loopback only)' }, `armhook listening on ${url}`);
+  log.info(
+    { url, scriptsDir: config.scriptsDir, dataDir: config.dataDir, auth: config.htpasswd ? 'htpasswd' : 'none (loopback only)' },
+    `armhook listening on ${url}`,
+  );
   return new Promise((resolve) => {
     let stopping = false;
     const stop = (signal: NodeJS.Signals): void => {

@@ -20,7 +20,8 @@ export async function printToken(config: Config, options: TokenOptions, env: Nod
     process.stderr.write(`armhook token: --resource must be a resource URI such as https://vault.azure.net, got ${JSON.stringify(resource)}\n`);
     return 2;
   }
-  const imdsEndpoint = config.imdsEndpoint === DEFAULT_IMDS && env.AZURE_POD_IDENTITY_AUTHORITY_HOST ? env.AZURE_POD_IDENTITY_AUTHORITY_HOST : config.imdsEndpoint;
+  const imdsEndpoint =
+    config.imdsEndpoint === DEFAULT_IMDS && env.AZURE_POD_IDENTITY_AUTHORITY_HOST ? env.AZURE_POD_IDENTITY_AUTHORITY_HOST : config.imdsEndpoint;
   const clientId = config.managedIdentityClientId ?? (env.AZURE_CLIENT_ID || undefined);
   let token;
   try {

@@ -96,7 +96,8 @@ function coerce(setting: Setting, raw: unknown, origin: string): unknown {
     case 'size': {
       const match = /^\s*(\d+)\s*([KMGT]?)i?B?\s*$/i.exec(String(raw));
       const n = match ? Number(match[1]) * 1024 ** ['', 'K', 'M', 'G', 'T'].indexOf((match[2] ?? '').toUpperCase()) : NaN;
-      if (!Number.isSafeInteger(n) || n < 0) throw new ConfigError(`${name} must be a size in bytes, or with K, M, G or T (e.g. 2G), got ${JSON.stringify(raw)}`);
+      if (!Number.isSafeInteger(n) || n < 0)
+        throw new ConfigError(`${name} must be a size in bytes, or with K, M, G or T (e.g. 2G), got ${JSON.stringify(raw)}`);
       return n;
     }
     case 'listen': {
@@ -189,13 +190,19 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     throw new ConfigError('ARMHOOK_TLS_CERT and ARMHOOK_TLS_KEY go together: set both, or neither for a generated dev certificate');
   }
   if (config.requestTimeout < config.headersTimeout) {
-    throw new ConfigError(`ARMHOOK_REQUEST_TIMEOUT (${config.requestTimeout} s) must be at least ARMHOOK_HEADERS_TIMEOUT (${config.headersTimeout} s): the whole request can't arrive before its head`);
+    throw new ConfigError(
+      `ARMHOOK_REQUEST_TIMEOUT (${config.requestTimeout} s) must be at least ARMHOOK_HEADERS_TIMEOUT (${config.headersTimeout} s): the whole request can't arrive before its head`,
+    );
   }
   if ((config.entraTenant === undefined) !== (config.entraAudience === undefined)) {
-    throw new ConfigError('ARMHOOK_ENTRA_TENANT and ARMHOOK_ENTRA_AUDIENCE go together: the tenant whose tokens are accepted, and the audience they must be issued for');
+    throw new ConfigError(
+      'ARMHOOK_ENTRA_TENANT and ARMHOOK_ENTRA_AUDIENCE go together: the tenant whose tokens are accepted, and the audience they must be issued for',
+    );
   }
   if (config.entraTenant !== undefined && !isGuid(config.entraTenant)) {
-    throw new ConfigError(`ARMHOOK_ENTRA_TENANT must be a tenant id (a GUID, as \`az account show --query tenantId\` prints), got ${JSON.stringify(config.entraTenant)}`);
+    throw new ConfigError(
+      `ARMHOOK_ENTRA_TENANT must be a tenant id (a GUID, as \`az account show --query tenantId\` prints), got ${JSON.stringify(config.entraTenant)}`,
+    );
   }
   for (const proxy of listSetting(config.trustProxy)) {
     const [address = '', prefix] = proxy.split('/');
@@ -205,7 +212,8 @@ export function loadConfig(sources: ConfigSources = {}): Config {
       throw new ConfigError(`ARMHOOK_TRUST_PROXY: ${JSON.stringify(proxy)} is not an address, a CIDR (10.0.0.0/8) or loopback/linklocal/uniquelocal`);
     }
   }
-  if (!config.entraAuthority.startsWith('https://')) throw new ConfigError(`ARMHOOK_ENTRA_AUTHORITY must be an https URL, got ${JSON.stringify(config.entraAuthority)}`);
+  if (!config.entraAuthority.startsWith('https://'))
+    throw new ConfigError(`ARMHOOK_ENTRA_AUTHORITY must be an https URL, got ${JSON.stringify(config.entraAuthority)}`);
   if (config.acmeDomains !== undefined && config.tlsCert !== undefined) {
     throw new ConfigError('ARMHOOK_ACME_DOMAINS and ARMHOOK_TLS_CERT/KEY are two ways to get a certificate: set one of them');
   }
@@ -219,7 +227,10 @@ export function isGuid(value: string): boolean {
 
 /** The audiences of ARMHOOK_ENTRA_AUDIENCE, and the proxies of ARMHOOK_TRUST_PROXY: comma-separated lists. */
 export function listSetting(value: string | undefined): string[] {
-  return (value ?? '').split(',').map((item) => item.trim()).filter(Boolean);
+  return (value ?? '')
+    .split(',')
+    .map((item) => item.trim())
+    .filter(Boolean);
 }
 
 /** True when the address only accepts connections from this machine. */
@@ -248,7 +259,9 @@ export function flagsToSettings(parsed: Record<string, unknown>): Record<string,
 }
 
 export function settingsHelp(): string {
-  return SETTINGS.map((s) => `  ${s.flag.padEnd(30)} ${s.env.padEnd(36)} ${s.description}${s.default !== undefined ? ` (default ${s.default})` : ''}`).join('\n');
+  return SETTINGS.map((s) => `  ${s.flag.padEnd(30)} ${s.env.padEnd(36)} ${s.description}${s.default !== undefined ? ` (default ${s.default})` : ''}`).join(
+    '\n',
+  );
 }
 
 export { parseArgs };

@@ -16,7 +16,10 @@ export async function renderJob(main: HTMLElement, id: string): Promise<void> {
   try {
     record = await api<JobRecord>(`/jobs/${encodeURIComponent(id)}`);
   } catch (err) {
-    main.replaceChildren(h('h1', {}, 'Job ', h('code', {}, id)), message(err instanceof ApiError && err.status === 404 ? `No job ${id} (it may have been removed by retention).` : (err as Error).message));
+    main.replaceChildren(
+      h('h1', {}, 'Job ', h('code', {}, id)),
+      message(err instanceof ApiError && err.status === 404 ? `No job ${id} (it may have been removed by retention).` : (err as Error).message),
+    );
     return;
   }
   document.title = `${record.hook} ${record.id} · armhook`;
@@ -62,11 +65,23 @@ export async function renderJob(main: HTMLElement, id: string): Promise<void> {
   };
 
   main.replaceChildren(
-    h('div', { class: 'title' }, h('h1', {}, h('a', { attrs: { href: `/ui/run/${record.hook}` } }, record.hook), ' ', h('code', { class: 'job-id' }, record.id)), cancel),
+    h(
+      'div',
+      { class: 'title' },
+      h('h1', {}, h('a', { attrs: { href: `/ui/run/${record.hook}` } }, record.hook), ' ', h('code', { class: 'job-id' }, record.id)),
+      cancel,
+    ),
     summary,
     params,
     notice,
-    h('div', { class: 'output-bar' }, h('h2', {}, 'Output'), connection, followButton, h('a', { attrs: { href: `/jobs/${encodeURIComponent(id)}/log`, target: '_blank' } }, 'plain text')),
+    h(
+      'div',
+      { class: 'output-bar' },
+      h('h2', {}, 'Output'),
+      connection,
+      followButton,
+      h('a', { attrs: { href: `/jobs/${encodeURIComponent(id)}/log`, target: '_blank' } }, 'plain text'),
+    ),
     view.element,
   );
   show(record);
@@ -123,10 +138,13 @@ function tail(id: string, view: OutputView, on: TailHandlers): void {
   };
 
   const follow = async (): Promise<void> => {
-    for (let failures = 0; ; ) {
+    for (let failures = 0; ;) {
       const before = lastId;
       try {
-        const response = await fetch(`/jobs/${encodeURIComponent(id)}/events`, { headers: { Accept: 'text/event-stream', ...(lastId > 0 ? { 'Last-Event-ID': String(lastId) } : {}) }, cache: 'no-store' });
+        const response = await fetch(`/jobs/${encodeURIComponent(id)}/events`, {
+          headers: { Accept: 'text/event-stream', ...(lastId > 0 ? { 'Last-Event-ID': String(lastId) } : {}) },
+          cache: 'no-store',
+        });
         if (response.status === 204) {
           on.connection('');
           await on.ended();
@@ -178,6 +196,10 @@ function paramTable(params: Record<string, string>): Node[] {
   if (entries.length === 0) return [h('p', { class: 'muted' }, 'No parameters.')];
   return [
     h('h2', {}, 'Parameters'),
-    h('table', { class: 'params-table' }, h('tbody', {}, ...entries.map(([name, value]) => h('tr', {}, h('th', { attrs: { scope: 'row' } }, name), h('td', {}, h('code', {}, value)))))),
+    h(
+      'table',
+      { class: 'params-table' },
+      h('tbody', {}, ...entries.map(([name, value]) => h('tr', {}, h('th', { attrs: { scope: 'row' } }, name), h('td', {}, h('code', {}, value))))),
+    ),
   ];
 }

@@ -21,7 +21,17 @@ export async function renderList(main: HTMLElement, query: URLSearchParams): Pro
     { class: 'filters', attrs: { method: 'get', action: '/ui/', role: 'search' } },
     h('label', {}, 'Hook ', h('input', { attrs: { name: 'hook', value: filter.hook, list: 'hook-paths', placeholder: 'any', size: '18' } })),
     hookList,
-    h('label', {}, 'Status ', h('select', { attrs: { name: 'status' } }, h('option', { attrs: { value: '' } }, 'any'), ...JOB_STATUSES.map((s) => h('option', { attrs: { value: s, ...(s === filter.status ? { selected: '' } : {}) } }, s)))),
+    h(
+      'label',
+      {},
+      'Status ',
+      h(
+        'select',
+        { attrs: { name: 'status' } },
+        h('option', { attrs: { value: '' } }, 'any'),
+        ...JOB_STATUSES.map((s) => h('option', { attrs: { value: s, ...(s === filter.status ? { selected: '' } : {}) } }, s)),
+      ),
+    ),
     h('label', {}, 'Caller ', h('input', { attrs: { name: 'caller', value: filter.caller, placeholder: 'any', size: '12' } })),
     h('button', { attrs: { type: 'submit' } }, 'Filter'),
     filter.hook || filter.status || filter.caller ? h('a', { attrs: { href: '/ui/' } }, 'clear') : null,
@@ -39,7 +49,20 @@ export async function renderList(main: HTMLElement, query: URLSearchParams): Pro
     'section',
     { class: 'hooks' },
     h('h2', {}, 'Run a hook'),
-    catalog.length === 0 ? h('p', { class: 'muted' }, 'No hooks you may run.') : h('ul', {}, ...catalog.map((hook) => h('li', {}, h('a', { attrs: { href: `/ui/run${hook.path}` } }, hook.path), hook.description ? h('span', { class: 'muted' }, ` ${hook.description}`) : null))),
+    catalog.length === 0
+      ? h('p', { class: 'muted' }, 'No hooks you may run.')
+      : h(
+          'ul',
+          {},
+          ...catalog.map((hook) =>
+            h(
+              'li',
+              {},
+              h('a', { attrs: { href: `/ui/run${hook.path}` } }, hook.path),
+              hook.description ? h('span', { class: 'muted' }, ` ${hook.description}`) : null,
+            ),
+          ),
+        ),
   );
   main.replaceChildren(h('div', { class: 'list-layout' }, h('section', { class: 'jobs-panel' }, h('h1', {}, 'Jobs'), form, problem, table, pager), hookPanel));
 
@@ -50,7 +73,9 @@ export async function renderList(main: HTMLElement, query: URLSearchParams): Pro
   const refresh = async (): Promise<void> => {
     try {
       const page = await api<{ items: JobRecord[]; next: string | null }>(`/jobs?${params.toString()}`);
-      body.replaceChildren(...(page.items.length === 0 ? [h('tr', {}, h('td', { class: 'muted', attrs: { colspan: '6' } }, 'No jobs.'))] : page.items.map(row)));
+      body.replaceChildren(
+        ...(page.items.length === 0 ? [h('tr', {}, h('td', { class: 'muted', attrs: { colspan: '6' } }, 'No jobs.'))] : page.items.map(row)),
+      );
       const nextAfter = page.next ? new URL(page.next, location.origin).searchParams.get('after') : null;
       const older = new URLSearchParams(params);
       if (nextAfter) older.set('after', nextAfter);

@@ -9,7 +9,11 @@ import { h, message } from './dom.ts';
 export async function renderRun(main: HTMLElement, path: string): Promise<void> {
   const hook = (await hooks()).find((candidate) => candidate.path === `/${path}`);
   if (!hook) {
-    main.replaceChildren(h('h1', {}, 'Run ', h('code', {}, path)), message(`No hook /${path} that you may run.`), h('p', {}, h('a', { attrs: { href: '/ui/' } }, 'All jobs and hooks')));
+    main.replaceChildren(
+      h('h1', {}, 'Run ', h('code', {}, path)),
+      message(`No hook /${path} that you may run.`),
+      h('p', {}, h('a', { attrs: { href: '/ui/' } }, 'All jobs and hooks')),
+    );
     return;
   }
   document.title = `Run ${hook.path} · armhook`;
@@ -17,7 +21,14 @@ export async function renderRun(main: HTMLElement, path: string): Promise<void> 
   const submit = h('button', { class: 'primary', attrs: { type: 'submit' } }, 'Run');
   const fields = hook.params === null ? [freeForm()] : hook.params.map(field);
   const bodyField = hook.body === 'document' ? documentField() : undefined;
-  const form = h('form', { class: 'run', attrs: { method: 'post', action: `/ui/run${hook.path}`, autocomplete: 'off' } }, ...fields, bodyField?.field, problem, submit);
+  const form = h(
+    'form',
+    { class: 'run', attrs: { method: 'post', action: `/ui/run${hook.path}`, autocomplete: 'off' } },
+    ...fields,
+    bodyField?.field,
+    problem,
+    submit,
+  );
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     if (!form.reportValidity()) return;
@@ -42,7 +53,12 @@ export async function renderRun(main: HTMLElement, path: string): Promise<void> 
 function field(param: HookParam): HTMLElement {
   if (param.from?.startsWith('/')) {
     // The server reads it from a JSON body sent by a webhook sender, not from a form.
-    return h('div', { class: 'field' }, h('span', { class: 'label' }, param.name), h('small', { class: 'muted' }, `taken from the request body at ${param.from}; not set from this form`));
+    return h(
+      'div',
+      { class: 'field' },
+      h('span', { class: 'label' }, param.name),
+      h('small', { class: 'muted' }, `taken from the request body at ${param.from}; not set from this form`),
+    );
   }
   const input = h('input', {
     attrs: {
@@ -72,16 +88,27 @@ function field(param: HookParam): HTMLElement {
   return h(
     'div',
     { class: 'field' },
-    h('label', { attrs: { for: input.id } }, param.name, param.required ? h('span', { class: 'required', attrs: { title: 'required' } }, ' *') : null, param.secret ? h('span', { class: 'muted' }, ' (secret)') : null, param.from ? h('span', { class: 'muted' }, ` (sent as the ${param.from.slice('header:'.length)} header)`) : null),
+    h(
+      'label',
+      { attrs: { for: input.id } },
+      param.name,
+      param.required ? h('span', { class: 'required', attrs: { title: 'required' } }, ' *') : null,
+      param.secret ? h('span', { class: 'muted' }, ' (secret)') : null,
+      param.from ? h('span', { class: 'muted' }, ` (sent as the ${param.from.slice('header:'.length)} header)`) : null,
+    ),
     input,
-    param.description || param.pattern ? h('small', { class: 'muted' }, [param.description, param.pattern ? `pattern: ${param.pattern}` : ''].filter(Boolean).join(' — ')) : null,
+    param.description || param.pattern
+      ? h('small', { class: 'muted' }, [param.description, param.pattern ? `pattern: ${param.pattern}` : ''].filter(Boolean).join(' — '))
+      : null,
   );
 }
 
 /** The JSON document a handler such as azure/deployments/create takes as its body. */
 function documentField(): { field: HTMLElement; input: HTMLTextAreaElement } {
   // No name: it is the request body, not a parameter.
-  const input = h('textarea', { attrs: { id: 'request-body', rows: '10', required: '', spellcheck: 'false', placeholder: '{ "template": { … }, "parameters": { … } }' } });
+  const input = h('textarea', {
+    attrs: { id: 'request-body', rows: '10', required: '', spellcheck: 'false', placeholder: '{ "template": { … }, "parameters": { … } }' },
+  });
   input.addEventListener('input', () => {
     try {
       JSON.parse(input.value);
@@ -90,7 +117,16 @@ function documentField(): { field: HTMLElement; input: HTMLTextAreaElement } {
       input.setCustomValidity(`not JSON: ${(err as Error).message}`);
     }
   });
-  return { input, field: h('div', { class: 'field' }, h('label', { attrs: { for: input.id } }, 'Body (JSON)'), input, h('small', { class: 'muted' }, 'Sent as the request body; the fields above go in the query.')) };
+  return {
+    input,
+    field: h(
+      'div',
+      { class: 'field' },
+      h('label', { attrs: { for: input.id } }, 'Body (JSON)'),
+      input,
+      h('small', { class: 'muted' }, 'Sent as the request body; the fields above go in the query.'),
+    ),
+  };
 }
 
 /** An undeclared script takes any valid names: one name=value per line. */

@@ -36,7 +36,11 @@ export function parseHookPath(rawPath: string): string[] {
   const segments = rawPath.split('/');
   for (const segment of segments) {
     if (!SEGMENT.test(segment)) {
-      throw new AppError(404, 'unknown_hook', `no hook at ${quote(`/${rawPath}`)}: hook paths are plain names (letters, digits, "_", "-", "."; not starting with "."; no encoded characters)`);
+      throw new AppError(
+        404,
+        'unknown_hook',
+        `no hook at ${quote(`/${rawPath}`)}: hook paths are plain names (letters, digits, "_", "-", "."; not starting with "."; no encoded characters)`,
+      );
     }
   }
   return segments;
@@ -174,7 +178,12 @@ export class HookCatalog {
       return undefined;
     }
     // A symlink may point elsewhere inside the scripts dir, never outside it.
-    if (!real.startsWith(root + sep) || relative(root, real).split(sep).some((s) => s.startsWith('.'))) {
+    if (
+      !real.startsWith(root + sep) ||
+      relative(root, real)
+        .split(sep)
+        .some((s) => s.startsWith('.'))
+    ) {
       this.#log.warn({ hook: path }, 'hook refused: the script resolves outside the scripts directory (symlink escape); remove the link');
       return undefined;
     }

@@ -68,7 +68,8 @@ export function parseScriptHeader(text: string, file: string): ScriptHeader {
         break;
       case 'timeout': {
         // Node's timers hold at most 2^31-1 ms; a longer delay would fire at once.
-        if (!/^\d+$/.test(rest) || Number(rest) < 1 || Number(rest) > 2147483) throw invalid(where, `@timeout takes whole seconds from 1 to 2147483 (24 days), got "${rest}"`);
+        if (!/^\d+$/.test(rest) || Number(rest) < 1 || Number(rest) > 2147483)
+          throw invalid(where, `@timeout takes whole seconds from 1 to 2147483 (24 days), got "${rest}"`);
         header.timeout = Number(rest);
         break;
       }

@@ -52,27 +52,42 @@ function parseJson(text: string): unknown {
  * Hyphens in names fold to underscores. Throws AppError(400) on any name or value that can't
  * become an environment variable; nothing has run at that point.
  */
-export function collectParams(rawQuery: string, contentType: string | undefined, body: Buffer, options: { jsonFields?: ReadonlySet<string> | undefined } = {}): Map<string, string> {
+export function collectParams(
+  rawQuery: string,
+  contentType: string | undefined,
+  body: Buffer,
+  options: { jsonFields?: ReadonlySet<string> | undefined } = {},
+): Map<string, string> {
   const params = new Map<string, string>();
   let total = 0;
   const add = (rawName: string, value: string, source: ParamSource): void => {
     const name = rawName.replaceAll('-', '_');
     if (!NAME.test(name)) {
-      throw new AppError(400, 'bad_param_name', `parameter name ${quote(rawName)} (${source}) is not allowed: names must match ${NAME.source} (lower case letters, digits, _ or -)`);
+      throw new AppError(
+        400,
+        'bad_param_name',
+        `parameter name ${quote(rawName)} (${source}) is not allowed: names must match ${NAME.source} (lower case letters, digits, _ or -)`,
+      );
     }
     if (isDeniedName(name)) {
       throw new AppError(400, 'denied_param_name', `parameter ${quote(name)} is refused: proxy variables change where scripts' tools send traffic`);
     }
     if (params.has(name)) throw new AppError(400, 'duplicate_param', `parameter ${quote(name)} is given more than once; give it once`);
-    if (value.includes('\0')) throw new AppError(400, 'bad_param_value', `parameter ${quote(name)} contains a NUL byte, which cannot be passed in an environment variable`);
+    if (value.includes('\0'))
+      throw new AppError(400, 'bad_param_value', `parameter ${quote(name)} contains a NUL byte, which cannot be passed in an environment variable`);
     // A lone UTF-16 surrogate (possible in JSON: "\ud800") has no UTF-8 form, so it can't be an environment value either.
     if (!value.isWellFormed()) throw new AppError(400, 'bad_param_value', `parameter ${quote(name)} is not valid Unicode (a lone surrogate); send UTF-8 text`);
     const bytes = Buffer.byteLength(value);
     if (bytes > PARAM_LIMITS.valueBytes) {
-      throw new AppError(400, 'param_too_large', `parameter ${quote(name)} is ${bytes} bytes; the limit is ${PARAM_LIMITS.valueBytes}. Send large input in the request body (it is the script's stdin)`);
+      throw new AppError(
+        400,
+        'param_too_large',
+        `parameter ${quote(name)} is ${bytes} bytes; the limit is ${PARAM_LIMITS.valueBytes}. Send large input in the request body (it is the script's stdin)`,
+      );
     }
     total += Buffer.byteLength(name) + bytes;
-    if (total > PARAM_LIMITS.totalBytes) throw new AppError(400, 'params_too_large', `parameters total more than ${PARAM_LIMITS.totalBytes} bytes; send large input in the request body`);
+    if (total > PARAM_LIMITS.totalBytes)
+      throw new AppError(400, 'params_too_large', `parameters total more than ${PARAM_LIMITS.totalBytes} bytes; send large input in the request body`);
     params.set(name, value);
     if (params.size > PARAM_LIMITS.count) throw new AppError(400, 'too_many_params', `more than ${PARAM_LIMITS.count} parameters`);
   };
@@ -120,7 +135,11 @@ function atPointer(doc: unknown, pointer: string): unknown {
  * Adds the values of `from=` parameters: a scalar of the JSON body at a JSON Pointer, or a
  * request header. They are validated afterwards like any parameter (applyDeclarations).
  */
-export function addSourcedParams(params: Map<string, string>, declared: ParamSpec[] | undefined, input: { contentType: string | undefined; body: Buffer; headers: Record<string, string | string[] | undefined> }): void {
+export function addSourcedParams(
+  params: Map<string, string>,
+  declared: ParamSpec[] | undefined,
+  input: { contentType: string | undefined; body: Buffer; headers: Record<string, string | string[] | undefined> },
+): void {
   const sourced = (declared ?? []).filter((spec) => spec.from !== undefined);
   if (sourced.length === 0) return;
   let doc: unknown;
@@ -128,7 +147,12 @@ export function addSourcedParams(params: Map<string, string>, declared: ParamSpe
   for (const spec of sourced) {
     const from = spec.from;
     if (from === undefined) continue;
-    if (params.has(spec.name)) throw new AppError(400, 'sourced_param', `parameter "${spec.name}" comes from ${'header' in from ? `the ${from.header} header` : `the body (${from.pointer})`}; do not send it by name`);
+    if (params.has(spec.name))
+      throw new AppError(
+        400,
+        'sourced_param',
+        `parameter "${spec.name}" comes from ${'header' in from ? `the ${from.header} header` : `the body (${from.pointer})`}; do not send it by name`,
+      );
     let value: unknown;
     if ('header' in from) {
       const header = input.headers[from.header];
@@ -141,13 +165,18 @@ export function addSourcedParams(params: Map<string, string>, declared: ParamSpe
       }
       value = atPointer(doc, from.pointer);
       if (value instanceof JsonNumber) value = value.source;
-      else if (value !== undefined && value !== null && typeof value === 'object') throw new AppError(400, 'invalid_param', `parameter "${spec.name}" comes from ${from.pointer} in the body, which is not a string, number or boolean`);
+      else if (value !== undefined && value !== null && typeof value === 'object')
+        throw new AppError(400, 'invalid_param', `parameter "${spec.name}" comes from ${from.pointer} in the body, which is not a string, number or boolean`);
     }
     if (value === undefined || value === null) continue;
     // Objects were refused above: what is left is a string, a number's source text or a boolean.
     const text = typeof value === 'string' ? value : JSON.stringify(value);
     if (text.includes('\0') || !text.isWellFormed() || Buffer.byteLength(text) > PARAM_LIMITS.valueBytes) {
-      throw new AppError(400, 'invalid_param', `parameter "${spec.name}" (from ${'header' in from ? from.header : from.pointer}) is not usable as an environment value (NUL, invalid Unicode or over ${PARAM_LIMITS.valueBytes} bytes)`);
+      throw new AppError(
+        400,
+        'invalid_param',
+        `parameter "${spec.name}" (from ${'header' in from ? from.header : from.pointer}) is not usable as an environment value (NUL, invalid Unicode or over ${PARAM_LIMITS.valueBytes} bytes)`,
+      );
     }
     params.set(spec.name, text);
   }
@@ -170,7 +199,8 @@ export function applyDeclarations(params: Map<string, string>, declared: ParamSp
   for (const spec of declared) {
     const value = params.get(spec.name) ?? spec.default;
     if (value === undefined) {
-      if (spec.required) throw new AppError(400, 'missing_param', `hook "${hook}" needs parameter "${spec.name}"${spec.description ? ` (${spec.description})` : ''}`);
+      if (spec.required)
+        throw new AppError(400, 'missing_param', `hook "${hook}" needs parameter "${spec.name}"${spec.description ? ` (${spec.description})` : ''}`);
       continue;
     }
     if (spec.pattern !== undefined && !new RegExp(anchored(spec.pattern)).test(value)) {
@@ -185,7 +215,10 @@ export function applyDeclarations(params: Map<string, string>, declared: ParamSp
 /** Secret parameter values, for masking. */
 export function secretValues(params: Map<string, string>, declared: ParamSpec[] | undefined): string[] {
   if (!declared) return [];
-  return declared.filter((spec) => spec.secret).map((spec) => params.get(spec.name)).filter((v): v is string => typeof v === 'string' && v.length > 0);
+  return declared
+    .filter((spec) => spec.secret)
+    .map((spec) => params.get(spec.name))
+    .filter((v): v is string => typeof v === 'string' && v.length > 0);
 }
 
 /** The parameters as stored and shown: secrets replaced by ***. */

@@ -76,7 +76,11 @@ export async function runHook(options: HookRunOptions): Promise<HookOutcome> {
 
 function outcomeOf(path: string, result: ScriptRunResult): HookOutcome {
   if (result.startError !== undefined) {
-    return { ok: false, exitCode: null, error: { code: 'start_failed', message: `could not start ${path}: ${result.startError}. Check its #! line and that it is executable.` } };
+    return {
+      ok: false,
+      exitCode: null,
+      error: { code: 'start_failed', message: `could not start ${path}: ${result.startError}. Check its #! line and that it is executable.` },
+    };
   }
   if (result.exitCode === 0) return { ok: true, exitCode: 0 };
   if (result.signal !== null && result.exitCode === null) {

@@ -1,4 +1,3 @@
-
 import { ProcessGroup } from './process-group.ts';
 
 export type OutputStream = 'stdout' | 'stderr';
@@ -89,9 +88,10 @@ export async function runScript(options: ScriptRunOptions): Promise<ScriptRunRes
   try {
     const result = await subprocess;
     await group?.settle();
-    const startError = pid === undefined || (result.failed && result.exitCode === undefined && result.signal === undefined)
-      ? (result.originalMessage || result.shortMessage || 'the script could not be started')
-      : undefined;
+    const startError =
+      pid === undefined || (result.failed && result.exitCode === undefined && result.signal === undefined)
+        ? result.originalMessage || result.shortMessage || 'the script could not be started'
+        : undefined;
     return {
       exitCode: result.exitCode ?? null,
       signal: result.signal ?? null,

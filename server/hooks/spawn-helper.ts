@@ -133,7 +133,10 @@ export class SpawnHelper {
         this.#buffer = Buffer.alloc(0);
       }
       if (this.#closed && this.#runs.size === 0) return;
-      this.#log.error({ code, signal, running: this.#runs.size }, 'spawn helper exited; its running scripts are stopped and reported as failed, the next job starts a new helper');
+      this.#log.error(
+        { code, signal, running: this.#runs.size },
+        'spawn helper exited; its running scripts are stopped and reported as failed, the next job starts a new helper',
+      );
       for (const [id, run] of this.#runs) {
         run.group?.signal('SIGKILL');
         this.#finish(id, run, 'the spawn helper exited while the script ran');
@@ -191,9 +194,10 @@ export class SpawnHelper {
         if (run.closed) this.#finish(id, run);
         // Once nothing of the group is alive, output that is still open belongs to something
         // that left the group (setsid, a daemon): stop waiting for it, or the job never ends.
-        else void run.group?.settle().then(() => {
-          if (this.#runs.get(id) === run && !run.closed) this.#send('K', id);
-        });
+        else
+          void run.group?.settle().then(() => {
+            if (this.#runs.get(id) === run && !run.closed) this.#send('K', id);
+          });
         break;
       case 'C':
         run.closed = true;

@@ -56,7 +56,9 @@ function authenticators(app: FastifyInstance, options: AuthOptions): ((request: 
   const { authenticator, entra } = options;
   if (!authenticator && !entra) return undefined;
   const challenges = [...(authenticator ? [BASIC_CHALLENGE] : []), ...(entra ? [BEARER_CHALLENGE] : [])];
-  const accepted = [authenticator ? 'a user and password (curl --user NAME)' : '', entra ? 'an Entra ID bearer token (Authorization: Bearer …)' : ''].filter(Boolean).join(' or ');
+  const accepted = [authenticator ? 'a user and password (curl --user NAME)' : '', entra ? 'an Entra ID bearer token (Authorization: Bearer …)' : '']
+    .filter(Boolean)
+    .join(' or ');
 
   const basic = (request: FastifyRequest, reply: FastifyReply): Promise<string> =>
     new Promise((resolve, reject) => {
@@ -86,8 +88,12 @@ function authenticators(app: FastifyInstance, options: AuthOptions): ((request: 
     const scheme = schemeOf(request.headers.authorization);
     if (scheme === 'bearer') return bearer(request);
     if (scheme === 'basic' && authenticator) return basic(request, reply);
-    if (scheme === 'basic') throw new AuthFailure('basic', 'basic auth is not enabled here (no ARMHOOK_HTPASSWD); send an Entra ID bearer token', { counts: true, challenges });
-    throw new AuthFailure(scheme, scheme === 'none' ? `authentication required: send ${accepted}` : `unsupported authorization scheme; send ${accepted}`, { counts: scheme !== 'none', challenges });
+    if (scheme === 'basic')
+      throw new AuthFailure('basic', 'basic auth is not enabled here (no ARMHOOK_HTPASSWD); send an Entra ID bearer token', { counts: true, challenges });
+    throw new AuthFailure(scheme, scheme === 'none' ? `authentication required: send ${accepted}` : `unsupported authorization scheme; send ${accepted}`, {
+      counts: scheme !== 'none',
+      challenges,
+    });
   };
 }
 
@@ -98,7 +104,12 @@ function authenticators(app: FastifyInstance, options: AuthOptions): ((request: 
  */
 async function failureLimiter(app: FastifyInstance, options: AuthOptions): Promise<ReturnType<FastifyInstance['createRateLimit']>> {
   const { default: rateLimit } = await import('@fastify/rate-limit');
-  await app.register(rateLimit, { global: false, max: options.failureLimit ?? 10, timeWindow: options.failureWindowMs ?? 60_000, keyGenerator: (request) => request.ip });
+  await app.register(rateLimit, {
+    global: false,
+    max: options.failureLimit ?? 10,
+    timeWindow: options.failureWindowMs ?? 60_000,
+    keyGenerator: (request) => request.ip,
+  });
   return app.createRateLimit();
 }
 
@@ -119,7 +130,12 @@ export async function registerAuth(app: FastifyInstance, options: AuthOptions): 
   app.addHook('onRequest', async (request) => {
     if (!STATE_CHANGING.has(request.method) && request.routeOptions.config.startsJob !== true) return;
     const reason = crossSiteReason(request.headers);
-    if (reason) throw new AppError(403, 'cross_site', `cross-site request refused (${reason}): armhook only accepts requests from its own origin or from non-browser clients; nothing was run`);
+    if (reason)
+      throw new AppError(
+        403,
+        'cross_site',
+        `cross-site request refused (${reason}): armhook only accepts requests from its own origin or from non-browser clients; nothing was run`,
+      );
   });
 
   const authenticate = authenticators(app, options);
@@ -128,7 +144,10 @@ export async function registerAuth(app: FastifyInstance, options: AuthOptions): 
       authenticate: { realm: 'armhook' },
       validate: async (user, password, request) => {
         if (!(await options.authenticator?.authenticate(user, password))) {
-          throw new AuthFailure('basic', 'unknown user or wrong password', { counts: true, challenges: [BASIC_CHALLENGE, ...(options.entra ? [BEARER_CHALLENGE] : [])] });
+          throw new AuthFailure('basic', 'unknown user or wrong password', {
+            counts: true,
+            challenges: [BASIC_CHALLENGE, ...(options.entra ? [BEARER_CHALLENGE] : [])],
+          });
         }
         request.caller = user;
       },
@@ -140,7 +159,10 @@ export async function registerAuth(app: FastifyInstance, options: AuthOptions): 
 
   /** Logs the failure (audit), counts it against the address, and answers 401. */
   const refuse = async (request: FastifyRequest, reply: FastifyReply, failure: AuthFailure): Promise<never> => {
-    request.log.warn({ audit: 'auth-failed', source: request.ip, method: request.method, path: pathOf(request.url), scheme: failure.scheme, reason: failure.message }, 'authentication failed');
+    request.log.warn(
+      { audit: 'auth-failed', source: request.ip, method: request.method, path: pathOf(request.url), scheme: failure.scheme, reason: failure.message },
+      'authentication failed',
+    );
     if (failure.counts && failures) await failures(request);
     if (failure.challenges.length > 0) void reply.header('WWW-Authenticate', failure.challenges.length === 1 ? failure.challenges[0] : failure.challenges);
     throw new AppError(401, 'unauthorized', failure.message);
@@ -152,9 +174,14 @@ export async function registerAuth(app: FastifyInstance, options: AuthOptions): 
     if (failures) {
       const state = await failures(request, { increment: false });
       if (!state.isAllowed && state.remaining === 0) {
-        request.log.warn({ audit: 'auth-throttled', source: request.ip, method: request.method, path: pathOf(request.url) }, 'request refused: too many failed authentications from this address');
+        request.log.warn(
+          { audit: 'auth-throttled', source: request.ip, method: request.method, path: pathOf(request.url) },
+          'request refused: too many failed authentications from this address',
+        );
         const seconds = Math.max(1, state.ttlInSeconds);
-        throw new AppError(429, 'too_many_failures', `too many failed authentications from ${request.ip}; try again in ${seconds} s`, undefined, { retryAfterSeconds: seconds });
+        throw new AppError(429, 'too_many_failures', `too many failed authentications from ${request.ip}; try again in ${seconds} s`, undefined, {
+          retryAfterSeconds: seconds,
+        });
       }
     }
     const policy: AccessPolicy = access ? await access.current() : OPEN_POLICY;
@@ -188,7 +215,10 @@ export async function registerAuth(app: FastifyInstance, options: AuthOptions): 
       const header = request.headers[SIGNATURE_HEADERS[spec.scheme]];
       if (typeof header !== 'string') continue;
       const signedRequest = { method: request.method, url: request.url, body, header };
-      const why = spec.scheme === 'github' ? githubSignatureProblem(spec.secret, signedRequest) : hmacSignatureProblem(spec.secret, signedRequest, replay, Math.floor(Date.now() / 1000));
+      const why =
+        spec.scheme === 'github'
+          ? githubSignatureProblem(spec.secret, signedRequest)
+          : hmacSignatureProblem(spec.secret, signedRequest, replay, Math.floor(Date.now() / 1000));
       if (why === undefined) {
         request.caller = `signature:${spec.name}`;
         request.access = signed.policy.forCaller(request.caller);
@@ -209,10 +239,18 @@ export async function registerAuth(app: FastifyInstance, options: AuthOptions): 
  * X-GitHub-Delivery is the idempotency key (GitHub's redeliveries repeat it); a form-encoded delivery (`payload=<json>`) is its JSON from here on (params, stdin).
  */
 function githubDelivery(request: FastifyRequest, body: Buffer): void {
-  if (queryOf(request.url) !== '') throw new AppError(400, 'unsigned_query', 'query parameters are not covered by a GitHub signature; put the values in the payload (and declare them with from=)');
+  if (queryOf(request.url) !== '')
+    throw new AppError(
+      400,
+      'unsigned_query',
+      'query parameters are not covered by a GitHub signature; put the values in the payload (and declare them with from=)',
+    );
   const delivery = request.headers['x-github-delivery'];
   if (typeof delivery === 'string' && delivery !== '') request.deliveryId = delivery;
-  const type = String(request.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
+  const type = String(request.headers['content-type'] ?? '')
+    .split(';')[0]
+    ?.trim()
+    .toLowerCase();
   if (type !== 'application/x-www-form-urlencoded') return;
   const payload = new URLSearchParams(body.toString('utf8')).get('payload');
   if (payload === null) throw new AppError(400, 'bad_payload', 'a form-encoded GitHub delivery carries its JSON in the "payload" field');

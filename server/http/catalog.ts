@@ -18,6 +18,14 @@ export function registerCatalogRoutes(app: FastifyInstance, options: { catalog: 
   };
 
   app.get('/openapi.json', async (request) => openApi((await catalog(request)).hooks));
-  app.get('/', async () => ({ name: 'armhook', hooks: '/hooks', jobs: '/jobs', console: '/ui/', openapi: '/openapi.json', health: '/healthz', ready: '/readyz' }));
+  app.get('/', async () => ({
+    name: 'armhook',
+    hooks: '/hooks',
+    jobs: '/jobs',
+    console: '/ui/',
+    openapi: '/openapi.json',
+    health: '/healthz',
+    ready: '/readyz',
+  }));
   app.get('/hooks', catalog);
 }

@@ -24,7 +24,12 @@ const WARN_EVERY_MS = 60_000;
  * Options for https.createServer: the TLS handshake and the request head get `headersTimeout`,
  * and Node checks its connections' deadlines every half second instead of every 30 s.
  */
-export function connectionServerOptions(limits: ConnectionLimits): { handshakeTimeout: number; headersTimeout: number; requestTimeout: number; connectionsCheckingInterval: number } {
+export function connectionServerOptions(limits: ConnectionLimits): {
+  handshakeTimeout: number;
+  headersTimeout: number;
+  requestTimeout: number;
+  connectionsCheckingInterval: number;
+} {
   return {
     handshakeTimeout: limits.headersTimeout * 1000,
     headersTimeout: limits.headersTimeout * 1000,
@@ -42,7 +47,10 @@ export function limitConnections(server: Server, limits: ConnectionLimits, log: 
     const now = Date.now();
     if (now - lastWarning < WARN_EVERY_MS) return;
     lastWarning = now;
-    log.warn({ address, maxConnections: limits.maxConnections, maxConnectionsPerAddress: limits.maxConnectionsPerAddress }, `refusing connections: ${why}; if these clients are legitimate, raise ARMHOOK_MAX_CONNECTIONS / ARMHOOK_MAX_CONNECTIONS_PER_ADDRESS (logged at most once a minute)`);
+    log.warn(
+      { address, maxConnections: limits.maxConnections, maxConnectionsPerAddress: limits.maxConnectionsPerAddress },
+      `refusing connections: ${why}; if these clients are legitimate, raise ARMHOOK_MAX_CONNECTIONS / ARMHOOK_MAX_CONNECTIONS_PER_ADDRESS (logged at most once a minute)`,
+    );
   };
   server.on('drop', (data?: { remoteAddress?: string }) => refused(`${limits.maxConnections} connections are open`, data?.remoteAddress));
   // The TLS server's own 'connection' listener wraps every accepted socket in TLS (an OpenSSL

@@ -14,7 +14,8 @@ import { AppError } from '../errors.ts';
  * Nothing but the console's own files: no inline script or style attribute in markup, no other
  * host, not framed (clickjacking a cancel button), no <base> or plugin tricks.
  */
-export const CONSOLE_CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+export const CONSOLE_CSP =
+  "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -55,7 +56,8 @@ export function registerConsoleRoutes(app: FastifyInstance): void {
   const send = async (request: FastifyRequest, reply: FastifyReply, name: string): Promise<void> => {
     const asset = assets.get(name);
     if (!asset) {
-      if (name === 'index.html') throw new AppError(503, 'console_not_built', 'the web console is not built: run `npm run build` (npm ci does it) and restart armhook');
+      if (name === 'index.html')
+        throw new AppError(503, 'console_not_built', 'the web console is not built: run `npm run build` (npm ci does it) and restart armhook');
       throw new AppError(404, 'not_found', `no console file ${name}`);
     }
     void reply

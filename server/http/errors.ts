@@ -2,8 +2,6 @@ import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError, quote } from '../errors.ts';
 
-
-
 /** The path of a request URL, without its query string: the only part of a URL armhook logs. */
 export function pathOf(url: string | undefined): string {
   const raw = url ?? '/';
@@ -36,12 +34,19 @@ export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket): 
   }
   const [status, text, code, message] =
     err.code === 'HPE_HEADER_OVERFLOW'
-      ? [431, 'Request Header Fields Too Large', 'headers_too_large', 'the request line or headers are too large (16 KiB in all); send large parameters in the body']
+      ? [
+          431,
+          'Request Header Fields Too Large',
+          'headers_too_large',
+          'the request line or headers are too large (16 KiB in all); send large parameters in the body',
+        ]
       : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
         ? [408, 'Request Timeout', 'request_timeout', 'the request did not arrive in time']
         : [400, 'Bad Request', 'bad_request', 'the request is not valid HTTP'];
   const body = JSON.stringify({ error: code, message });
-  socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  socket.end(
+    `HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
 }
 
 /**
@@ -76,11 +81,16 @@ export function registerErrorHandlers(app: FastifyInstance, options: { bodyLimit
     }
     const status = err.statusCode ?? 500;
     if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || status === 413) {
-      void reply.code(413).send({ error: 'body_too_large', message: `the request body is larger than ${options.bodyLimit} bytes (ARMHOOK_BODY_LIMIT); nothing was run` });
+      void reply
+        .code(413)
+        .send({ error: 'body_too_large', message: `the request body is larger than ${options.bodyLimit} bytes (ARMHOOK_BODY_LIMIT); nothing was run` });
       return;
     }
     if (status === 401) {
-      void reply.code(401).send({ error: 'unauthorized', message: 'authentication required: send a user and password (curl --user NAME); ask the operator to add you with `armhook passwd`' });
+      void reply.code(401).send({
+        error: 'unauthorized',
+        message: 'authentication required: send a user and password (curl --user NAME); ask the operator to add you with `armhook passwd`',
+      });
       return;
     }
     if (err.validation) {

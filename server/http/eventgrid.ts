@@ -26,7 +26,8 @@ export function subscriptionValidation(request: FastifyRequest, body: Buffer): {
     return fields['eventType'] === VALIDATION_EVENT && typeof fields['data'] === 'object' && fields['data'] !== null;
   });
   const code = event?.data.validationCode;
-  if (typeof code !== 'string' || code === '') throw new AppError(400, 'bad_validation_event', `a SubscriptionValidation request carries a ${VALIDATION_EVENT} with data.validationCode`);
+  if (typeof code !== 'string' || code === '')
+    throw new AppError(400, 'bad_validation_event', `a SubscriptionValidation request carries a ${VALIDATION_EVENT} with data.validationCode`);
   request.log.info({ audit: 'eventgrid-validation', caller: request.caller, source: request.ip }, 'Event Grid subscription validated; no job started');
   return { validationResponse: code };
 }

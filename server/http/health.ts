@@ -9,7 +9,10 @@ export interface ReadinessSource {
 /** Paths answered without authentication. They reveal nothing but status and reasons. */
 export const PUBLIC_PATHS = new Set(['/healthz', '/readyz']);
 
-export function registerHealthRoutes(app: FastifyInstance, options: { scriptsDir: string; azure: ReadinessSource | undefined; accepting: () => boolean }): void {
+export function registerHealthRoutes(
+  app: FastifyInstance,
+  options: { scriptsDir: string; azure: ReadinessSource | undefined; accepting: () => boolean },
+): void {
   app.get('/healthz', async () => ({ status: 'ok' }));
 
   app.get('/readyz', async (_request, reply) => {

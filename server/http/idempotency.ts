@@ -16,11 +16,16 @@ export function idempotencyKey(request: FastifyRequest): string | undefined {
   const raw = request.headers['idempotency-key'];
   if (raw === undefined) return request.deliveryId;
   const key = Array.isArray(raw) ? raw.join(',') : raw;
-  if (!KEY.test(key)) throw new AppError(400, 'bad_idempotency_key', 'Idempotency-Key must be 1 to 255 printable ASCII characters (a UUID is a good choice); nothing was run');
+  if (!KEY.test(key))
+    throw new AppError(400, 'bad_idempotency_key', 'Idempotency-Key must be 1 to 255 printable ASCII characters (a UUID is a good choice); nothing was run');
   return key;
 }
 
 /** What a run asks for: the hook, its parameters (secrets included, only hashed) and its body. */
 export function fingerprint(spec: JobSpec, body: Buffer): string {
-  return createHash('sha256').update(JSON.stringify([spec.hook, spec.method, spec.params, spec.secrets])).update('\n').update(body).digest('base64url');
+  return createHash('sha256')
+    .update(JSON.stringify([spec.hook, spec.method, spec.params, spec.secrets]))
+    .update('\n')
+    .update(body)
+    .digest('base64url');
 }

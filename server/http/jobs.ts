@@ -28,7 +28,12 @@ export function registerJobRoutes(app: FastifyInstance, options: { jobs: JobMana
     if (after !== undefined && !isJobId(after)) throw new AppError(400, 'bad_cursor', 'after must be a job id (use the "next" link of the previous page)');
     const filter = { hook: hook?.replace(/^\//, ''), status: status as JobStatus | undefined, caller };
     const scope = request.access.jobs;
-    if (scope === 'none') throw new AppError(403, 'forbidden', `${request.caller} may not see jobs; ask the operator for "jobs": "own" or "all" in the access file (ARMHOOK_ACCESS)`);
+    if (scope === 'none')
+      throw new AppError(
+        403,
+        'forbidden',
+        `${request.caller} may not see jobs; ask the operator for "jobs": "own" or "all" in the access file (ARMHOOK_ACCESS)`,
+      );
     // Under "own" the list is the caller's own jobs: another caller's name finds nothing.
     if (scope === 'own' && caller !== undefined && caller !== request.caller) return { items: [], next: null };
     if (scope === 'own') filter.caller = request.caller;
@@ -55,7 +60,13 @@ export function registerJobRoutes(app: FastifyInstance, options: { jobs: JobMana
     if (!log) throw new AppError(404, 'unknown_job', 'that job has no log');
     reply.hijack();
     reply.raw.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'Armhook-Job-Id': request.params.id });
-    await streamJob(reply.raw, log, { format: 'text', afterId: 0, keepAliveMs: options.keepAliveMs, snapshot: true, filter: (e) => e.event === 'stdout' || e.event === 'stderr' || e.event === 'done' });
+    await streamJob(reply.raw, log, {
+      format: 'text',
+      afterId: 0,
+      keepAliveMs: options.keepAliveMs,
+      snapshot: true,
+      filter: (e) => e.event === 'stdout' || e.event === 'stderr' || e.event === 'done',
+    });
   });
 
   // Replay from the start (or after Last-Event-ID), then follow until the job ends.

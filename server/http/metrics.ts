@@ -44,7 +44,8 @@ export function registerMetricsRoute(app: FastifyInstance, options: MetricsRoute
   let registry: Promise<Registry> | undefined;
   app.get('/metrics', async (request, reply) => {
     // Metrics count every caller's jobs: only callers who may see all jobs read them.
-    if (request.access.jobs !== 'all') throw new AppError(403, 'forbidden', `${request.caller} may not read metrics; they need "jobs": "all" in the access file (ARMHOOK_ACCESS)`);
+    if (request.access.jobs !== 'all')
+      throw new AppError(403, 'forbidden', `${request.caller} may not read metrics; they need "jobs": "all" in the access file (ARMHOOK_ACCESS)`);
     registry ??= buildRegistry(options, eventLoop);
     const register = await registry;
     return reply.type(register.contentType).send(await register.metrics());

@@ -115,12 +115,20 @@ const SCHEMAS: Record<string, Json> = {
   },
 };
 
-const SSE = { 'text/event-stream': { schema: { type: 'string', description: 'events `job`, `queued`, stdout as the default event, `stderr`, `progress`, and a final `done` carrying the job record' } } };
+const SSE = {
+  'text/event-stream': {
+    schema: {
+      type: 'string',
+      description: 'events `job`, `queued`, stdout as the default event, `stderr`, `progress`, and a final `done` carrying the job record',
+    },
+  },
+};
 const TEXT = { 'text/plain': { schema: { type: 'string' } } };
 
 const RUN_RESPONSES: Json = {
   '200': {
-    description: 'Streamed while the job runs (SSE by default, plain text with Accept: text/plain), or with Accept: application/json the finished job record and its output',
+    description:
+      'Streamed while the job runs (SSE by default, plain text with Accept: text/plain), or with Accept: application/json the finished job record and its output',
     headers: { 'Armhook-Job-Id': { schema: { type: 'string' }, description: 'the job id, sent before any output' } },
     content: { ...SSE, ...TEXT, ...json(ref('JobWithOutput')) },
   },
@@ -152,7 +160,8 @@ const IDEMPOTENCY_KEY = {
   name: 'Idempotency-Key',
   in: 'header',
   required: false,
-  description: 'a repeat with the same key (same caller, within 24 h) gets the job the first request started; the same key with other parameters or body is 422',
+  description:
+    'a repeat with the same key (same caller, within 24 h) gets the job the first request started; the same key with other parameters or body is 422',
   schema: { type: 'string', minLength: 1, maxLength: 255 },
 };
 
@@ -179,27 +188,36 @@ function requestBody(hook: HookDescription): Json {
   return {
     required: false,
     description: `${stdin}form fields or a JSON object's scalar fields are parameters too`,
-    content: { 'application/json': { schema: {} }, 'application/x-www-form-urlencoded': { schema: { type: 'object' } }, ...(hook.kind === 'script' ? { 'application/octet-stream': { schema: { type: 'string', contentMediaType: 'application/octet-stream' } } } : {}) },
+    content: {
+      'application/json': { schema: {} },
+      'application/x-www-form-urlencoded': { schema: { type: 'object' } },
+      ...(hook.kind === 'script' ? { 'application/octet-stream': { schema: { type: 'string', contentMediaType: 'application/octet-stream' } } } : {}),
+    },
   };
 }
 
 function hookOperation(hook: HookDescription, operationId: string): Json {
   // A parameter taken from the body by JSON Pointer is described with the body, not as a query parameter.
-  const parameters = (hook.params ?? []).filter((p) => p.from === undefined || p.from.startsWith('header:')).map((p) => ({
-    name: p.from?.startsWith('header:') ? p.from.slice('header:'.length) : p.name,
-    in: p.from?.startsWith('header:') ? 'header' : 'query',
-    required: p.required,
-    description: p.from?.startsWith('header:') ? `${p.description} (the script's ${p.name})`.trim() : p.description,
-    schema: {
-      type: 'string',
-      // Script patterns must match the whole value; handler patterns carry their own anchors.
-      ...(p.pattern ? { pattern: `^(?:${p.pattern})$` } : {}),
-      ...(p.default !== undefined ? { default: p.default } : {}),
-      ...(p.secret ? { format: 'password', writeOnly: true } : {}),
-    },
-  }));
+  const parameters = (hook.params ?? [])
+    .filter((p) => p.from === undefined || p.from.startsWith('header:'))
+    .map((p) => ({
+      name: p.from?.startsWith('header:') ? p.from.slice('header:'.length) : p.name,
+      in: p.from?.startsWith('header:') ? 'header' : 'query',
+      required: p.required,
+      description: p.from?.startsWith('header:') ? `${p.description} (the script's ${p.name})`.trim() : p.description,
+      schema: {
+        type: 'string',
+        // Script patterns must match the whole value; handler patterns carry their own anchors.
+        ...(p.pattern ? { pattern: `^(?:${p.pattern})$` } : {}),
+        ...(p.default !== undefined ? { default: p.default } : {}),
+        ...(p.secret ? { format: 'password', writeOnly: true } : {}),
+      },
+    }));
   const undeclared = hook.params === null ? ' Undeclared: any parameter name matching ^[a-z][a-z0-9_]*$ is accepted (query, form or JSON body).' : '';
-  const fromBody = (hook.params ?? []).filter((p) => p.from?.startsWith('/')).map((p) => ` ${p.name} is the body's ${p.from}.`).join('');
+  const fromBody = (hook.params ?? [])
+    .filter((p) => p.from?.startsWith('/'))
+    .map((p) => ` ${p.name} is the body's ${p.from}.`)
+    .join('');
   const where = hook.body === 'document' ? 'Parameters go in the query; the body is the document.' : 'Parameters may also come in a form or JSON body.';
   return {
     operationId,
@@ -221,24 +239,44 @@ function jobPaths(): Record<string, Json> {
     { name: 'after', in: 'query', required: false, description: 'a job id: the page after it (use `next`)', schema: { type: 'string' } },
   ];
   return {
-    '/hooks': { get: { operationId: 'listHooks', summary: 'The hooks and handlers this caller may run, with their parameters', tags: ['jobs'], responses: { '200': { description: 'the catalog', content: json(ref('Catalog')) }, '401': errorResponse('authentication required') } } },
+    '/hooks': {
+      get: {
+        operationId: 'listHooks',
+        summary: 'The hooks and handlers this caller may run, with their parameters',
+        tags: ['jobs'],
+        responses: { '200': { description: 'the catalog', content: json(ref('Catalog')) }, '401': errorResponse('authentication required') },
+      },
+    },
     '/jobs': {
       get: {
         operationId: 'listJobs',
         summary: 'Jobs, newest first',
         tags: ['jobs'],
         parameters: listFilters,
-        responses: { '200': { description: 'one page', content: json(ref('JobPage')) }, '400': errorResponse('an unknown filter or a bad value'), '401': errorResponse('authentication required') },
+        responses: {
+          '200': { description: 'one page', content: json(ref('JobPage')) },
+          '400': errorResponse('an unknown filter or a bad value'),
+          '401': errorResponse('authentication required'),
+        },
       },
     },
     '/jobs/{id}': {
       parameters: [JOB_ID],
-      get: { operationId: 'getJob', summary: 'A job record', tags: ['jobs'], responses: { '200': { description: 'the record', content: json(ref('JobRecord')) }, '404': UNKNOWN_JOB } },
+      get: {
+        operationId: 'getJob',
+        summary: 'A job record',
+        tags: ['jobs'],
+        responses: { '200': { description: 'the record', content: json(ref('JobRecord')) }, '404': UNKNOWN_JOB },
+      },
       delete: {
         operationId: 'cancelJob',
         summary: 'Cancel a queued or running job; answers when it has ended',
         tags: ['jobs'],
-        responses: { '200': { description: 'the cancelled record', content: json(ref('JobRecord')) }, '404': UNKNOWN_JOB, '409': errorResponse('the job already ended') },
+        responses: {
+          '200': { description: 'the cancelled record', content: json(ref('JobRecord')) },
+          '404': UNKNOWN_JOB,
+          '409': errorResponse('the job already ended'),
+        },
       },
     },
     '/jobs/{id}/events': {
@@ -248,8 +286,20 @@ function jobPaths(): Record<string, Json> {
         summary: 'Replay the job as server-sent events, then follow it to its end',
         tags: ['jobs'],
         parameters: [
-          { name: 'Last-Event-ID', in: 'header', required: false, description: 'resume after this event id', schema: { type: 'string', pattern: '^\\d{1,15}$' } },
-          { name: 'lastEventId', in: 'query', required: false, description: 'the same, for clients that cannot set headers', schema: { type: 'string', pattern: '^\\d{1,15}$' } },
+          {
+            name: 'Last-Event-ID',
+            in: 'header',
+            required: false,
+            description: 'resume after this event id',
+            schema: { type: 'string', pattern: '^\\d{1,15}$' },
+          },
+          {
+            name: 'lastEventId',
+            in: 'query',
+            required: false,
+            description: 'the same, for clients that cannot set headers',
+            schema: { type: 'string', pattern: '^\\d{1,15}$' },
+          },
         ],
         responses: {
           '200': { description: 'the events after Last-Event-ID, live until `done`', content: SSE },
@@ -261,7 +311,12 @@ function jobPaths(): Record<string, Json> {
     },
     '/jobs/{id}/log': {
       parameters: [JOB_ID],
-      get: { operationId: 'jobLog', summary: 'The output so far as plain text', tags: ['jobs'], responses: { '200': { description: 'stdout and stderr lines, then a status line once the job ended', content: TEXT }, '404': UNKNOWN_JOB } },
+      get: {
+        operationId: 'jobLog',
+        summary: 'The output so far as plain text',
+        tags: ['jobs'],
+        responses: { '200': { description: 'stdout and stderr lines, then a status line once the job ended', content: TEXT }, '404': UNKNOWN_JOB },
+      },
     },
   };
 }

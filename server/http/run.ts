@@ -1,5 +1,16 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { addSourcedParams, applyDeclarations, collectParams, jsonFieldNames, maskedParams, secretValues, type HookCatalog, type ScriptHook, type ScriptRunOptions, type ScriptRunResult } from '../hooks/index.ts';
+import {
+  addSourcedParams,
+  applyDeclarations,
+  collectParams,
+  jsonFieldNames,
+  maskedParams,
+  secretValues,
+  type HookCatalog,
+  type ScriptHook,
+  type ScriptRunOptions,
+  type ScriptRunResult,
+} from '../hooks/index.ts';
 import type { JobLog, JobManager, JobRecord, JobSpec, LiveJob } from '../jobs/index.ts';
 import { requireRun } from './access.ts';
 import { describeScript } from './describe.ts';
@@ -83,7 +94,11 @@ export async function respondWithJob(
 ): Promise<void> {
   const id = job.record.id;
   const request = reply.request;
-  if (how.repeat) request.log.info({ audit: 'job-repeat', caller: request.caller, source: request.ip, hook: job.record.hook, jobId: id }, 'repeated request answered with the job its idempotency key started');
+  if (how.repeat)
+    request.log.info(
+      { audit: 'job-repeat', caller: request.caller, source: request.ip, hook: job.record.hook, jobId: id },
+      'repeated request answered with the job its idempotency key started',
+    );
   else request.log.info({ audit: 'job-start', caller: job.record.caller, source: request.ip, hook: job.record.hook, jobId: id }, 'job accepted');
   // The job's record was written (synchronously) when it was accepted: a crash from here on
   // can't lose it.
@@ -101,7 +116,12 @@ export async function respondWithJob(
     // response.) Callers that need the id at once use SSE or Prefer: respond-async.
     const record = await job.done;
     const output = await collectOutput(job.log, options.outputLimit);
-    await reply.code(httpStatusFor(record)).send({ jobId: id, ...record, ...output, ...(output.outputTruncated ? { outputNote: `output cut at ${options.outputLimit} bytes; GET /jobs/${id}/log has all of it` } : {}) });
+    await reply.code(httpStatusFor(record)).send({
+      jobId: id,
+      ...record,
+      ...output,
+      ...(output.outputTruncated ? { outputNote: `output cut at ${options.outputLimit} bytes; GET /jobs/${id}/log has all of it` } : {}),
+    });
     return;
   }
   const format = mode === 'sse' ? 'sse' : 'text';
@@ -113,7 +133,14 @@ export async function respondWithJob(
  * caller and key: a repeat is answered with the job the key started (202 repeats its Location,
  * SSE replays and follows it, JSON waits for it).
  */
-export async function submitRun(jobs: JobManager, spec: JobSpec, body: Buffer, mode: RunMode, reply: FastifyReply, options: { keepAliveMs: number; outputLimit: number }): Promise<void> {
+export async function submitRun(
+  jobs: JobManager,
+  spec: JobSpec,
+  body: Buffer,
+  mode: RunMode,
+  reply: FastifyReply,
+  options: { keepAliveMs: number; outputLimit: number },
+): Promise<void> {
   const key = idempotencyKey(reply.request);
   if (key === undefined) {
     await respondWithJob(await jobs.submit(spec), mode, reply, options);
@@ -122,12 +149,17 @@ export async function submitRun(jobs: JobManager, spec: JobSpec, body: Buffer, m
   const print = fingerprint(spec, body);
   const submission = await jobs.submitOnce({ ...spec, idempotency: { caller: spec.caller, key, fingerprint: print } });
   if (submission.fingerprint !== print) {
-    throw new AppError(422, 'idempotency_key_reused', `this Idempotency-Key already started job ${submission.id} with other parameters or another body; use a new key for a new request`);
+    throw new AppError(
+      422,
+      'idempotency_key_reused',
+      `this Idempotency-Key already started job ${submission.id} with other parameters or another body; use a new key for a new request`,
+    );
   }
   const live = jobs.live(submission.id);
   const record = live?.record ?? (await jobs.get(submission.id));
   const log = live?.log ?? (await jobs.openLog(submission.id));
-  if (!record || !log) throw new AppError(409, 'idempotent_job_gone', `the job this Idempotency-Key started (${submission.id}) is no longer kept; use a new key`);
+  if (!record || !log)
+    throw new AppError(409, 'idempotent_job_gone', `the job this Idempotency-Key started (${submission.id}) is no longer kept; use a new key`);
   await respondWithJob({ record, log, done: live?.done ?? Promise.resolve(record) }, mode, reply, options, { repeat: submission.repeat });
 }
 
@@ -139,14 +171,19 @@ export function timeoutSeconds(request: FastifyRequest, hookMax: number): number
   const raw = request.headers['x-hook-timeout'];
   if (raw === undefined) return hookMax;
   const value = String(raw).trim();
-  if (!/^\d+$/.test(value) || Number(value) < 1) throw new AppError(400, 'bad_timeout', `X-Hook-Timeout must be whole seconds ≥ 1 (this hook allows at most ${hookMax})`);
+  if (!/^\d+$/.test(value) || Number(value) < 1)
+    throw new AppError(400, 'bad_timeout', `X-Hook-Timeout must be whole seconds ≥ 1 (this hook allows at most ${hookMax})`);
   return Math.min(Number(value), hookMax);
 }
 
 /** A reconnecting EventSource repeats its last request with Last-Event-ID: never start a job for it. */
 export function refuseResume(request: FastifyRequest): void {
   if (request.headers['last-event-id'] !== undefined) {
-    throw new AppError(409, 'resume_not_run', 'this request carries Last-Event-ID (a reconnecting event stream), so it does not start a job; resume the stream with GET /jobs/<id>/events (the id is in the Armhook-Job-Id header and the first event)');
+    throw new AppError(
+      409,
+      'resume_not_run',
+      'this request carries Last-Event-ID (a reconnecting event stream), so it does not start a job; resume the stream with GET /jobs/<id>/events (the id is in the Armhook-Job-Id header and the first event)',
+    );
   }
 }
 

@@ -46,7 +46,13 @@ export class JobLog {
   }
 
   /** A new job's log: stores the record with its first events; resolves once committed. */
-  static async create(store: JobStore, record: JobRecord, items: ReadonlyArray<{ event: JobEventType; data: string }>, hooks: JobLogHooks = {}, idempotency?: IdempotencyClaim): Promise<JobLog> {
+  static async create(
+    store: JobStore,
+    record: JobRecord,
+    items: ReadonlyArray<{ event: JobEventType; data: string }>,
+    hooks: JobLogHooks = {},
+    idempotency?: IdempotencyClaim,
+  ): Promise<JobLog> {
     const log = new JobLog(store, record.id, 0, false, hooks);
     const events = log.#number(items);
     await store.create(record, events, idempotency);
@@ -141,7 +147,8 @@ export class JobLog {
     }
     this.#lastId = events.at(-1)?.id ?? this.#lastId;
     let drop = 0;
-    while (drop < this.#tail.length - 1 && (this.#tail.length - drop > TAIL_EVENTS || this.#tailChars > TAIL_CHARS)) this.#tailChars -= (this.#tail[drop++] as JobEvent).data.length;
+    while (drop < this.#tail.length - 1 && (this.#tail.length - drop > TAIL_EVENTS || this.#tailChars > TAIL_CHARS))
+      this.#tailChars -= (this.#tail[drop++] as JobEvent).data.length;
     if (drop > 0) this.#tail.splice(0, drop);
     this.#wake();
   }

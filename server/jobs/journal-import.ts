@@ -38,7 +38,10 @@ export async function importJournal(dataDir: string, store: SqliteJobStore, log:
   }
   const aside = `${dir}.imported-${new Date().toISOString().replace(/[:.]/g, '-')}`;
   await rename(dir, aside);
-  log.info({ jobs: imported, from: aside, to: store.file }, 'imported the jobs of the old journal format into the job database; the old files were moved aside (delete them once the import looks right)');
+  log.info(
+    { jobs: imported, from: aside, to: store.file },
+    'imported the jobs of the old journal format into the job database; the old files were moved aside (delete them once the import looks right)',
+  );
   return imported;
 }
 
@@ -47,7 +50,7 @@ async function jobTexts(dir: string, names: string[]): Promise<Map<string, strin
   const frames = new Map<string, Buffer[]>();
   for (const name of names.filter((n) => SEGMENT.test(n))) {
     const content = await readFile(join(dir, name));
-    for (let at = 0; at < content.length; ) {
+    for (let at = 0; at < content.length;) {
       const newline = content.indexOf(10, at);
       if (newline === -1) break;
       let header: { job?: unknown; bytes?: unknown; deleted?: unknown };

@@ -185,7 +185,11 @@ export class JobManager {
    * jobs being read are never deleted. Returns how many were removed.
    */
   async prune(now = Date.now()): Promise<number> {
-    const policy = { endedBefore: this.#retentionMs > 0 ? now - this.#retentionMs : Number.NEGATIVE_INFINITY, maxJobs: this.#retentionMax, maxBytes: this.#retentionBytes };
+    const policy = {
+      endedBefore: this.#retentionMs > 0 ? now - this.#retentionMs : Number.NEGATIVE_INFINITY,
+      maxJobs: this.#retentionMax,
+      maxBytes: this.#retentionBytes,
+    };
     let removed = 0;
     try {
       removed = await this.#store.prune(policy, new Set(this.#readers.keys()));
@@ -211,7 +215,8 @@ export class JobManager {
 
   /** Accepts a job: starts it now, queues it, or refuses (429 queue full, 503 shutting down). */
   async submit(spec: JobSpec): Promise<LiveJob> {
-    if (!this.#accepting) throw new AppError(503, 'shutting_down', 'armhook is shutting down and accepts no new jobs; retry shortly', undefined, { retryAfterSeconds: 5 });
+    if (!this.#accepting)
+      throw new AppError(503, 'shutting_down', 'armhook is shutting down and accepts no new jobs; retry shortly', undefined, { retryAfterSeconds: 5 });
     // Jobs still queued while a worker is free are all waiting on their concurrency key, so a
     // job whose key is free may pass them (no head-of-line blocking).
     const startsNow = this.#runningCount < this.#workers && !this.#keyBusy(spec);
@@ -266,8 +271,17 @@ export class JobManager {
       else this.#queuedCount--;
       this.#startNext();
       if (!(err instanceof StorageFullError)) throw err;
-      this.#log.error({ hook: spec.hook, err: err.message }, 'refused a job: it cannot be recorded because the disk holding ARMHOOK_DATA_DIR is full. Free space there (or lower ARMHOOK_RETENTION_SIZE); armhook recovers by itself');
-      throw new AppError(507, 'storage_full', 'armhook cannot record new jobs because its disk is full; nothing was run. Retry once the operator has freed space', undefined, { retryAfterSeconds: 60 });
+      this.#log.error(
+        { hook: spec.hook, err: err.message },
+        'refused a job: it cannot be recorded because the disk holding ARMHOOK_DATA_DIR is full. Free space there (or lower ARMHOOK_RETENTION_SIZE); armhook recovers by itself',
+      );
+      throw new AppError(
+        507,
+        'storage_full',
+        'armhook cannot record new jobs because its disk is full; nothing was run. Retry once the operator has freed space',
+        undefined,
+        { retryAfterSeconds: 60 },
+      );
     }
     const job = new LiveJob(record, log, spec);
     this.#live.set(record.id, job);
@@ -318,7 +332,10 @@ export class JobManager {
     return {
       onStorageFailure: (err) => {
         const job = this.#live.get(id);
-        this.#log.error({ jobId: id, err: err.message }, 'cannot store job output: the disk holding ARMHOOK_DATA_DIR is full. The job is stopped (storage_full) and keeps what was stored; free space there');
+        this.#log.error(
+          { jobId: id, err: err.message },
+          'cannot store job output: the disk holding ARMHOOK_DATA_DIR is full. The job is stopped (storage_full) and keeps what was stored; free space there',
+        );
         if (job) this.#abort(job, 'storage_full');
       },
       onReaders: (delta) => {
@@ -373,7 +390,11 @@ export class JobManager {
    */
   async shutdown(drainMs: number): Promise<void> {
     this.#accepting = false;
-    await Promise.all(this.#queue.splice(0).map((job) => this.#finishLive(job, 'interrupted', null, { code: 'interrupted', message: 'armhook shut down before this job started; it never ran' })));
+    await Promise.all(
+      this.#queue
+        .splice(0)
+        .map((job) => this.#finishLive(job, 'interrupted', null, { code: 'interrupted', message: 'armhook shut down before this job started; it never ran' })),
+    );
     const running = [...this.#running].map((job) => job.done);
     if (running.length === 0) {
       await this.#reaper.flush();
@@ -400,7 +421,11 @@ export class JobManager {
   async #finalSave(): Promise<void> {
     if (this.#unsaved.size === 0) return;
     await this.#saveUnsaved();
-    if (this.#unsaved.size > 0) this.#log.error({ jobs: [...this.#unsaved.keys()] }, 'could not store the final record of these jobs (disk full); after a restart they read interrupted, with the output that was stored');
+    if (this.#unsaved.size > 0)
+      this.#log.error(
+        { jobs: [...this.#unsaved.keys()] },
+        'could not store the final record of these jobs (disk full); after a restart they read interrupted, with the output that was stored',
+      );
   }
 
   #keyBusy(spec: JobSpec): boolean {
@@ -492,7 +517,11 @@ export class JobManager {
     const seconds = Math.round(job.spec.timeoutMs / 1000);
     const detail = outcome.error ? { ...outcome.error } : undefined;
     if (job.reason === 'storage_full') {
-      return { ...detail, code: 'storage_full', message: 'the disk holding armhook\'s job database filled up, so the job was stopped; its output up to then is kept. Run it again once space is freed' };
+      return {
+        ...detail,
+        code: 'storage_full',
+        message: "the disk holding armhook's job database filled up, so the job was stopped; its output up to then is kept. Run it again once space is freed",
+      };
     }
     switch (status) {
       case 'succeeded':

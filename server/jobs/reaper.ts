@@ -22,25 +22,27 @@ export async function killJobLeftovers(jobIds: Iterable<string>): Promise<Map<st
   } catch {
     return killed;
   }
-  await Promise.all(entries.map(async (entry) => {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) return;
-    let environ: string;
-    try {
-      environ = await readFile(`/proc/${entry}/environ`, 'latin1');
-    } catch {
-      return; // gone, or another user's
-    }
-    const at = `\0${environ}`.indexOf(`\0${MARKER}`);
-    if (at < 0) return;
-    const id = environ.slice(at + MARKER.length, at + MARKER.length + JOB_ID_LENGTH);
-    if (!wanted.has(id)) return;
-    try {
-      process.kill(Number(entry), 'SIGKILL');
-      killed.set(id, [...(killed.get(id) ?? []), Number(entry)]);
-    } catch {
-      // already gone
-    }
-  }));
+  await Promise.all(
+    entries.map(async (entry) => {
+      if (!/^\d+$/.test(entry) || Number(entry) === process.pid) return;
+      let environ: string;
+      try {
+        environ = await readFile(`/proc/${entry}/environ`, 'latin1');
+      } catch {
+        return; // gone, or another user's
+      }
+      const at = `\0${environ}`.indexOf(`\0${MARKER}`);
+      if (at < 0) return;
+      const id = environ.slice(at + MARKER.length, at + MARKER.length + JOB_ID_LENGTH);
+      if (!wanted.has(id)) return;
+      try {
+        process.kill(Number(entry), 'SIGKILL');
+        killed.set(id, [...(killed.get(id) ?? []), Number(entry)]);
+      } catch {
+        // already gone
+      }
+    }),
+  );
   return killed;
 }
 
@@ -75,7 +77,10 @@ export class LeftoverReaper {
     this.#scan = this.#scan.then(async () => {
       if (ids.length === 0) return;
       for (const [jobId, pids] of await killJobLeftovers(ids)) {
-        this.#log.warn({ jobId, pids }, 'killed processes a job left running after it ended (started with setsid or nohup); a script should wait for what it starts');
+        this.#log.warn(
+          { jobId, pids },
+          'killed processes a job left running after it ended (started with setsid or nohup); a script should wait for what it starts',
+        );
       }
     });
     return this.#scan;

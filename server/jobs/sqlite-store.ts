@@ -1,7 +1,15 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
-import { IDEMPOTENCY_WINDOW_MS, StorageFullError, type IdempotencyClaim, type JobFilter, type JobPage, type JobStore, type RetentionPolicy } from './job-store.ts';
+import {
+  IDEMPOTENCY_WINDOW_MS,
+  StorageFullError,
+  type IdempotencyClaim,
+  type JobFilter,
+  type JobPage,
+  type JobStore,
+  type RetentionPolicy,
+} from './job-store.ts';
 import { FINAL_STATUSES, type JobEvent, type JobEventType, type JobRecord } from './types.ts';
 
 export const DATABASE_FILE = 'armhook.db';
@@ -105,7 +113,10 @@ function openDatabase(file: string): DatabaseSync {
   let db: DatabaseSync | undefined;
   try {
     db = new DatabaseSync(file, { timeout: 5000 });
-    const check = db.prepare('PRAGMA quick_check').all().map((row) => String(row.quick_check));
+    const check = db
+      .prepare('PRAGMA quick_check')
+      .all()
+      .map((row) => String(row.quick_check));
     if (check.join() !== 'ok') throw new DamagedStoreError(check.slice(0, 5).join('; '));
     // Before the first table: lets retention give freed pages back to the file system.
     db.exec('PRAGMA auto_vacuum = INCREMENTAL');
@@ -129,7 +140,10 @@ function openDatabase(file: string): DatabaseSync {
 
 function migrate(db: DatabaseSync): void {
   const version = Number(db.prepare('PRAGMA user_version').get()?.user_version ?? 0);
-  if (version > MIGRATIONS.length) throw new Error(`the job database has schema version ${version}, newer than this armhook knows (${MIGRATIONS.length}); run the newer armhook, or restore a backup made by this one`);
+  if (version > MIGRATIONS.length)
+    throw new Error(
+      `the job database has schema version ${version}, newer than this armhook knows (${MIGRATIONS.length}); run the newer armhook, or restore a backup made by this one`,
+    );
   for (let step = version; step < MIGRATIONS.length; step++) {
     db.exec('BEGIN IMMEDIATE');
     try {
@@ -158,7 +172,22 @@ export class SqliteJobStore implements JobStore {
   #totalBytes: number;
   #vacuuming = false;
   readonly #sql: Record<
-    'insertJob' | 'updateJob' | 'finishJob' | 'insertEvent' | 'getJob' | 'seqOf' | 'events' | 'lastEvent' | 'unfinished' | 'oldestFinished' | 'olderThan' | 'deleteJob' | 'deleteEvents' | 'insertKey' | 'findKey' | 'expireKeys',
+    | 'insertJob'
+    | 'updateJob'
+    | 'finishJob'
+    | 'insertEvent'
+    | 'getJob'
+    | 'seqOf'
+    | 'events'
+    | 'lastEvent'
+    | 'unfinished'
+    | 'oldestFinished'
+    | 'olderThan'
+    | 'deleteJob'
+    | 'deleteEvents'
+    | 'insertKey'
+    | 'findKey'
+    | 'expireKeys',
     StatementSync
   >;
   readonly #lists = new Map<string, StatementSync>();
@@ -183,7 +212,9 @@ export class SqliteJobStore implements JobStore {
       deleteJob: db.prepare('DELETE FROM jobs WHERE seq = ?'),
       deleteEvents: db.prepare('DELETE FROM events WHERE job = ?'),
       insertKey: db.prepare('INSERT OR REPLACE INTO idempotency_keys (caller, key, job, fingerprint, created_at) VALUES (?, ?, ?, ?, ?)'),
-      findKey: db.prepare('SELECT j.id AS id, k.fingerprint AS fingerprint FROM idempotency_keys k JOIN jobs j ON j.seq = k.job WHERE k.caller = ? AND k.key = ? AND k.created_at >= ?'),
+      findKey: db.prepare(
+        'SELECT j.id AS id, k.fingerprint AS fingerprint FROM idempotency_keys k JOIN jobs j ON j.seq = k.job WHERE k.caller = ? AND k.key = ? AND k.created_at >= ?',
+      ),
       expireKeys: db.prepare('DELETE FROM idempotency_keys WHERE created_at < ?'),
     };
     const totals = db.prepare('SELECT count(*) AS n, coalesce(sum(bytes), 0) AS bytes FROM jobs WHERE ended_at IS NOT NULL').get();
@@ -314,7 +345,7 @@ export class SqliteJobStore implements JobStore {
 
   /** One row per event, except runs of stdout (or stderr) lines, which share one row. */
   #insertEvents(job: OpenJob, events: readonly JobEvent[]): void {
-    for (let i = 0; i < events.length; ) {
+    for (let i = 0; i < events.length;) {
       const first = events[i] as JobEvent;
       let j = i + 1;
       if (first.event === 'stdout' || first.event === 'stderr') while (j < events.length && events[j]?.event === first.event) j++;
@@ -334,7 +365,12 @@ export class SqliteJobStore implements JobStore {
   async list(filter: JobFilter, limit: number, after?: string): Promise<JobPage> {
     const where: string[] = [];
     const values: string[] = [];
-    for (const [column, value] of [['hook', filter.hook], ['status', filter.status], ['caller', filter.caller], ['id <', after]] as const) {
+    for (const [column, value] of [
+      ['hook', filter.hook],
+      ['status', filter.status],
+      ['caller', filter.caller],
+      ['id <', after],
+    ] as const) {
       if (value === undefined) continue;
       where.push(column.includes('<') ? 'id < ?' : `${column} = ?`);
       values.push(value);
@@ -357,7 +393,8 @@ export class SqliteJobStore implements JobStore {
       const at = Number(row.at);
       const data = String(row.data);
       const lines = count === 1 ? [data] : data.split('\n');
-      for (let k = Math.max(0, afterId - (last - count + 1) + 1); k < count; k++) events.push({ id: last - count + 1 + k, event: type, data: lines[k] ?? '', at });
+      for (let k = Math.max(0, afterId - (last - count + 1) + 1); k < count; k++)
+        events.push({ id: last - count + 1 + k, event: type, data: lines[k] ?? '', at });
       if (events.length >= max) break;
     }
     return events;

@@ -92,8 +92,16 @@ export interface Metrics {
 
 export function createMetrics(): Metrics {
   return {
-    httpDuration: new Histogram('armhook_http_request_duration_seconds', 'Time from request to the end of its response, streams included', ['method', 'code'], HTTP_DURATION_BUCKETS),
+    httpDuration: new Histogram(
+      'armhook_http_request_duration_seconds',
+      'Time from request to the end of its response, streams included',
+      ['method', 'code'],
+      HTTP_DURATION_BUCKETS,
+    ),
     authFailures: new Counter('armhook_auth_failures_total', 'Requests refused for missing or wrong credentials (401)', ['method']),
-    tokenRefreshes: new Counter('armhook_token_refreshes_total', 'Managed-identity tokens fetched (the first and every refresh), by source and outcome', ['source', 'outcome']),
+    tokenRefreshes: new Counter('armhook_token_refreshes_total', 'Managed-identity tokens fetched (the first and every refresh), by source and outcome', [
+      'source',
+      'outcome',
+    ]),
   };
 }

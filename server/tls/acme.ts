@@ -43,10 +43,18 @@ export interface AcmeOptions {
 
 /** ARMHOOK_ACME_DOMAINS → DNS names; TLS-ALPN-01 validates neither IP addresses nor wildcards. */
 export function parseAcmeDomains(text: string): string[] {
-  const names = normalizeHostnames(text.split(',').map((name) => name.trim()).filter(Boolean));
+  const names = normalizeHostnames(
+    text
+      .split(',')
+      .map((name) => name.trim())
+      .filter(Boolean),
+  );
   const unusable = names.filter((name) => isIP(name) !== 0 || name.startsWith('*.'));
   if (names.length === 0) throw new Error('ARMHOOK_ACME_DOMAINS names no DNS name');
-  if (unusable.length > 0) throw new Error(`ARMHOOK_ACME_DOMAINS: ${unusable.join(', ')} cannot be validated over TLS-ALPN-01 (IP addresses and wildcards need another challenge); list DNS names`);
+  if (unusable.length > 0)
+    throw new Error(
+      `ARMHOOK_ACME_DOMAINS: ${unusable.join(', ')} cannot be validated over TLS-ALPN-01 (IP addresses and wildcards need another challenge); list DNS names`,
+    );
   return names;
 }
 
@@ -79,7 +87,8 @@ export async function acmeStatus(options: { domains: string; directoryUrl: strin
   const domains = parseAcmeDomains(options.domains);
   const stored = await storedAcmeCertificate(options.dir, domains, log);
   const port = options.listenPort === 443 ? '' : `; armhook listens on ${options.listenPort}, a public CA validates on 443`;
-  if (!stored?.notBefore) return `ACME for ${domains.join(', ')} from ${options.directoryUrl}: no certificate yet; the dev certificate serves until the first one${port}`;
+  if (!stored?.notBefore)
+    return `ACME for ${domains.join(', ')} from ${options.directoryUrl}: no certificate yet; the dev certificate serves until the first one${port}`;
   const renewAt = new Date(stored.notBefore.getTime() + (stored.notAfter.getTime() - stored.notBefore.getTime()) * RENEW_AT_FRACTION);
   return `ACME for ${domains.join(', ')} from ${options.directoryUrl}: ${stored.certPath} valid until ${stored.notAfter.toISOString()}, renewal due ${renewAt.toISOString()}${port}`;
 }
@@ -128,7 +137,10 @@ export class AcmeCertificates {
     if (material.source !== 'acme' || material.notBefore === undefined) return this.#schedule(0);
     const lifetime = material.notAfter.getTime() - material.notBefore.getTime();
     const renewAt = material.notBefore.getTime() + lifetime * RENEW_AT_FRACTION;
-    this.#log.info({ notAfter: material.notAfter.toISOString(), renewAt: new Date(renewAt).toISOString() }, `ACME certificate for ${this.#opts.domains.join(', ')} valid until ${material.notAfter.toISOString()}; renewal at ${new Date(renewAt).toISOString()}`);
+    this.#log.info(
+      { notAfter: material.notAfter.toISOString(), renewAt: new Date(renewAt).toISOString() },
+      `ACME certificate for ${this.#opts.domains.join(', ')} valid until ${material.notAfter.toISOString()}; renewal at ${new Date(renewAt).toISOString()}`,
+    );
     this.#schedule(renewAt - Date.now());
   }
 
@@ -136,10 +148,13 @@ export class AcmeCertificates {
     if (this.#closed) return;
     clearTimeout(this.#timer);
     const wait = Math.max(0, delayMs);
-    this.#timer = setTimeout(() => {
-      if (wait > MAX_TIMER_MS) this.#schedule(wait - MAX_TIMER_MS);
-      else void this.renewNow();
-    }, Math.min(wait, MAX_TIMER_MS));
+    this.#timer = setTimeout(
+      () => {
+        if (wait > MAX_TIMER_MS) this.#schedule(wait - MAX_TIMER_MS);
+        else void this.renewNow();
+      },
+      Math.min(wait, MAX_TIMER_MS),
+    );
     this.#timer.unref();
   }
 
@@ -205,7 +220,15 @@ export class AcmeCertificates {
     // Key first: a crash in between leaves a pair that doesn't match, which stored() ignores.
     await writeFileAtomic(this.#keyPath, keyText, { mode: 0o600 });
     await writeFileAtomic(this.#certPath, certText, { mode: 0o600 });
-    return { cert: certText, key: keyText, source: 'acme', certPath: this.#certPath, keyPath: this.#keyPath, notAfter: inspection.notAfter, notBefore: inspection.notBefore };
+    return {
+      cert: certText,
+      key: keyText,
+      source: 'acme',
+      certPath: this.#certPath,
+      keyPath: this.#keyPath,
+      notAfter: inspection.notAfter,
+      notBefore: inspection.notBefore,
+    };
   }
 
   /** The CA no longer knows the account (a test CA restarted, an account deactivated): register anew. */

@@ -21,9 +21,7 @@ export interface DevCertOptions {
   hostnames?: readonly string[] | undefined;
 }
 
-type Existing =
-  | { usable: true; cert: string; key: string; notAfter: Date }
-  | { usable: false; present: boolean; reason: string };
+type Existing = { usable: true; cert: string; key: string; notAfter: Date } | { usable: false; present: boolean; reason: string };
 
 export async function loadDevMaterial(options: DevCertOptions): Promise<TlsMaterial> {
   const { log } = options;
@@ -67,11 +65,9 @@ export async function loadDevMaterial(options: DevCertOptions): Promise<TlsMater
     await writeFileAtomic(keyPath, generated.key, { mode: 0o600 });
     await writeFileAtomic(certPath, generated.cert, { mode: 0o644 });
   } catch (err) {
-    throw new TlsMaterialError(
-      `cannot write the dev certificate to ${devDir} (${errorText(err)}); make it writable for armhook, or ${productionHint}`,
-      [],
-      { cause: err },
-    );
+    throw new TlsMaterialError(`cannot write the dev certificate to ${devDir} (${errorText(err)}); make it writable for armhook, or ${productionHint}`, [], {
+      cause: err,
+    });
   }
   log.info(
     { certPath, keyPath, hostnames, notAfter: generated.notAfter.toISOString(), source: 'dev-generated' },

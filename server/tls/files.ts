@@ -24,13 +24,15 @@ export async function loadFileMaterial(certFile: string, keyFile: string, log: L
   const { notAfter, notBefore } = inspection;
   const subject = inspection.leaf.subject.replace(/\n/g, ', ');
   if (notAfter.getTime() <= now) {
-    throw new TlsMaterialError(
-      `${CERT_SETTING}=${certPath}: the certificate (${subject}) expired on ${notAfter.toISOString()}; renew it and restart armhook`,
-      [CERT_SETTING],
-    );
+    throw new TlsMaterialError(`${CERT_SETTING}=${certPath}: the certificate (${subject}) expired on ${notAfter.toISOString()}; renew it and restart armhook`, [
+      CERT_SETTING,
+    ]);
   }
   if (notBefore.getTime() > now) {
-    log.warn({ certPath, notBefore: notBefore.toISOString() }, `the TLS certificate ${certPath} is not valid before ${notBefore.toISOString()}; clients will reject it until then (check the system clock)`);
+    log.warn(
+      { certPath, notBefore: notBefore.toISOString() },
+      `the TLS certificate ${certPath} is not valid before ${notBefore.toISOString()}; clients will reject it until then (check the system clock)`,
+    );
   }
   const daysLeft = (notAfter.getTime() - now) / DAY_MS;
   if (daysLeft < EXPIRY_WARN_DAYS) {
@@ -53,10 +55,13 @@ async function readSetting(setting: TlsSetting, path: string): Promise<string> {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const why =
-      code === 'ENOENT' ? 'file not found'
-      : code === 'EACCES' ? 'permission denied (the user armhook runs as needs read access)'
-      : code === 'EISDIR' ? 'is a directory, not a PEM file'
-      : `cannot be read (${errorText(err)})`;
+      code === 'ENOENT'
+        ? 'file not found'
+        : code === 'EACCES'
+          ? 'permission denied (the user armhook runs as needs read access)'
+          : code === 'EISDIR'
+            ? 'is a directory, not a PEM file'
+            : `cannot be read (${errorText(err)})`;
     throw new TlsMaterialError(`${setting}=${path}: ${why}`, [setting], { cause: err });
   }
 }
@@ -80,7 +85,10 @@ async function warnIfWorldReadable(keyPath: string, log: Logger): Promise<void> 
   try {
     const { mode } = await stat(keyPath);
     if ((mode & 0o004) !== 0) {
-      log.warn({ keyPath, mode: (mode & 0o777).toString(8) }, `the TLS private key ${keyPath} is readable by every user; chmod 600 (or 640 with a dedicated group)`);
+      log.warn(
+        { keyPath, mode: (mode & 0o777).toString(8) },
+        `the TLS private key ${keyPath} is readable by every user; chmod 600 (or 640 with a dedicated group)`,
+      );
     }
   } catch {
     // It was just read; a stat failure here is not worth failing start-up for.

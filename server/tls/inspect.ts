@@ -5,18 +5,10 @@ import { X509Certificate, createHash, createPrivateKey, type KeyObject } from 'n
 import { isIP } from 'node:net';
 import { createSecureContext } from 'node:tls';
 
-export type PairProblemKind =
-  | 'cert-not-pem'
-  | 'cert-invalid'
-  | 'key-not-pem'
-  | 'key-encrypted'
-  | 'key-invalid'
-  | 'mismatch'
-  | 'unusable';
+export type PairProblemKind = 'cert-not-pem' | 'cert-invalid' | 'key-not-pem' | 'key-encrypted' | 'key-invalid' | 'mismatch' | 'unusable';
 
 export type PairInspection =
-  | { ok: true; leaf: X509Certificate; notBefore: Date; notAfter: Date; fingerprint256: string }
-  | { ok: false; kind: PairProblemKind; detail: string };
+  { ok: true; leaf: X509Certificate; notBefore: Date; notAfter: Date; fingerprint256: string } | { ok: false; kind: PairProblemKind; detail: string };
 
 const CERT_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
 const KEY_BEGIN = /-----BEGIN (?:RSA |EC |ENCRYPTED )?PRIVATE KEY-----/;
@@ -33,7 +25,11 @@ export function certificateBlocks(pem: string): string[] {
 export function inspectPair(certPem: string, keyPem: string): PairInspection {
   const blocks = certificateBlocks(certPem);
   if (blocks.length === 0) {
-    return { ok: false, kind: 'cert-not-pem', detail: 'no "-----BEGIN CERTIFICATE-----" block found (a PEM certificate is expected; convert DER with `openssl x509 -inform der`)' };
+    return {
+      ok: false,
+      kind: 'cert-not-pem',
+      detail: 'no "-----BEGIN CERTIFICATE-----" block found (a PEM certificate is expected; convert DER with `openssl x509 -inform der`)',
+    };
   }
   const certs: X509Certificate[] = [];
   for (const [i, block] of blocks.entries()) {
@@ -50,7 +46,11 @@ export function inspectPair(certPem: string, keyPem: string): PairInspection {
     return { ok: false, kind: 'key-not-pem', detail: 'no "-----BEGIN PRIVATE KEY-----" block found (a PEM private key is expected)' };
   }
   if (/-----BEGIN ENCRYPTED PRIVATE KEY-----/.test(keyPem) || /Proc-Type:\s*4,ENCRYPTED/.test(keyPem)) {
-    return { ok: false, kind: 'key-encrypted', detail: 'the private key is encrypted with a passphrase; armhook needs an unencrypted key (protect it with file permissions, e.g. mode 0600)' };
+    return {
+      ok: false,
+      kind: 'key-encrypted',
+      detail: 'the private key is encrypted with a passphrase; armhook needs an unencrypted key (protect it with file permissions, e.g. mode 0600)',
+    };
   }
   let key: KeyObject;
   try {
@@ -77,7 +77,11 @@ export function inspectPair(certPem: string, keyPem: string): PairInspection {
     leaf,
     notBefore: leaf.validFromDate,
     notAfter: leaf.validToDate,
-    fingerprint256: createHash('sha256').update(leaf.raw).digest('hex').replace(/(..)(?!$)/g, '$1:').toUpperCase(),
+    fingerprint256: createHash('sha256')
+      .update(leaf.raw)
+      .digest('hex')
+      .replace(/(..)(?!$)/g, '$1:')
+      .toUpperCase(),
   };
 }
 

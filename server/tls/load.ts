@@ -26,7 +26,7 @@ export async function loadTlsMaterial(options: LoadTlsOptions): Promise<TlsMater
   const keyFile = options.keyFile === '' ? undefined : options.keyFile;
   if (certFile !== undefined && keyFile !== undefined) return loadFileMaterial(certFile, keyFile, options.log);
   if (certFile !== undefined || keyFile !== undefined) {
-    const [set, unset] = certFile !== undefined ? [CERT_SETTING, KEY_SETTING] as const : [KEY_SETTING, CERT_SETTING] as const;
+    const [set, unset] = certFile !== undefined ? ([CERT_SETTING, KEY_SETTING] as const) : ([KEY_SETTING, CERT_SETTING] as const);
     throw new TlsMaterialError(
       `${set} is set but ${unset} is not: both are needed (the PEM certificate and its private key); set neither to use a self-signed dev certificate`,
       [unset],

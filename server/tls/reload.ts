@@ -19,11 +19,7 @@ export interface CertificateFileWatch {
   close(): void;
 }
 
-export function watchCertificateFiles(options: {
-  current: TlsMaterial;
-  log: Logger;
-  onChange: (material: TlsMaterial) => void;
-}): CertificateFileWatch {
+export function watchCertificateFiles(options: { current: TlsMaterial; log: Logger; onChange: (material: TlsMaterial) => void }): CertificateFileWatch {
   const { log } = options;
   const { certPath, keyPath } = options.current;
   let served = fingerprint(options.current.cert, options.current.key);
@@ -53,7 +49,10 @@ export function watchCertificateFiles(options: {
   const report = (problem: string): void => {
     if (problem === lastProblem) return;
     lastProblem = problem;
-    log.error({ certPath, keyPath, problem }, `the changed TLS certificate or key is not usable, so new connections keep the current one: ${problem}; fix the files (they are read again when they change)`);
+    log.error(
+      { certPath, keyPath, problem },
+      `the changed TLS certificate or key is not usable, so new connections keep the current one: ${problem}; fix the files (they are read again when they change)`,
+    );
   };
   const schedule = (): void => {
     if (closed) return;
@@ -67,7 +66,9 @@ export function watchCertificateFiles(options: {
   for (const dir of new Set([dirname(certPath), dirname(keyPath)])) {
     try {
       const watcher = watch(dir, { persistent: false }, schedule);
-      watcher.on('error', (err) => log.warn({ dir, err: errorText(err) }, `stopped watching ${dir} for certificate changes; they are still read every ${RECHECK_MS / 60000} minutes`));
+      watcher.on('error', (err) =>
+        log.warn({ dir, err: errorText(err) }, `stopped watching ${dir} for certificate changes; they are still read every ${RECHECK_MS / 60000} minutes`),
+      );
       watchers.push(watcher);
     } catch (err) {
       log.warn({ dir, err: errorText(err) }, `cannot watch ${dir} for certificate changes; they are read every ${RECHECK_MS / 60000} minutes instead`);

@@ -59,7 +59,8 @@ export async function createTlsService(options: TlsServiceOptions): Promise<TlsS
         throw new TlsMaterialError(`ARMHOOK_ACME_CA_FILE=${options.acme.caFile}: cannot read it (${errorText(err)})`, []);
       }
     }
-    const initial = (await storedAcmeCertificate(options.acme.dir, domains, log)) ?? (await loadDevMaterial({ devDir: options.devDir, log, hostnames: domains }));
+    const initial =
+      (await storedAcmeCertificate(options.acme.dir, domains, log)) ?? (await loadDevMaterial({ devDir: options.devDir, log, hostnames: domains }));
     served = new ServedCertificate(initial, log);
     acme = new AcmeCertificates({
       domains,
@@ -83,7 +84,8 @@ export async function createTlsService(options: TlsServiceOptions): Promise<TlsS
     start(server) {
       served.attach(server);
       if (acme) acme.start();
-      else if (served.current.source === 'files') watch = watchCertificateFiles({ current: served.current, log, onChange: (material) => served.replace(material) });
+      else if (served.current.source === 'files')
+        watch = watchCertificateFiles({ current: served.current, log, onChange: (material) => served.replace(material) });
     },
     close() {
       acme?.close();

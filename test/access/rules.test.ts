@@ -46,13 +46,25 @@ test('rules add up: run globs join, the widest job scope wins, * names every cal
 });
 
 test('every problem is named at once', () => {
-  const text = JSON.stringify({ rules: [{ callers: ['has space'], run: ['vm/**x'], jobs: 'some' }, 'nope'], signatures: { 'bad name!': { scheme: 'md5', secretFile: 'relative', hooks: [] } } });
+  const text = JSON.stringify({
+    rules: [{ callers: ['has space'], run: ['vm/**x'], jobs: 'some' }, 'nope'],
+    signatures: { 'bad name!': { scheme: 'md5', secretFile: 'relative', hooks: [] } },
+  });
   assert.throws(
     () => parseAccessFile(text, 'f.json'),
     (err: unknown) => {
       assert.ok(err instanceof AccessFileError);
       const all = err.problems.join('\n');
-      for (const p of ['"has space" is not a caller name', 'segment "**x"', 'rules[0].jobs', 'rules[1] must be an object', 'signatures.bad name!: the name', 'scheme must be "github" or "hmac"', 'secretFile must be an absolute path', 'hooks must be a non-empty list']) {
+      for (const p of [
+        '"has space" is not a caller name',
+        'segment "**x"',
+        'rules[0].jobs',
+        'rules[1] must be an object',
+        'signatures.bad name!: the name',
+        'scheme must be "github" or "hmac"',
+        'secretFile must be an absolute path',
+        'hooks must be a non-empty list',
+      ]) {
         assert.ok(all.includes(p), `${p} in\n${all}`);
       }
       return true;

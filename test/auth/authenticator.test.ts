@@ -48,18 +48,7 @@ test('malformed lines are skipped with a warning; unsupported hashes are denied 
   const dir = await tempDir(t);
   const file = join(dir, 'htpasswd');
   const des = htpasswd('-nbd', 'olduser', 'oldpass').trim();
-  await writeFile(
-    file,
-    [
-      '# operators may comment',
-      'not-a-valid-line',
-      ':{SHA}nouser=',
-      `good:${sha('good-pw')}`,
-      'nohash:',
-      des,
-      '',
-    ].join('\n'),
-  );
+  await writeFile(file, ['# operators may comment', 'not-a-valid-line', ':{SHA}nouser=', `good:${sha('good-pw')}`, 'nohash:', des, ''].join('\n'));
   const cap = captureLog();
   const auth = await HtpasswdAuthenticator.open({ file, log: cap.log });
   assert.equal(await auth.authenticate('good', 'good-pw'), true);
@@ -67,9 +56,18 @@ test('malformed lines are skipped with a warning; unsupported hashes are denied 
   assert.equal(await auth.authenticate('nohash', ''), false);
 
   const warns = cap.lines().filter((l) => l.level === LEVEL.warn);
-  assert.ok(warns.some((w) => w.msg.includes('line 2 skipped')), 'line 2 warned');
-  assert.ok(warns.some((w) => w.msg.includes('line 3 skipped')), 'line 3 warned');
-  assert.ok(warns.some((w) => w.msg.includes('line 5 skipped')), 'line 5 warned');
+  assert.ok(
+    warns.some((w) => w.msg.includes('line 2 skipped')),
+    'line 2 warned',
+  );
+  assert.ok(
+    warns.some((w) => w.msg.includes('line 3 skipped')),
+    'line 3 warned',
+  );
+  assert.ok(
+    warns.some((w) => w.msg.includes('line 5 skipped')),
+    'line 5 warned',
+  );
   const unsupported = warns.filter((w) => w.msg.includes('unsupported hash type'));
   assert.equal(unsupported.length, 1, 'the unsupported user is reported once per load');
   assert.match(unsupported[0]!.msg, /user "olduser" .*DES crypt.*armhook passwd/);
@@ -292,7 +290,12 @@ test('an unreadable file (permissions) denies everyone with an error log', async
       console.log(JSON.stringify({ before, after, logged: lines.some((l) => l.level === 50 && l.msg.includes('permission denied')) }));
     `;
     const { execFileSync } = await import('node:child_process');
-    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { uid: 65534, gid: 65534, cwd: new URL('../..', import.meta.url).pathname, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
+      uid: 65534,
+      gid: 65534,
+      cwd: new URL('../..', import.meta.url).pathname,
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+    });
     assert.deepEqual(JSON.parse(out.toString()), { before: true, after: false, logged: true });
     return;
   }
@@ -343,8 +346,7 @@ test('log output never contains passwords or hashes', async (t) => {
   ] as const) {
     await auth.authenticate(u, p);
   }
-  const hashesIn = async (): Promise<string[]> =>
-    [...(await readFile(file, 'utf8')).matchAll(/^[^:\n]+:([^:\n]+)$/gm)].map((m) => m[1]!);
+  const hashesIn = async (): Promise<string[]> => [...(await readFile(file, 'utf8')).matchAll(/^[^:\n]+:([^:\n]+)$/gm)].map((m) => m[1]!);
   const hashes = await hashesIn();
   assert.equal(hashes.length, 4);
   await setPassword(file, 'apr1-user', 'pw-changed', { cost: 4 });

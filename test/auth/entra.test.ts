@@ -20,7 +20,14 @@ before(async () => {
 after(() => tenant.close());
 
 const verifier = (refetchIntervalMs?: number): EntraVerifier =>
-  new EntraVerifier({ tenant: tenant.tenant, audiences: [tenant.audience], authority: tenant.url, log: captureLog().log, ca: pki.caCert, ...(refetchIntervalMs !== undefined ? { refetchIntervalMs } : {}) });
+  new EntraVerifier({
+    tenant: tenant.tenant,
+    audiences: [tenant.audience],
+    authority: tenant.url,
+    log: captureLog().log,
+    ca: pki.caCert,
+    ...(refetchIntervalMs !== undefined ? { refetchIntervalMs } : {}),
+  });
 
 test('keys are fetched once (discovery + JWKS) and cached for every later token', async () => {
   const before = { ...tenant.requests };
@@ -38,7 +45,10 @@ test('an unknown key id is fetched again once: a key published since then is acc
   const rotated = tenant.newKey();
   assert.ok((await v.verify(await tenant.token(undefined, { key: rotated }))).oid);
   assert.equal(tenant.requests.keys - keysBefore, 1, 'one refetch for the new key');
-  await assert.rejects(v.verify(await tenant.token(undefined, { key: tenant.newKey(false) })), (err: unknown) => err instanceof TokenError && /signing key/.test(err.message));
+  await assert.rejects(
+    v.verify(await tenant.token(undefined, { key: tenant.newKey(false) })),
+    (err: unknown) => err instanceof TokenError && /signing key/.test(err.message),
+  );
   assert.equal(tenant.requests.keys - keysBefore, 2, 'one more refetch for the unknown key, not a loop');
 });
 
@@ -51,7 +61,7 @@ test('within the refetch interval (a minute) unknown key ids never reach the ten
   assert.equal(tenant.requests.keys, keysBefore, 'no fetch within the interval');
 });
 
-test('a tenant that cannot be reached is asked at most once per interval, and its failure is armhook\'s (not counted against callers)', async () => {
+test("a tenant that cannot be reached is asked at most once per interval, and its failure is armhook's (not counted against callers)", async () => {
   const v = new EntraVerifier({ tenant: tenant.tenant, audiences: [tenant.audience], authority: 'https://127.0.0.1:9', log: captureLog().log, ca: pki.caCert });
   for (let i = 0; i < 5; i++) await assert.rejects(v.verify(await tenant.token()), (err: unknown) => err instanceof TokenError && err.ours);
   assert.equal(v.fetches, 1);

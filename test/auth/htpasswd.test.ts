@@ -3,12 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import bcrypt from 'bcryptjs';
-import {
-  hashKind,
-  parseHtpasswd,
-  unsupportedHashReason,
-  verifyPassword,
-} from '../../server/auth/htpasswd.ts';
+import { hashKind, parseHtpasswd, unsupportedHashReason, verifyPassword } from '../../server/auth/htpasswd.ts';
 import { htpasswd, tempDir } from './helpers.ts';
 
 /** One hash from the real htpasswd, via -n (print, don't touch a file). */

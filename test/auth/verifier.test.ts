@@ -19,7 +19,7 @@ import { captureLog, htpasswd, tempDir } from './helpers.ts';
 
 const sha = (pw: string): string => `{SHA}${createHash('sha1').update(pw).digest('base64')}`;
 
-test('passwords are checked on a worker thread: this thread\'s bcrypt is never called', async (t) => {
+test("passwords are checked on a worker thread: this thread's bcrypt is never called", async (t) => {
   const dir = await tempDir(t);
   const file = join(dir, 'htpasswd');
   htpasswd('-cbB', '-C', '4', file, 'alice', 'pw-alice');
@@ -53,7 +53,10 @@ test('past maxVerifications a check is refused at once with AuthBusyError, befor
     auth.authenticate('nobody', 'x'),
     auth.authenticate('alice', 'pw-alice'),
   ]);
-  assert.deepEqual(guesses.map((g) => g.status), ['fulfilled', 'fulfilled', 'rejected', 'rejected', 'rejected', 'fulfilled']);
+  assert.deepEqual(
+    guesses.map((g) => g.status),
+    ['fulfilled', 'fulfilled', 'rejected', 'rejected', 'rejected', 'fulfilled'],
+  );
   for (const g of guesses.slice(2, 5)) {
     const err = (g as PromiseRejectedResult).reason as AuthBusyError;
     assert.ok(err instanceof AuthBusyError, String(err));

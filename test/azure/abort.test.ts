@@ -15,7 +15,6 @@ after(async () => {
   await env?.close();
 });
 
-
 describe('abort during a long-running operation', () => {
   for (const op of ['start', 'stop', 'restart', 'deallocate', 'delete', 'run-command'] as const) {
     test(`${op}: stops polling after the abort`, async () => {
@@ -51,12 +50,16 @@ describe('abort during a long-running operation', () => {
     env.arm.addGroup('slow-rg');
     const from = env.arm.requests.length;
     const controller = new AbortController();
-    const { error } = await env.runFailing('azure/groups/delete', { name: 'slow-rg' }, {
-      signal: controller.signal,
-      onEvent: (e) => {
-        if (e.kind === 'progress' && e.data['status'] === 'running') controller.abort(new Error('timed out after 60 s'));
+    const { error } = await env.runFailing(
+      'azure/groups/delete',
+      { name: 'slow-rg' },
+      {
+        signal: controller.signal,
+        onEvent: (e) => {
+          if (e.kind === 'progress' && e.data['status'] === 'running') controller.abort(new Error('timed out after 60 s'));
+        },
       },
-    });
+    );
     const settledAt = env.arm.requests.length;
     assert.equal(error.code, 'aborted');
     assert.match(error.message, /delete resource group slow-rg/);

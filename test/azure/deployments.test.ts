@@ -48,14 +48,7 @@ describe('deployments/create', () => {
     });
     const { result, progress, lines } = await env.run('azure/deployments/create', { rg: 'app-rg', name: 'release-1' }, { body });
 
-    assert.deepEqual(opEvents(progress), [
-      'appstore1:Running',
-      'appstore1:Succeeded',
-      'vnet1:Running',
-      'vnet1:Succeeded',
-      'pip1:Running',
-      'pip1:Succeeded',
-    ]);
+    assert.deepEqual(opEvents(progress), ['appstore1:Running', 'appstore1:Succeeded', 'vnet1:Running', 'vnet1:Succeeded', 'pip1:Running', 'pip1:Succeeded']);
     const first = progress.find((p) => p['operation'] === 'deployment-operation');
     assert.equal(first?.['resourceType'], 'Microsoft.Storage/storageAccounts');
     assert.equal(first?.['id'], `/subscriptions/${sub}/resourceGroups/app-rg/providers/Microsoft.Resources/deployments/release-1`);
@@ -95,7 +88,11 @@ describe('deployments/create', () => {
     const t = template([{ type: 'Microsoft.Storage/storageAccounts', name: "[parameters('storageName')]" }], {
       storageName: { type: 'string', value: "[parameters('storageName')]" },
     });
-    const plain = await env.run('azure/deployments/create', { rg: 'app-rg', name: 'plain' }, { body: JSON.stringify({ template: t, parameters: { storageName: 'plainstore' } }) });
+    const plain = await env.run(
+      'azure/deployments/create',
+      { rg: 'app-rg', name: 'plain' },
+      { body: JSON.stringify({ template: t, parameters: { storageName: 'plainstore' } }) },
+    );
     assert.deepEqual((plain.result as { outputs: unknown }).outputs, { storageName: 'plainstore' });
     const file = {
       $schema: 'https://schema.management.azure.com/schemas/2019-04-01/deploymentParameters.json#',
@@ -122,7 +119,10 @@ describe('deployments/create', () => {
     assert.match(error.message, /deployment broken in resource group app-rg failed/);
     assert.match(error.message, /Microsoft\.Storage\/storageAccounts\/will-fail: InvalidResourceName/);
     const failed = error.details?.['failedOperations'] as Array<{ resourceName: string }>;
-    assert.deepEqual(failed.map((f) => f.resourceName), ['will-fail']);
+    assert.deepEqual(
+      failed.map((f) => f.resourceName),
+      ['will-fail'],
+    );
   });
 
   for (const [why, body, pattern] of [
@@ -145,7 +145,7 @@ describe('deployments/create', () => {
 
   test('validateBody refuses the same bodies before a job exists (400 bad_body), and accepts good ones', async () => {
     const handler = (await env.azure.loadHandlers()).find((h) => h.path === 'azure/deployments/create');
-    assert.equal(typeof handler?.validateBody, 'function', 'the service\'s bound handler exposes validateBody');
+    assert.equal(typeof handler?.validateBody, 'function', "the service's bound handler exposes validateBody");
     const before = env.arm.requests.length;
     for (const bad of ['', '{"template": ', '[1,2]', '{"parameters": {}}', '{"template": {"outputs": {}}}']) {
       assert.throws(
@@ -158,7 +158,10 @@ describe('deployments/create', () => {
     handler?.validateBody?.(Buffer.from(JSON.stringify(template([]))));
     assert.equal(env.arm.requests.length, before, 'nothing reached ARM');
     // Only handlers that read a body have it.
-    assert.deepEqual((await env.azure.loadHandlers()).filter((h) => h.validateBody).map((h) => h.path), ['azure/deployments/create']);
+    assert.deepEqual(
+      (await env.azure.loadHandlers()).filter((h) => h.validateBody).map((h) => h.path),
+      ['azure/deployments/create'],
+    );
   });
 
   test('validateBody needs neither readiness nor clients', async () => {
@@ -180,8 +183,19 @@ describe('deployments/create', () => {
   });
 
   test('ARM refusing the template is a 400 with its code', async () => {
-    env.arm.fail({ method: 'PUT', path: '/deployments/rejected', status: 400, code: 'InvalidTemplate', message: "Deployment template validation failed: 'x'", times: 1 });
-    const { error } = await env.runFailing('azure/deployments/create', { rg: 'app-rg', name: 'rejected' }, { body: JSON.stringify({ template: template([]) }) });
+    env.arm.fail({
+      method: 'PUT',
+      path: '/deployments/rejected',
+      status: 400,
+      code: 'InvalidTemplate',
+      message: "Deployment template validation failed: 'x'",
+      times: 1,
+    });
+    const { error } = await env.runFailing(
+      'azure/deployments/create',
+      { rg: 'app-rg', name: 'rejected' },
+      { body: JSON.stringify({ template: template([]) }) },
+    );
     assert.equal(error.status, 400);
     assert.equal(error.code, 'arm_bad_request');
     assert.match(error.message, /InvalidTemplate/);
@@ -194,13 +208,17 @@ describe('deployments/create', () => {
       const from = env.arm.requests.length;
       const body = JSON.stringify({ template: template([{ type: 'Microsoft.Network/virtualNetworks', name: 'slow' }]) });
       // Abort once the handler has streamed the first operation (the deployment is Running in ARM).
-      const { error, progress } = await env.runFailing('azure/deployments/create', { rg: 'app-rg', name: 'cancelled' }, {
-        body,
-        signal: controller.signal,
-        onEvent: (e) => {
-          if (e.kind === 'progress' && e.data['operation'] === 'deployment-operation') controller.abort(new Error('job cancelled'));
+      const { error, progress } = await env.runFailing(
+        'azure/deployments/create',
+        { rg: 'app-rg', name: 'cancelled' },
+        {
+          body,
+          signal: controller.signal,
+          onEvent: (e) => {
+            if (e.kind === 'progress' && e.data['operation'] === 'deployment-operation') controller.abort(new Error('job cancelled'));
+          },
         },
-      });
+      );
       const settledAt = env.arm.requests.length;
 
       assert.equal(error.code, 'aborted');
@@ -225,14 +243,21 @@ describe('deployments/create', () => {
     const controller = new AbortController();
     controller.abort(new Error('timed out'));
     const before = env.arm.requests.length;
-    const { error } = await env.runFailing('azure/deployments/create', { rg: 'app-rg', name: 'release-1' }, {
-      body: JSON.stringify({ template: template([]) }),
-      signal: controller.signal,
-    });
+    const { error } = await env.runFailing(
+      'azure/deployments/create',
+      { rg: 'app-rg', name: 'release-1' },
+      {
+        body: JSON.stringify({ template: template([]) }),
+        signal: controller.signal,
+      },
+    );
     assert.equal(error.code, 'aborted');
     const sent = env.arm.requests.slice(before);
     // Nothing but the cancel attempt reached ARM (the PUT was never sent with an aborted signal).
-    assert.deepEqual(sent.map((r) => `${r.method} ${r.status}`), ['POST 409']);
+    assert.deepEqual(
+      sent.map((r) => `${r.method} ${r.status}`),
+      ['POST 409'],
+    );
     assert.equal(error.details?.['cancelRequested'], false);
     assert.match(String(error.details?.['cancelError']), /DeploymentCannotBeCancelled/);
   });

@@ -81,11 +81,14 @@ describe('403 AuthorizationFailed', () => {
 
 // The SDK's paging helpers throw "Pagination failed with unexpected statusCode 403" without ARM's
 // body; the clients' pipeline policy keeps ARM's code and message so a list maps like any call.
-describe("list calls keep ARM's own error (not the SDK's \"Pagination failed\")", () => {
+describe('list calls keep ARM\'s own error (not the SDK\'s "Pagination failed")', () => {
   const vmsOfGroup = (rg: string): RegExp => new RegExp(`/resourceGroups/${rg}/providers/Microsoft\\.Compute/virtualMachines$`, 'i');
   const vmsOfSubscription = /^\/subscriptions\/[^/]+\/providers\/Microsoft\.Compute\/virtualMachines$/i;
 
-  function assertArmForbidden(error: { status: number; code: string; message: string; details?: Record<string, unknown> | undefined }, permission: string): void {
+  function assertArmForbidden(
+    error: { status: number; code: string; message: string; details?: Record<string, unknown> | undefined },
+    permission: string,
+  ): void {
     assert.equal(error.status, 403);
     assert.equal(error.code, 'arm_forbidden');
     assert.doesNotMatch(String(error.details?.['armMessage']), /^Pagination failed/, JSON.stringify(error.details));
@@ -121,7 +124,11 @@ describe("list calls keep ARM's own error (not the SDK's \"Pagination failed\")"
     const { error } = await env.runFailing('azure/vms', { rg: 'err-rg' });
     assertArmForbidden(error, 'Microsoft.Compute/virtualMachines/read');
     const sent = env.arm.requests.slice(before);
-    assert.deepEqual(sent.map((r) => r.status), [200, 403], 'the group list succeeded; the statusOnly list was refused');
+    assert.deepEqual(
+      sent.map((r) => r.status),
+      [200, 403],
+      'the group list succeeded; the statusOnly list was refused',
+    );
     assert.equal(sent[1]?.query['statusOnly'], 'true');
   });
 
@@ -160,7 +167,7 @@ describe("list calls keep ARM's own error (not the SDK's \"Pagination failed\")"
     const denied = await listing('d1');
     const forbidden = toHandlerError(denied, action);
     assert.equal(forbidden.status, 403);
-    assert.equal(forbidden.details?.['permission'], 'Microsoft.Resources/subscriptions/resourcegroups/read', 'parsed from ARM\'s message');
+    assert.equal(forbidden.details?.['permission'], 'Microsoft.Resources/subscriptions/resourcegroups/read', "parsed from ARM's message");
     assert.doesNotMatch(String(forbidden.details?.['armMessage']), /^Pagination failed/);
   });
 
@@ -174,7 +181,7 @@ describe("list calls keep ARM's own error (not the SDK's \"Pagination failed\")"
       caught = err;
     }
     const body = armErrorOf(caught);
-    assert.ok(body, 'ARM\'s body was recorded for the failed request');
+    assert.ok(body, "ARM's body was recorded for the failed request");
     assert.deepEqual(Object.keys(body).sort(), ['code', 'message', 'status']);
     assert.ok(!JSON.stringify(body).includes('eyJ'), 'no token');
     assert.equal(armErrorOf(new Error('not a RestError')), undefined);
@@ -189,8 +196,15 @@ describe('other ARM statuses', () => {
     assert.match(error.message, /^not found: virtual machine ghost in resource group err-rg \(ResourceNotFound: /);
   });
 
-  test('409 is passed through with ARM\'s code and message', async () => {
-    env.arm.fail({ method: 'POST', path: '/virtualMachines/vm1/start', status: 409, code: 'OperationNotAllowed', message: 'Another operation is in progress.', times: 1 });
+  test("409 is passed through with ARM's code and message", async () => {
+    env.arm.fail({
+      method: 'POST',
+      path: '/virtualMachines/vm1/start',
+      status: 409,
+      code: 'OperationNotAllowed',
+      message: 'Another operation is in progress.',
+      times: 1,
+    });
     const { error } = await env.runFailing('azure/vms/start', { rg: 'err-rg', name: 'vm1' });
     assert.equal(error.status, 409);
     assert.equal(error.code, 'arm_conflict');
@@ -203,7 +217,10 @@ describe('other ARM statuses', () => {
     const { result } = await env.run('azure/groups');
     assert.ok((result as { count: number }).count >= 1);
     const lists = env.arm.requests.slice(before).filter((r) => /\/resourcegroups$/i.test(r.path));
-    assert.deepEqual(lists.map((r) => r.status), [503, 200]);
+    assert.deepEqual(
+      lists.map((r) => r.status),
+      [503, 200],
+    );
   });
 
   test('a persistent 500 is reported as 502 after the retries', async () => {
@@ -241,7 +258,14 @@ describe('other ARM statuses', () => {
 });
 
 describe('ARM endpoint problems', () => {
-  const sinkCtx = () => ({ params: {}, clients: undefined, signal: new AbortController().signal, sink: collectingSink().sink, log: silentLogger(), body: Buffer.alloc(0) });
+  const sinkCtx = () => ({
+    params: {},
+    clients: undefined,
+    signal: new AbortController().signal,
+    sink: collectingSink().sink,
+    log: silentLogger(),
+    body: Buffer.alloc(0),
+  });
 
   test('nothing listening: 502 arm_unreachable naming the endpoint', async () => {
     const port = await new Promise<number>((resolve) => {
@@ -272,7 +296,11 @@ describe('ARM endpoint problems', () => {
       const check = await azure.check();
       assert.equal(check.ok, false);
       assert.match(check.lines.at(-1)?.text ?? '', /ECONNREFUSED/);
-      assert.deepEqual(check.lines.map((l) => l.ok), [true, true, false], 'metadata and token ok, ARM unreachable');
+      assert.deepEqual(
+        check.lines.map((l) => l.ok),
+        [true, true, false],
+        'metadata and token ok, ARM unreachable',
+      );
     } finally {
       azure.close();
     }

@@ -37,8 +37,11 @@ describe('catalog', () => {
       'POST azure/deployments/create',
     ]);
     // The routes registered at start-up (without loading the handlers) are the same list.
-    assert.deepEqual(env.azure.routes.map((r) => `${r.method} ${r.path}`), table);
-    for (const h of (await env.azure.loadHandlers())) {
+    assert.deepEqual(
+      env.azure.routes.map((r) => `${r.method} ${r.path}`),
+      table,
+    );
+    for (const h of await env.azure.loadHandlers()) {
       assert.ok(h.description.length > 20, `${h.path} has a description`);
       assert.equal((h.params as { type?: string }).type, 'object');
       for (const name of Object.keys((h.params as { properties?: object }).properties ?? {})) {
@@ -77,14 +80,17 @@ describe('resource groups', () => {
     const r = result as { count: number; groups: Array<{ name: string; location: string; provisioningState: string }> };
     assert.ok(r.count >= 3);
     for (const name of ['g-a', 'g-b', 'g-c']) {
-      assert.ok(r.groups.some((g) => g.name === name && g.location === 'northeurope' && g.provisioningState === 'Succeeded'), name);
+      assert.ok(
+        r.groups.some((g) => g.name === name && g.location === 'northeurope' && g.provisioningState === 'Succeeded'),
+        name,
+      );
     }
     assert.ok(lines.includes('g-b\tnortheurope\tSucceeded'));
     const lists = env.arm.requests.slice(before).filter((q) => q.method === 'GET' && /\/resourcegroups$/i.test(q.path));
     assert.ok(lists.length >= 2, 'more than one page was read');
   });
 
-  test('create defaults the location to the VM\'s, then updates', async () => {
+  test("create defaults the location to the VM's, then updates", async () => {
     const created = await env.run('azure/groups/create', { name: 'new-rg' });
     assert.deepEqual(created.result, {
       id: `/subscriptions/${sub}/resourceGroups/new-rg`,
@@ -98,7 +104,7 @@ describe('resource groups', () => {
     assert.equal((again.result as { created: boolean }).created, false);
   });
 
-  test('create in another location than the existing group is a 409 with ARM\'s message', async () => {
+  test("create in another location than the existing group is a 409 with ARM's message", async () => {
     env.arm.addGroup('placed-rg', 'eastus');
     const { error } = await env.runFailing('azure/groups/create', { name: 'placed-rg', location: 'westus' });
     assert.equal(error.status, 409);
@@ -180,7 +186,10 @@ describe('virtual machines', () => {
       networkInterfaces: [],
     });
     assert.deepEqual(lines, ['vm-rg/web1\trunning\tStandard_D2s_v5']);
-    const sent = env.arm.requests.slice(before).map((r) => `${r.method} ${r.path.replace(/\?.*/, '')}`).sort();
+    const sent = env.arm.requests
+      .slice(before)
+      .map((r) => `${r.method} ${r.path.replace(/\?.*/, '')}`)
+      .sort();
     assert.deepEqual(sent, [`GET ${vmIdOf('vm-rg', 'web1')}`, `GET ${vmIdOf('vm-rg', 'web1')}/instanceView`]);
   });
 
@@ -189,7 +198,16 @@ describe('virtual machines', () => {
     assert.equal(error.status, 404);
     assert.equal(error.code, 'arm_not_found');
     assert.match(error.message, /virtual machine nope in resource group vm-rg/);
-    await assert.rejects(handlerParams(env.handler('azure/vms/show'), new Map([['rg', 'vm-rg'], ['name', '../x']])), { code: 'invalid_param' });
+    await assert.rejects(
+      handlerParams(
+        env.handler('azure/vms/show'),
+        new Map([
+          ['rg', 'vm-rg'],
+          ['name', '../x'],
+        ]),
+      ),
+      { code: 'invalid_param' },
+    );
     await assert.rejects(handlerParams(env.handler('azure/vms/show'), new Map([['rg', 'vm-rg']])), /parameter "name"/);
   });
 
@@ -219,7 +237,10 @@ describe('virtual machines', () => {
         powerState: to,
       });
       assert.equal(env.arm.vms.get(`vm-rg/${name}`)?.powerState, to);
-      assert.deepEqual(progress.map((p) => p['status']), ['accepted', 'running', 'running', 'succeeded']);
+      assert.deepEqual(
+        progress.map((p) => p['status']),
+        ['accepted', 'running', 'running', 'succeeded'],
+      );
       assert.ok(progress.every((p) => p['operation'] === op));
       assert.equal(lines.at(-1), `vm-rg/${name}: ${op} succeeded, power state ${to}`);
       const sent = env.arm.requests.slice(before);
@@ -256,7 +277,10 @@ describe('run-command', () => {
   test('progress while it runs, then the output lines ARM returns', async () => {
     const before = env.arm.requests.length;
     const { result, progress, lines, events } = await env.run('azure/vms/run-command', { rg: 'rc-rg', name: 'box', script: 'echo one\necho two' });
-    assert.deepEqual(progress.map((p) => p['status']), ['accepted', 'running', 'running', 'succeeded']);
+    assert.deepEqual(
+      progress.map((p) => p['status']),
+      ['accepted', 'running', 'running', 'succeeded'],
+    );
     assert.deepEqual(lines, ['running RunShellScript in rc-rg/box...', 'ran: echo one', 'ran: echo two']);
     // Output comes after the last progress event (ARM returns it when the command has finished).
     const lastProgress = events.findLastIndex((e) => e.kind === 'progress');
@@ -273,7 +297,12 @@ describe('run-command', () => {
   test('the request body is the script when `script` is absent; stderr is marked', async () => {
     const saved = env.arm.runCommandOutput;
     env.arm.runCommandOutput = (script) => [
-      { code: 'ProvisioningState/succeeded', level: 'Info', displayStatus: 'Provisioning succeeded', message: `Enable succeeded: \n[stdout]\n${script.join('|')}\n\n[stderr]\nwarning: x\n` },
+      {
+        code: 'ProvisioningState/succeeded',
+        level: 'Info',
+        displayStatus: 'Provisioning succeeded',
+        message: `Enable succeeded: \n[stdout]\n${script.join('|')}\n\n[stderr]\nwarning: x\n`,
+      },
     ];
     try {
       const { lines, result } = await env.run('azure/vms/run-command', { rg: 'rc-rg', name: 'box' }, { body: 'uname -a\r\nid\n' });
@@ -314,7 +343,7 @@ describe('run-command', () => {
     assert.equal(env.arm.requests.length, before);
   });
 
-  test('a deallocated VM is ARM\'s 409, passed through', async () => {
+  test("a deallocated VM is ARM's 409, passed through", async () => {
     const { error } = await env.runFailing('azure/vms/run-command', { rg: 'rc-rg', name: 'off', script: 'true' });
     assert.equal(error.status, 409);
     assert.equal(error.code, 'arm_conflict');

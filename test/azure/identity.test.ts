@@ -24,7 +24,7 @@ describe('token', () => {
     assert.equal(env.imds.counts.metadata, 1);
   });
 
-  test('100 handler jobs (concurrent, three clients, LROs) cause exactly one token request, the library\'s', async () => {
+  test("100 handler jobs (concurrent, three clients, LROs) cause exactly one token request, the library's", async () => {
     const tokenBefore = env.imds.counts.token;
     const armBefore = env.arm.requests.length;
     const paths = ['azure/groups', 'azure/vms', 'azure/whoami', 'azure/vms/start', 'azure/deployments/create'];
@@ -45,7 +45,11 @@ describe('token', () => {
     assert.equal(results.length, 100);
     assert.ok(env.arm.requests.length - armBefore >= 100, 'the jobs really called ARM');
     assert.equal(env.imds.counts.token - tokenBefore, 1, 'one token request for all the jobs');
-    assert.deepEqual(env.imds.tokenRequests.at(-1), { path: '/metadata/identity/oauth2/token/', resource: env.arm.url, apiVersion: '2018-02-01', clientId: null }, 'sent by MSAL, for the same audience');
+    assert.deepEqual(
+      env.imds.tokenRequests.at(-1),
+      { path: '/metadata/identity/oauth2/token/', resource: env.arm.url, apiVersion: '2018-02-01', clientId: null },
+      'sent by MSAL, for the same audience',
+    );
     assert.ok(env.arm.requests.slice(armBefore).every((r) => r.bearer));
   });
 
@@ -74,12 +78,15 @@ describe('token', () => {
     assert.equal(azure.readiness().ready, false);
     assert.deepEqual(azure.readiness().reasons, ['managed identity token: the token endpoint refused: invalid_request (Identity not found)']);
     assert.equal(env.imds.tokenRequests.at(-1)?.clientId, 'uami-client-id');
-    assert.throws(() => azure.requireReady(), (err: { status: number; code: string; message: string }) => {
-      assert.equal(err.status, 503);
-      assert.equal(err.code, 'azure_not_ready');
-      assert.match(err.message, /Identity not found/);
-      return true;
-    });
+    assert.throws(
+      () => azure.requireReady(),
+      (err: { status: number; code: string; message: string }) => {
+        assert.equal(err.status, 503);
+        assert.equal(err.code, 'azure_not_ready');
+        assert.match(err.message, /Identity not found/);
+        return true;
+      },
+    );
     // Once IMDS knows the identity, the background retry makes the service ready by itself.
     env.imds.allowClientId('uami-client-id');
     await azure.whenReady();
@@ -127,7 +134,12 @@ describe('token', () => {
       assert.deepEqual(known.readiness(), { ready: true, reasons: [] });
       assert.equal(known.identity()?.clientId, 'uami-library');
       assert.equal(known.identity()?.identityType, 'user-assigned');
-      assert.deepEqual(env.imds.tokenRequests.at(-1), { path: '/metadata/identity/oauth2/token/', resource: env.arm.url, apiVersion: '2018-02-01', clientId: 'uami-library' });
+      assert.deepEqual(env.imds.tokenRequests.at(-1), {
+        path: '/metadata/identity/oauth2/token/',
+        resource: env.arm.url,
+        apiVersion: '2018-02-01',
+        clientId: 'uami-library',
+      });
     } finally {
       known.close();
     }
@@ -163,20 +175,39 @@ describe('check', () => {
     const texts = lines.map((l) => l.text);
     assert.equal(ok, true, texts.join('\n'));
     assert.equal(lines.length, 3);
-    assert.deepEqual(lines.map((l) => l.ok), [true, true, true]);
-    assert.match(texts[0] ?? '', /^instance metadata \(http:\/\/127\.0\.0\.1:\d+\): subscription 0{8}-.* resource group runner-rg, location westeurope, VM runner-vm$/);
-    assert.match(texts[1] ?? '', new RegExp(`^managed identity \\(system-assigned\\): token obtained for ${env.arm.url.replace(/\./g, '\\.')}/\\.default; principal id ${env.imds.claims.oid}`));
+    assert.deepEqual(
+      lines.map((l) => l.ok),
+      [true, true, true],
+    );
+    assert.match(
+      texts[0] ?? '',
+      /^instance metadata \(http:\/\/127\.0\.0\.1:\d+\): subscription 0{8}-.* resource group runner-rg, location westeurope, VM runner-vm$/,
+    );
+    assert.match(
+      texts[1] ?? '',
+      new RegExp(
+        `^managed identity \\(system-assigned\\): token obtained for ${env.arm.url.replace(/\./g, '\\.')}/\\.default; principal id ${env.imds.claims.oid}`,
+      ),
+    );
     assert.match(texts[2] ?? '', /^Resource Manager \(https:\/\/127\.0\.0\.1:\d+\): reachable; subscription .* readable/);
     const list = env.arm.requests.filter((r) => /\/resourcegroups$/i.test(r.path)).at(-1);
     assert.equal(list?.query['$top'], '1');
   });
 
-  test('a 403 on the subscription fails only the ARM line, with the role hint and ARM\'s missing permission', async () => {
+  test("a 403 on the subscription fails only the ARM line, with the role hint and ARM's missing permission", async () => {
     env.arm.fail({ method: 'GET', path: /\/resourcegroups$/i, status: 403, times: 1 });
     const { ok, lines } = await env.azure.check();
     assert.equal(ok, false);
-    assert.deepEqual(lines.map((l) => l.ok), [true, true, false], JSON.stringify(lines));
+    assert.deepEqual(
+      lines.map((l) => l.ok),
+      [true, true, false],
+      JSON.stringify(lines),
+    );
     assert.match(lines[2]?.text ?? '', /az role assignment create --assignee .* --role "Reader"/);
-    assert.match(lines[2]?.text ?? '', /missing permission Microsoft\.Resources\/subscriptions\/resourcegroups\/read/, 'ARM\'s own message, not "Pagination failed"');
+    assert.match(
+      lines[2]?.text ?? '',
+      /missing permission Microsoft\.Resources\/subscriptions\/resourcegroups\/read/,
+      'ARM\'s own message, not "Pagination failed"',
+    );
   });
 });

@@ -33,7 +33,10 @@ test('a failure the library reports is cleared only by the library, not by the p
   await eventually(() => libraryRequests() >= before + 3, 'three more library attempts');
   assert.equal(env.azure.readiness().ready, false, 'still not ready');
   assert.match(env.azure.readiness().reasons.join('\n'), /library requests fail/);
-  assert.ok(env.imds.tokenRequests.every((r, i) => i === 0 || r.path.endsWith('/')), 'no plain probe after the library loaded');
+  assert.ok(
+    env.imds.tokenRequests.every((r, i) => i === 0 || r.path.endsWith('/')),
+    'no plain probe after the library loaded',
+  );
 
   env.imds.failToken(undefined);
   await env.azure.whenReady();

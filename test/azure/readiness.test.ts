@@ -54,16 +54,26 @@ describe('IMDS down', () => {
       ]);
       assert.deepEqual(azure.scriptEnv(), {});
 
-      assert.throws(() => azure.requireReady(), (err: { status: number; code: string; message: string }) => {
-        assert.equal(err.status, 503);
-        assert.equal(err.code, 'azure_not_ready');
-        assert.match(err.message, /instance metadata unreachable at http:\/\/127\.0\.0\.1:\d+: ECONNREFUSED/);
-        return true;
-      });
+      assert.throws(
+        () => azure.requireReady(),
+        (err: { status: number; code: string; message: string }) => {
+          assert.equal(err.status, 503);
+          assert.equal(err.code, 'azure_not_ready');
+          assert.match(err.message, /instance metadata unreachable at http:\/\/127\.0\.0\.1:\d+: ECONNREFUSED/);
+          return true;
+        },
+      );
       // Every handler refuses before doing anything: its promise settles before the event loop
       // reaches its next I/O phase (setImmediate), so nothing waited on the network.
-      for (const h of (await azure.loadHandlers())) {
-        const p = h.run({ params: {}, clients: undefined, signal: new AbortController().signal, sink: { line() {}, progress() {} }, log: silentLogger(), body: Buffer.alloc(0) });
+      for (const h of await azure.loadHandlers()) {
+        const p = h.run({
+          params: {},
+          clients: undefined,
+          signal: new AbortController().signal,
+          sink: { line() {}, progress() {} },
+          log: silentLogger(),
+          body: Buffer.alloc(0),
+        });
         const first = await Promise.race([
           p.then(
             () => 'resolved',
@@ -82,7 +92,10 @@ describe('IMDS down', () => {
       assert.ok(check.lines.some((l) => !l.ok && /ECONNREFUSED — is this an Azure VM\?/.test(l.text)));
       assert.match(check.lines.at(-1)?.text ?? '', /not checked/);
       assert.equal(check.lines.at(-1)?.skipped, true, 'skipped, not a problem of its own');
-      assert.ok(check.lines.every((l) => !l.ok), 'nothing was verified');
+      assert.ok(
+        check.lines.every((l) => !l.ok),
+        'nothing was verified',
+      );
     } finally {
       azure.close();
       await env.imds.up();

@@ -84,7 +84,13 @@ describe('armhook check', () => {
     const run = await check({});
     assert.equal(run.code, 0, `stdout:\n${run.stdout}\nstderr:\n${run.stderr}`);
     const out = run.stdout;
-    assert.match(out, new RegExp(`ok +azure: instance metadata \\(${imds.url}\\): subscription ${imds.compute.subscriptionId}, resource group runner-rg, location westeurope, VM runner-vm`), out);
+    assert.match(
+      out,
+      new RegExp(
+        `ok +azure: instance metadata \\(${imds.url}\\): subscription ${imds.compute.subscriptionId}, resource group runner-rg, location westeurope, VM runner-vm`,
+      ),
+      out,
+    );
     assert.match(out, /ok +azure: managed identity \(system-assigned\): token obtained/, out);
     assert.ok(out.includes(`principal id ${imds.claims.oid}`), out);
     assert.ok(out.includes(`tenant ${imds.claims.tid}`), out);

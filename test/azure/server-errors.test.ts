@@ -68,26 +68,29 @@ describe('ARM errors → HTTP status and an actionable message (JSON mode)', () 
       assert.equal(record['status'], 'failed');
       assert.equal(record['error']['code'], 'arm_forbidden');
       assert.equal(record['error']['role'], 'Reader');
-      const stderr = events.filter((e) => e.event === 'stderr').map((e) => e.data).join('\n');
+      const stderr = events
+        .filter((e) => e.event === 'stderr')
+        .map((e) => e.data)
+        .join('\n');
       assert.ok(stderr.includes(`az role assignment create --assignee ${env.imds.claims.oid} --role "Reader" --scope /subscriptions/${sub}`), stderr);
     } finally {
       env.arm.clearFailures();
     }
   });
 
-  test("list handlers keep ARM's own error message (not the SDK's \"Pagination failed ...\")", async () => {
+  test('list handlers keep ARM\'s own error message (not the SDK\'s "Pagination failed ...")', async () => {
     env.arm.fail({ method: 'GET', path: /\/resourcegroups$/i, status: 403 });
     try {
       const res = await json('/azure/groups', 'GET');
       const record = failedRecord(res, 403, 'arm_forbidden');
       assert.doesNotMatch(String(record['error']['armMessage']), /^Pagination failed/, JSON.stringify(record['error']));
-      assert.equal(record['error']['permission'], 'Microsoft.Resources/subscriptions/resourcegroups/read', 'the missing permission, parsed from ARM\'s message');
+      assert.equal(record['error']['permission'], 'Microsoft.Resources/subscriptions/resourcegroups/read', "the missing permission, parsed from ARM's message");
     } finally {
       env.arm.clearFailures();
     }
     const missing = await json('/azure/vms?rg=missing-rg', 'GET');
     const r2 = failedRecord(missing, 404, 'arm_not_found');
-    assert.match(r2['error']['message'], /Resource group 'missing-rg' could not be found/, 'ARM\'s message is kept');
+    assert.match(r2['error']['message'], /Resource group 'missing-rg' could not be found/, "ARM's message is kept");
   });
 
   test('404 → 404 naming the resource', async () => {
@@ -143,7 +146,12 @@ describe('ARM errors → HTTP status and an actionable message (JSON mode)', () 
   test('run-command whose script fails inside the VM → 500 (a script failure), output kept', async () => {
     const saved = env.arm.runCommandOutput;
     env.arm.runCommandOutput = () => [
-      { code: 'ProvisioningState/failed', level: 'Error', displayStatus: 'Provisioning failed', message: 'Enable failed: \n[stdout]\npartial\n\n[stderr]\nboom\n' },
+      {
+        code: 'ProvisioningState/failed',
+        level: 'Error',
+        displayStatus: 'Provisioning failed',
+        message: 'Enable failed: \n[stdout]\npartial\n\n[stderr]\nboom\n',
+      },
     ];
     try {
       const res = await json('/azure/vms/run-command?rg=vm-rg&name=web1&script=false');

@@ -61,7 +61,9 @@ async function call(mode: Mode, method: 'GET' | 'POST', path: string, body?: str
       headers: res.headers,
       jobId,
       record,
-      lines: String(record['output'] ?? '').split('\n').filter((l) => l !== ''),
+      lines: String(record['output'] ?? '')
+        .split('\n')
+        .filter((l) => l !== ''),
       progress: [],
       raw: res.body,
     };
@@ -97,7 +99,9 @@ async function call(mode: Mode, method: 'GET' | 'POST', path: string, body?: str
   const textLines = res.body.split('\n');
   assert.equal(textLines.pop(), '', 'the body ends with a newline');
   const last = textLines.pop() ?? '';
-  const progress = textLines.filter((l) => l.startsWith('armhook: progress ')).map((l) => JSON.parse(l.slice('armhook: progress '.length)) as Record<string, any>);
+  const progress = textLines
+    .filter((l) => l.startsWith('armhook: progress '))
+    .map((l) => JSON.parse(l.slice('armhook: progress '.length)) as Record<string, any>);
   const lines = textLines.filter((l) => !l.startsWith('armhook: progress ') && !l.startsWith('armhook: queued'));
   const recordRes = await fetchText(env.server, `/jobs/${jobId}`);
   assert.equal(recordRes.status, 200, recordRes.body);
@@ -115,7 +119,7 @@ function assertSucceeded(o: Outcome, hook: string): void {
   assert.equal(o.record['status'], 'succeeded', JSON.stringify(o.record['error']));
   assert.equal(o.record['exitCode'], null, 'handlers have no exit code');
   assert.equal(o.record['error'], null);
-  assert.ok(o.record['result'] && typeof o.record['result'] === 'object', 'result carries the handler\'s outcome');
+  assert.ok(o.record['result'] && typeof o.record['result'] === 'object', "result carries the handler's outcome");
   for (const k of ['createdAt', 'startedAt', 'endedAt', 'durationMs', 'caller', 'params']) assert.ok(k in o.record, `record has ${k}`);
   assert.ok(!o.raw.includes('eyJ0eXAi'), 'no token in the response');
 }
@@ -123,7 +127,11 @@ function assertSucceeded(o: Outcome, hook: string): void {
 /** Progress of a compute / group LRO with the fake's two InProgress polls (SSE and text modes). */
 function assertLroProgress(o: Outcome, operation: string, id: string): void {
   if (o.mode === 'json') return;
-  assert.deepEqual(o.progress.map((p) => p['status']), ['accepted', 'running', 'running', 'succeeded'], JSON.stringify(o.progress));
+  assert.deepEqual(
+    o.progress.map((p) => p['status']),
+    ['accepted', 'running', 'running', 'succeeded'],
+    JSON.stringify(o.progress),
+  );
   for (const p of o.progress) {
     assert.equal(p['operation'], operation);
     assert.equal(p['id'], id);
@@ -188,7 +196,10 @@ describe('read-only handlers (GET)', () => {
       assertSucceeded(all, 'azure/vms');
       const r = all.record['result'] as { resourceGroup: string | null; vms: Array<Record<string, unknown>> };
       assert.equal(r.resourceGroup, null);
-      assert.ok(r.vms.some((v) => v['name'] === 'db1' && v['resourceGroup'] === 'other-rg' && v['powerState'] === 'stopped'), JSON.stringify(r.vms));
+      assert.ok(
+        r.vms.some((v) => v['name'] === 'db1' && v['resourceGroup'] === 'other-rg' && v['powerState'] === 'stopped'),
+        JSON.stringify(r.vms),
+      );
       assert.ok(r.vms.some((v) => v['name'] === 'web1' && v['resourceGroup'] === 'vm-rg' && v['powerState'] === 'running'));
 
       const one = await call(mode, 'GET', '/azure/vms?rg=vm-rg');
@@ -199,7 +210,15 @@ describe('read-only handlers (GET)', () => {
       assert.ok(r1.vms.every((v) => v['resourceGroup'] === 'vm-rg'));
       assert.deepEqual(
         r1.vms.find((v) => v['name'] === 'web1'),
-        { id: vmIdOf('vm-rg', 'web1'), name: 'web1', resourceGroup: 'vm-rg', location: 'westeurope', vmSize: 'Standard_D2s_v5', powerState: 'running', provisioningState: 'Succeeded' },
+        {
+          id: vmIdOf('vm-rg', 'web1'),
+          name: 'web1',
+          resourceGroup: 'vm-rg',
+          location: 'westeurope',
+          vmSize: 'Standard_D2s_v5',
+          powerState: 'running',
+          provisioningState: 'Succeeded',
+        },
       );
       assert.ok(one.lines.includes('vm-rg/web1\trunning\tStandard_D2s_v5'), one.lines.join('\n'));
       await assertListedAsHandlerJob(one, 'azure/vms', 'GET');
@@ -213,7 +232,13 @@ describe('resource groups (POST)', () => {
       const name = `created-${mode}-rg`;
       const o = await call(mode, 'POST', `/azure/groups/create?name=${name}`);
       assertSucceeded(o, 'azure/groups/create');
-      assert.deepEqual(o.record['result'], { id: `/subscriptions/${sub}/resourceGroups/${name}`, name, location: 'westeurope', provisioningState: 'Succeeded', created: true });
+      assert.deepEqual(o.record['result'], {
+        id: `/subscriptions/${sub}/resourceGroups/${name}`,
+        name,
+        location: 'westeurope',
+        provisioningState: 'Succeeded',
+        created: true,
+      });
       assert.equal(env.arm.groups.get(name)?.location, 'westeurope', "location defaults to the VM's (instance metadata)");
       assert.ok(o.lines.includes(`resource group ${name} created in westeurope`), o.lines.join('\n'));
       await assertListedAsHandlerJob(o, 'azure/groups/create', 'POST');
@@ -297,8 +322,15 @@ describe('run-command (POST)', () => {
   test('the script can be the request body (text/plain body, no script param)', async () => {
     env.arm.addVm('vm-rg', 'rc-body', { powerState: 'running' });
     const res = await curlResponse(env.server, [
-      '-X', 'POST', '-H', 'Accept: application/json', '-H', 'Content-Type: text/plain',
-      '--data-binary', 'uptime\nhostname', `${env.server.url}/azure/vms/run-command?rg=vm-rg&name=rc-body`,
+      '-X',
+      'POST',
+      '-H',
+      'Accept: application/json',
+      '-H',
+      'Content-Type: text/plain',
+      '--data-binary',
+      'uptime\nhostname',
+      `${env.server.url}/azure/vms/run-command?rg=vm-rg&name=rc-body`,
     ]);
     assert.equal(res.status, 200, res.body);
     const record = res.json<Record<string, any>>();
@@ -357,7 +389,12 @@ describe('deployments/create (POST, JSON body)', () => {
         'Microsoft.Network/publicIPAddresses/pip1: Succeeded',
       ]);
       // ...and ends with the outputs.
-      assert.deepEqual(o.lines.slice(-4), [`deployment ${name}: Succeeded`, `output storageName = "store${mode}"`, 'output tier = "Standard"', 'output answer = 42']);
+      assert.deepEqual(o.lines.slice(-4), [
+        `deployment ${name}: Succeeded`,
+        `output storageName = "store${mode}"`,
+        'output tier = "Standard"',
+        'output answer = 42',
+      ]);
       if (mode !== 'json') {
         // ...and as progress events (SSE `event: progress`, text `armhook: progress`).
         const ops = o.progress.filter((p) => p['operation'] === 'deployment-operation').map((p) => `${p['resourceName']}:${p['provisioningState']}`);
@@ -393,7 +430,10 @@ describe('deployments/create (POST, JSON body)', () => {
     const sse = await call('sse', 'POST', '/azure/deployments/create?rg=app-rg&name=broken-sse', body);
     assert.equal(sse.status, 200);
     assert.equal(sse.record['status'], 'failed');
-    assert.ok(sse.events?.some((e) => e.event === 'stderr' && e.data.includes('will-fail')), 'the error is on stderr before done');
+    assert.ok(
+      sse.events?.some((e) => e.event === 'stderr' && e.data.includes('will-fail')),
+      'the error is on stderr before done',
+    );
   });
 });
 
@@ -456,7 +496,9 @@ describe('catalog', () => {
       ],
     );
     const params = (path: string): Record<string, { required: boolean; pattern?: string }> =>
-      Object.fromEntries((handlers.find((h) => h['path'] === path)?.['params'] as Array<{ name: string; required: boolean; pattern?: string }>).map((p) => [p.name, p]));
+      Object.fromEntries(
+        (handlers.find((h) => h['path'] === path)?.['params'] as Array<{ name: string; required: boolean; pattern?: string }>).map((p) => [p.name, p]),
+      );
     assert.deepEqual(Object.keys(params('/azure/whoami')), []);
     assert.deepEqual(Object.keys(params('/azure/groups/create')).sort(), ['location', 'name']);
     assert.equal(params('/azure/groups/create')['name']?.required, true);

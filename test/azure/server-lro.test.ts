@@ -213,7 +213,10 @@ describe('timeout (X-Hook-Timeout) of a running LRO', () => {
     assert.equal(record['status'], 'timed-out');
     assert.equal(record['error']['cancelRequested'], true);
     assert.match(record['error']['message'], /timed out after 1 s/);
-    assert.ok(env.arm.requests.some((r) => r.method === 'POST' && /\/deployments\/slow-deploy\/cancel$/i.test(r.path)), 'cancel sent to ARM');
+    assert.ok(
+      env.arm.requests.some((r) => r.method === 'POST' && /\/deployments\/slow-deploy\/cancel$/i.test(r.path)),
+      'cancel sent to ARM',
+    );
     assert.equal(env.arm.deployments.get('ops-rg/slow-deploy')?.state, 'Canceled');
   });
 });

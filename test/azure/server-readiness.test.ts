@@ -37,8 +37,14 @@ describe('IMDS down', () => {
     assert.equal(res.status, 503, res.body);
     const body = res.json<{ status: string; reasons: string[] }>();
     assert.equal(body.status, 'not_ready');
-    assert.ok(body.reasons.some((r) => r.includes(`instance metadata unreachable at ${env.imds.url}`) && r.includes('ECONNREFUSED')), body.reasons.join('\n'));
-    assert.ok(body.reasons.some((r) => /managed identity token: not requested/.test(r)), body.reasons.join('\n'));
+    assert.ok(
+      body.reasons.some((r) => r.includes(`instance metadata unreachable at ${env.imds.url}`) && r.includes('ECONNREFUSED')),
+      body.reasons.join('\n'),
+    );
+    assert.ok(
+      body.reasons.some((r) => /managed identity token: not requested/.test(r)),
+      body.reasons.join('\n'),
+    );
   });
 
   for (const [method, path] of [
@@ -76,7 +82,10 @@ describe('IMDS down', () => {
     const record = doneRecord(events);
     assert.equal(record['status'], 'succeeded');
     assert.equal(record['exitCode'], 0);
-    assert.deepEqual(events.filter((e) => e.event === 'message').map((e) => e.data), ['hello world', 'sub=none']);
+    assert.deepEqual(
+      events.filter((e) => e.event === 'message').map((e) => e.data),
+      ['hello world', 'sub=none'],
+    );
   });
 
   test('no token was requested while IMDS was unreachable', () => {
@@ -101,7 +110,10 @@ describe('IMDS comes back', () => {
     assert.equal(whoami.status, 200, whoami.body);
     assert.equal(whoami.json()['result']['principalId'], env.imds.claims.oid);
     // Readiness's own request, then the identity library's for the handler.
-    assert.deepEqual(env.imds.tokenRequests.map((r) => r.path), ['/metadata/identity/oauth2/token', '/metadata/identity/oauth2/token/']);
+    assert.deepEqual(
+      env.imds.tokenRequests.map((r) => r.path),
+      ['/metadata/identity/oauth2/token', '/metadata/identity/oauth2/token/'],
+    );
     const script = await fetchText(env.server, '/demo/hello?name=again', { method: 'POST', headers: { accept: 'application/json' } });
     assert.equal(script.json()['output'], `hello again\nsub=${env.imds.compute.subscriptionId}\n`);
   });

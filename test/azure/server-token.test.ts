@@ -44,7 +44,10 @@ test('100 handler jobs → exactly one token request from the identity library, 
   }
   assert.equal(done, 100);
   assert.ok(env.arm.requests.length - armBefore >= 80, 'the jobs did talk to ARM');
-  assert.ok(env.arm.requests.slice(armBefore).every((r) => r.bearer), 'every ARM request carried the bearer token');
+  assert.ok(
+    env.arm.requests.slice(armBefore).every((r) => r.bearer),
+    'every ARM request carried the bearer token',
+  );
   assert.equal(env.imds.counts.token, 2, `token requests: ${JSON.stringify(env.imds.tokenRequests)}`);
   assert.equal(env.imds.tokenRequests[1]?.path, '/metadata/identity/oauth2/token/', 'the second came from the identity library (MSAL adds the slash)');
   for (const r of env.imds.tokenRequests) {

@@ -36,9 +36,7 @@ export interface Collected {
 
 export type SinkEvent = Collected['events'][number];
 
-export function collectingSink(
-  onEvent?: (e: SinkEvent) => void,
-): Collected & { sink: { line(t: string): void; progress(d: Record<string, unknown>): void } } {
+export function collectingSink(onEvent?: (e: SinkEvent) => void): Collected & { sink: { line(t: string): void; progress(d: Record<string, unknown>): void } } {
   const c: Collected = { lines: [], progress: [], events: [] };
   const push = (e: SinkEvent): void => {
     c.events.push(e);
@@ -159,14 +157,19 @@ export async function startAzureEnv(
       // Each poll answer is one progress event; where operations never finish, the control is stopped.
       const stop = new AbortController();
       const onEvent: RunOptions['onEvent'] = (e) => {
-        if (e.kind === 'progress' && (e.data['status'] === 'running' || e.data['status'] === 'succeeded') && ++seen >= polls) stop.abort(new Error('control done'));
+        if (e.kind === 'progress' && (e.data['status'] === 'running' || e.data['status'] === 'succeeded') && ++seen >= polls)
+          stop.abort(new Error('control done'));
       };
       await run('azure/vms/start', { rg: 'quiet-control-rg', name }, { signal: stop.signal, onEvent }).catch((err: unknown) => {
         if (!stop.signal.aborted) throw err;
       });
     }
     const late = arm.requests.slice(settledAt).filter((r) => subjectPaths.has(r.path) || names.some((n) => r.path.includes(`/${n}`)));
-    assert.deepEqual(late.map((r) => `${r.method} ${r.path}`), [], 'requests of the settled handler');
+    assert.deepEqual(
+      late.map((r) => `${r.method} ${r.path}`),
+      [],
+      'requests of the settled handler',
+    );
   };
   return {
     imds,

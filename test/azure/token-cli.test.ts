@@ -57,7 +57,10 @@ test('two resources: one IMDS request each, the token is for that audience, --js
 
   assert.deepEqual(
     imds.tokenRequests.slice(before).map((r) => [r.resource, r.clientId]),
-    [['https://vault.azure.net', null], ['https://storage.azure.com', null]],
+    [
+      ['https://vault.azure.net', null],
+      ['https://storage.azure.com', null],
+    ],
   );
 });
 
@@ -73,7 +76,10 @@ test('Resource Manager by default; a user-assigned identity from the setting or 
   assert.equal(fromEnv.code, 0, fromEnv.stderr);
   assert.deepEqual(
     imds.tokenRequests.slice(before).map((r) => [r.resource, r.clientId]),
-    [['https://management.azure.com', USER_ASSIGNED], ['https://management.azure.com', USER_ASSIGNED]],
+    [
+      ['https://management.azure.com', USER_ASSIGNED],
+      ['https://management.azure.com', USER_ASSIGNED],
+    ],
   );
 });
 
@@ -81,7 +87,10 @@ test('errors: an unknown identity, an unreachable endpoint, a bad resource; noth
   const unknown = await armhook(['token'], { ARMHOOK_IMDS_ENDPOINT: imds.url, AZURE_CLIENT_ID: 'not-a-known-identity' });
   assert.equal(unknown.code, 1);
   assert.equal(unknown.stdout, '');
-  assert.match(unknown.stderr, /^armhook token: no token for https:\/\/management\.azure\.com from the user-assigned managed identity: the token endpoint refused: invalid_request \(Identity not found\)\n$/);
+  assert.match(
+    unknown.stderr,
+    /^armhook token: no token for https:\/\/management\.azure\.com from the user-assigned managed identity: the token endpoint refused: invalid_request \(Identity not found\)\n$/,
+  );
   const down = await armhook(['token'], { ARMHOOK_IMDS_ENDPOINT: 'http://127.0.0.1:9' });
   assert.equal(down.code, 1);
   assert.match(down.stderr, /token endpoint unreachable at http:\/\/127\.0\.0\.1:9: ECONNREFUSED/);
@@ -126,7 +135,10 @@ test('a script gets ARMHOOK_BIN and AZURE_CLIENT_ID, and "$ARMHOOK_BIN" token wo
     const output = String(res.json()['output']);
     assert.match(output, new RegExp(`^client=${USER_ASSIGNED}\\nlength=\\d{3,}\\nhttps://storage\\.azure\\.com ${USER_ASSIGNED}\\n$`));
     assert.deepEqual(
-      imds.tokenRequests.slice(before).filter((r) => r.resource !== server.config.armEndpoint).map((r) => r.resource),
+      imds.tokenRequests
+        .slice(before)
+        .filter((r) => r.resource !== server.config.armEndpoint)
+        .map((r) => r.resource),
       ['https://vault.azure.net', 'https://storage.azure.com'],
     );
   } finally {

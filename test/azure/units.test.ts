@@ -15,7 +15,13 @@ import { parseDeploymentBody } from '../../server/azure/handlers/deployments.ts'
 import { splitRunCommandOutput, statusesOf } from '../../server/azure/handlers/vms.ts';
 import { DeploymentName, Location, ResourceGroupName, VmName } from '../../server/azure/handlers/common.ts';
 
-const action: ArmAction = { what: 'start virtual machine v in resource group g', resource: 'virtual machine v in resource group g', scope: '/subscriptions/s/resourceGroups/g', role: 'Virtual Machine Contributor', principalId: 'p-1' };
+const action: ArmAction = {
+  what: 'start virtual machine v in resource group g',
+  resource: 'virtual machine v in resource group g',
+  scope: '/subscriptions/s/resourceGroups/g',
+  role: 'Virtual Machine Contributor',
+  principalId: 'p-1',
+};
 
 describe('parameter schemas', () => {
   test('resource group names', () => {
@@ -47,12 +53,18 @@ describe('deployment body', () => {
       c: { reference: { keyVault: { id: 'kv' }, secretName: 's' } },
       d: { value: { nested: true } },
     });
-    const file = parseDeploymentBody(body({ template: { resources: [] }, parameters: { $schema: 'x', contentVersion: '1.0.0.0', parameters: { n: { value: 2 } } } }));
+    const file = parseDeploymentBody(
+      body({ template: { resources: [] }, parameters: { $schema: 'x', contentVersion: '1.0.0.0', parameters: { n: { value: 2 } } } }),
+    );
     assert.deepEqual(file.parameters, { n: { value: 2 } });
   });
   test('every error is a 400 bad_body', () => {
     for (const bad of ['', 'nope', '"str"', 'null', '{"template": 1}', '{"template": {}}', '{"template": {"resources": []}, "parameters": "x"}']) {
-      assert.throws(() => parseDeploymentBody(body(bad)), (err: unknown) => err instanceof AppError && err.status === 400 && err.code === 'bad_body', bad);
+      assert.throws(
+        () => parseDeploymentBody(body(bad)),
+        (err: unknown) => err instanceof AppError && err.status === 400 && err.code === 'bad_body',
+        bad,
+      );
     }
   });
 });
@@ -78,7 +90,10 @@ describe('run-command output', () => {
     assert.equal(splitRunCommandOutput([{ code: 'ProvisioningState/failed', message: 'Enable failed: x\n[stdout]\n\n[stderr]\n' }]).failed, true);
   });
   test('VM statuses', () => {
-    assert.deepEqual(statusesOf([{ code: 'ProvisioningState/succeeded' }, { code: 'PowerState/deallocated' }]), { powerState: 'deallocated', provisioningState: 'succeeded' });
+    assert.deepEqual(statusesOf([{ code: 'ProvisioningState/succeeded' }, { code: 'PowerState/deallocated' }]), {
+      powerState: 'deallocated',
+      provisioningState: 'succeeded',
+    });
     assert.deepEqual(statusesOf(undefined), { powerState: null, provisioningState: null });
   });
 });
@@ -86,10 +101,22 @@ describe('run-command output', () => {
 describe('identity claims', () => {
   const jwt = (payload: object): string => `e30.${Buffer.from(JSON.stringify(payload)).toString('base64url')}.sig`;
   test('system- and user-assigned from xms_mirid', () => {
-    const sys = identityFromToken({ token: jwt({ oid: 'o', tid: 't', appid: 'a', xms_mirid: '/subscriptions/s/resourcegroups/g/providers/Microsoft.Compute/virtualMachines/v' }), expiresOnTimestamp: 0 }, 'user-assigned');
+    const sys = identityFromToken(
+      {
+        token: jwt({ oid: 'o', tid: 't', appid: 'a', xms_mirid: '/subscriptions/s/resourcegroups/g/providers/Microsoft.Compute/virtualMachines/v' }),
+        expiresOnTimestamp: 0,
+      },
+      'user-assigned',
+    );
     assert.equal(sys.identityType, 'system-assigned');
     assert.equal(sys.principalId, 'o');
-    const user = identityFromToken({ token: jwt({ oid: 'o2', azp: 'client', xms_mirid: '/subscriptions/s/resourcegroups/g/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id' }), expiresOnTimestamp: 0 }, 'system-assigned');
+    const user = identityFromToken(
+      {
+        token: jwt({ oid: 'o2', azp: 'client', xms_mirid: '/subscriptions/s/resourcegroups/g/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id' }),
+        expiresOnTimestamp: 0,
+      },
+      'system-assigned',
+    );
     assert.equal(user.identityType, 'user-assigned');
     assert.equal(user.clientId, 'client');
   });
@@ -213,7 +240,10 @@ describe('instance metadata', () => {
       assert.equal(tokenProbeFor({ [name]: 'x' }, none), 'library', name);
     }
     // Arc: MSAL detects the agent by its binary even when its variables are missing.
-    assert.equal(tokenProbeFor({}, (path) => path === ARC_AGENT_BINARY), 'library');
+    assert.equal(
+      tokenProbeFor({}, (path) => path === ARC_AGENT_BINARY),
+      'library',
+    );
   });
 });
 
@@ -250,7 +280,7 @@ describe('error mapping', () => {
     assert.equal(mapped.status, 503);
     assert.equal(mapped.code, 'azure_not_ready');
   });
-  test('401 from ARM is not the caller\'s problem: 502', () => {
+  test("401 from ARM is not the caller's problem: 502", () => {
     const err = Object.assign(new Error('token audience invalid'), { name: 'RestError', statusCode: 401, code: 'InvalidAuthenticationTokenAudience' });
     const mapped = toHandlerError(err, action);
     assert.equal(mapped.status, 502);
@@ -260,7 +290,10 @@ describe('error mapping', () => {
     const err = Object.assign(new Error('Forbidden'), { name: 'RestError', statusCode: 403 });
     const mapped = toHandlerError(err, { ...action, principalId: undefined });
     assert.equal(mapped.status, 403);
-    assert.match(mapped.message, /--assignee <principal id of the VM identity> --role "Virtual Machine Contributor" --scope \/subscriptions\/s\/resourceGroups\/g/);
+    assert.match(
+      mapped.message,
+      /--assignee <principal id of the VM identity> --role "Virtual Machine Contributor" --scope \/subscriptions\/s\/resourceGroups\/g/,
+    );
   });
   test('roles by permission', () => {
     assert.equal(roleForAction('Microsoft.Compute/virtualMachines/read', 'Contributor'), 'Reader');

@@ -179,7 +179,19 @@ test("the README's curl recipe fails a pipeline step exactly when the script fai
   const recipe = (path: string): Promise<number | null> =>
     new Promise((resolve) => {
       const script = `set -o pipefail; curl -sS -N --fail-with-body --cacert "$CA" -XPOST "$URL" | tee "$OUT" >/dev/null && grep -A1 '^event: done$' "$OUT" | grep -q '"status":"succeeded"'`;
-      execFile('bash', ['-c', script], { env: { PATH: process.env.PATH ?? '', CA: server.caPath, URL: `${server.url}${path}`, OUT: join(server.root, `recipe-${path.replace(/\W/g, '')}.sse`) } }, (error) => resolve(error ? ((error as { code?: number }).code ?? 1) : 0));
+      execFile(
+        'bash',
+        ['-c', script],
+        {
+          env: {
+            PATH: process.env.PATH ?? '',
+            CA: server.caPath,
+            URL: `${server.url}${path}`,
+            OUT: join(server.root, `recipe-${path.replace(/\W/g, '')}.sse`),
+          },
+        },
+        (error) => resolve(error ? ((error as { code?: number }).code ?? 1) : 0),
+      );
     });
   assert.equal(await recipe('/ok?who=ci'), 0);
   assert.notEqual(await recipe('/fail'), 0);

@@ -24,7 +24,13 @@ function run(args: string[], stdin?: string): Promise<Run> {
       [CLI, 'run', ...args],
       {
         cwd: dir,
-        env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: dir, TMPDIR: scratch, ARMHOOK_SCRIPTS_DIR: join(dir, 'scripts'), ARMHOOK_TEST_MARKERS: join(dir, 'markers') },
+        env: {
+          PATH: process.env['PATH'] ?? '/usr/bin:/bin',
+          HOME: dir,
+          TMPDIR: scratch,
+          ARMHOOK_SCRIPTS_DIR: join(dir, 'scripts'),
+          ARMHOOK_TEST_MARKERS: join(dir, 'markers'),
+        },
         timeout: 60_000,
       },
       (error, stdout, stderr) => resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
@@ -70,7 +76,11 @@ describe('armhook run', () => {
     assert.equal(r.code, 3, r.stderr);
     assert.equal(r.stdout, 'hello world from vm/hello (RUN)\nno line endaz config dir 700\nfrom stdin\n');
     assert.equal(r.stderr, 'pw is ***\n');
-    assert.deepEqual((await readdir(scratch)).filter((name) => name.startsWith('armhook')), [], 'the scratch directory is removed');
+    assert.deepEqual(
+      (await readdir(scratch)).filter((name) => name.startsWith('armhook')),
+      [],
+      'the scratch directory is removed',
+    );
   });
 
   test('a parameter the header refuses is a clear error, exit 2, and nothing ran', async () => {

@@ -43,7 +43,12 @@ test('invalid values name the setting they came from', async () => {
     [{ env: { ARMHOOK_TLS_CERT: '/x.pem' } }, /ARMHOOK_TLS_CERT and ARMHOOK_TLS_KEY go together/],
     [{ flags: { workers: 'x' } }, /--workers must be a whole number/],
   ];
-  for (const [sources, message] of cases) assert.throws(() => loadConfig(sources), (err: unknown) => err instanceof ConfigError && message.test(err.message), String(message));
+  for (const [sources, message] of cases)
+    assert.throws(
+      () => loadConfig(sources),
+      (err: unknown) => err instanceof ConfigError && message.test(err.message),
+      String(message),
+    );
   const dir = await mkdtemp(join(tmpdir(), 'armhook-config-'));
   const file = join(dir, 'bad.json');
   await writeFile(file, JSON.stringify({ wokers: 3 }));

@@ -33,8 +33,9 @@ before(async () => {
     config: { htpasswd: join(dir, 'htpasswd') },
     scripts: {
       'live.sh': `#!/bin/sh\necho "first line"\n${gateLine('live-$name')}\necho "second line"\n`,
-      'xss.sh': '#!/bin/sh\necho \'<img src=x onerror="window.__pwned=1">\'\necho \'<script>window.__pwned=2</script>\'\n',
-      'colors.sh': "#!/bin/sh\nprintf '\\033[31mred\\033[0m plain \\033[1;32mbold green\\033[0m\\n'\nprintf '\\033[38;5;208morange\\033[0m\\n'\necho 'warning: on stderr' >&2\n",
+      'xss.sh': "#!/bin/sh\necho '<img src=x onerror=\"window.__pwned=1\">'\necho '<script>window.__pwned=2</script>'\n",
+      'colors.sh':
+        "#!/bin/sh\nprintf '\\033[31mred\\033[0m plain \\033[1;32mbold green\\033[0m\\n'\nprintf '\\033[38;5;208morange\\033[0m\\n'\necho 'warning: on stderr' >&2\n",
       'vm/create.sh': `#!/bin/sh
 # @description Create a resource group and a VM
 # @param rg required pattern=[a-z][a-z0-9-]* resource group
@@ -58,7 +59,15 @@ printf '\\033[32mdone\\033[0m\\n'
     executablePath: '/usr/bin/chromium',
     headless: true,
     // playwright gives every launch a fresh, temporary user-data-dir.
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
 });
 
@@ -109,7 +118,16 @@ async function session(origin = server.url, credentials = { username: USER, pass
 
 /** The visible output rows as [line number, text, kind]. */
 function rows(page: Page): Promise<Array<[number, string, string]>> {
-  return page.$$eval('.output .line', (lines) => lines.map((line) => [Number(line.querySelector('.ln')?.textContent), line.querySelector('.text')?.textContent ?? '', line.classList.contains('stderr') ? 'stderr' : line.classList.contains('note') ? 'note' : 'stdout'] as [number, string, string]));
+  return page.$$eval('.output .line', (lines) =>
+    lines.map(
+      (line) =>
+        [
+          Number(line.querySelector('.ln')?.textContent),
+          line.querySelector('.text')?.textContent ?? '',
+          line.classList.contains('stderr') ? 'stderr' : line.classList.contains('note') ? 'note' : 'stdout',
+        ] as [number, string, string],
+    ),
+  );
 }
 
 /** Every output line, read by scrolling the virtualised view from top to bottom. */
@@ -121,7 +139,8 @@ async function allLines(page: Page): Promise<string[]> {
     for (let top = 0; ; top += output.clientHeight) {
       output.scrollTop = top;
       await frame();
-      for (const line of output.querySelectorAll('.line')) seen.set(Number(line.querySelector('.ln')?.textContent), line.querySelector('.text')?.textContent ?? '');
+      for (const line of output.querySelectorAll('.line'))
+        seen.set(Number(line.querySelector('.ln')?.textContent), line.querySelector('.text')?.textContent ?? '');
       if (top + output.clientHeight >= output.scrollHeight) break;
     }
     return [...seen.entries()].sort((a, b) => a[0] - b[0]).map(([, text]) => text);
@@ -208,7 +227,10 @@ test('output is text, never HTML: <img onerror> and <script> printed by a script
     await waitDone(id);
     await s.page.goto(`/ui/jobs/${id}`);
     await lastRow(s.page, '<script>window.__pwned=2</script>');
-    assert.deepEqual((await rows(s.page)).map((r) => r[1]), ['<img src=x onerror="window.__pwned=1">', '<script>window.__pwned=2</script>']);
+    assert.deepEqual(
+      (await rows(s.page)).map((r) => r[1]),
+      ['<img src=x onerror="window.__pwned=1">', '<script>window.__pwned=2</script>'],
+    );
     assert.equal(await s.page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned), undefined);
     assert.equal(await s.page.$$eval('.output img, .output script', (found) => found.length), 0);
     assert.deepEqual(s.problems, []);
@@ -225,12 +247,18 @@ test('ANSI colours are rendered (16, 256 colours, bold) and stderr lines are mar
     await s.page.goto(`/ui/jobs/${id}`);
     await s.page.waitForSelector('.output .line.stderr');
     const lines = await rows(s.page);
-    assert.deepEqual(lines.map((r) => r[1]), ['red plain bold green', 'orange', 'warning: on stderr'], 'escape sequences are not shown');
+    assert.deepEqual(
+      lines.map((r) => r[1]),
+      ['red plain bold green', 'orange', 'warning: on stderr'],
+      'escape sequences are not shown',
+    );
     assert.equal(lines[2]?.[2], 'stderr');
     assert.equal(await s.page.textContent('.output .fg1'), 'red');
     assert.equal(await s.page.textContent('.output .fg2.sgr-bold'), 'bold green');
     assert.equal(await s.page.$eval('.output .fg1', (el) => getComputedStyle(el).color), 'rgb(224, 108, 117)');
-    const orange = await s.page.$$eval('.output .line .text span', (spans) => spans.filter((el) => el.textContent === 'orange').map((el) => getComputedStyle(el).color));
+    const orange = await s.page.$$eval('.output .line .text span', (spans) =>
+      spans.filter((el) => el.textContent === 'orange').map((el) => getComputedStyle(el).color),
+    );
     assert.deepEqual(orange, ['rgb(255, 135, 0)']);
     assert.deepEqual(s.problems, []);
   } finally {
@@ -243,12 +271,17 @@ test('the run form has one field per parameter (secret as a password field), sta
   try {
     await s.page.goto('/ui/run/vm/create');
     await s.page.waitForSelector('form.run input[name="size"]');
-    assert.deepEqual(await s.page.$$eval('form.run input', (inputs) => inputs.map((i) => [(i as HTMLInputElement).name, (i as HTMLInputElement).type, (i as HTMLInputElement).required, (i as HTMLInputElement).value])), [
-      ['rg', 'text', true, ''],
-      ['vmname', 'text', true, ''],
-      ['pw', 'password', true, ''],
-      ['size', 'text', false, 'Standard_B1s'],
-    ]);
+    assert.deepEqual(
+      await s.page.$$eval('form.run input', (inputs) =>
+        inputs.map((i) => [(i as HTMLInputElement).name, (i as HTMLInputElement).type, (i as HTMLInputElement).required, (i as HTMLInputElement).value]),
+      ),
+      [
+        ['rg', 'text', true, ''],
+        ['vmname', 'text', true, ''],
+        ['pw', 'password', true, ''],
+        ['size', 'text', false, 'Standard_B1s'],
+      ],
+    );
     const before = (await fetchText(server, '/jobs?hook=vm/create', { auth: AUTH })).json().items.length;
     await s.page.fill('input[name="rg"]', 'Bad Name');
     await s.page.fill('input[name="vmname"]', 'myvm');
@@ -260,7 +293,10 @@ test('the run form has one field per parameter (secret as a password field), sta
     await s.page.click('form.run button[type="submit"]');
     await s.page.waitForURL(/\/ui\/jobs\/[0-9A-Z]{26}$/);
     await statusIs(s.page, 'succeeded');
-    assert.ok((await rows(s.page)).some((r) => r[1] === 'done'), 'every line arrived before done');
+    assert.ok(
+      (await rows(s.page)).some((r) => r[1] === 'done'),
+      'every line arrived before done',
+    );
     const id = s.page.url().split('/').pop() ?? '';
     const record = (await fetchText(server, `/jobs/${id}`, { auth: AUTH })).json();
     assert.deepEqual(record.params, { rg: 'myrg', vmname: 'myvm', pw: '***', size: 'Standard_B1s' });
@@ -272,7 +308,7 @@ test('the run form has one field per parameter (secret as a password field), sta
 
     // The README's screenshot: this page, taken by the test run.
     const shot = join(dir, 'console.png');
-    await s.page.evaluate(() => (document.activeElement)?.blur());
+    await s.page.evaluate(() => document.activeElement?.blur());
     await s.page.screenshot({ path: shot });
     assert.ok((await stat(shot)).size > 10_000, 'a real screenshot');
     if (process.env.ARMHOOK_UPDATE_SCREENSHOT) {
@@ -295,7 +331,10 @@ test('a parameter declared from a header is sent as that header; one from the bo
     await s.page.click('form.run button[type="submit"]');
     await s.page.waitForURL(/\/ui\/jobs\/[0-9A-Z]{26}$/);
     await statusIs(s.page, 'succeeded');
-    assert.deepEqual((await rows(s.page)).map((r) => r[1]), ['kind=push']);
+    assert.deepEqual(
+      (await rows(s.page)).map((r) => r[1]),
+      ['kind=push'],
+    );
     assert.deepEqual(s.problems, []);
   } finally {
     await s.close();
@@ -334,8 +373,15 @@ test('a connection dropped mid-job resumes: every line once, in order', async ()
     await lastRow(s.page, 'n1000');
     await statusIs(s.page, 'succeeded');
     assert.ok(proxy.connections > connectionsBefore, 'the page reconnected');
-    assert.deepEqual(await allLines(s.page), Array.from({ length: 1000 }, (_, i) => `n${i + 1}`));
-    assert.deepEqual(s.problems.filter((p) => !/net::ERR_|Failed to load resource/.test(p)), [], 'nothing but the cut connection itself');
+    assert.deepEqual(
+      await allLines(s.page),
+      Array.from({ length: 1000 }, (_, i) => `n${i + 1}`),
+    );
+    assert.deepEqual(
+      s.problems.filter((p) => !/net::ERR_|Failed to load resource/.test(p)),
+      [],
+      'nothing but the cut connection itself',
+    );
   } finally {
     await s.close();
     await proxy.close();
@@ -351,7 +397,11 @@ test('a 100,000-line job reaches its end while the page answers script calls wit
     let calls = 0;
     for (;;) {
       const started = performance.now();
-      const state = await s.page.evaluate(() => ({ status: document.querySelector('main')?.dataset.status, rows: document.querySelectorAll('.output .line').length, last: document.querySelector('.output .line:last-child .text')?.textContent }));
+      const state = await s.page.evaluate(() => ({
+        status: document.querySelector('main')?.dataset.status,
+        rows: document.querySelectorAll('.output .line').length,
+        last: document.querySelector('.output .line:last-child .text')?.textContent,
+      }));
       slowest = Math.max(slowest, performance.now() - started);
       calls++;
       assert.ok(state.rows < 200, `${state.rows} rows in the DOM`);
@@ -375,8 +425,19 @@ test("the access file's rules apply to the console as to any caller: only the ho
   await setPassword(htpasswd, 'ops', 'ops pw', { cost: 4 });
   await setPassword(htpasswd, 'api', 'api pw', { cost: 4 });
   const access = join(root, 'access.json');
-  await writeFile(access, JSON.stringify({ rules: [{ callers: ['api'], run: ['demo/*'], jobs: 'own' }, { callers: ['ops'], run: ['**'], jobs: 'all' }] }));
-  const guarded = await startServer({ config: { htpasswd, access }, scripts: { 'demo/hello.sh': '#!/bin/sh\necho hello\n', 'ops/deploy.sh': '#!/bin/sh\necho deployed\n' } });
+  await writeFile(
+    access,
+    JSON.stringify({
+      rules: [
+        { callers: ['api'], run: ['demo/*'], jobs: 'own' },
+        { callers: ['ops'], run: ['**'], jobs: 'all' },
+      ],
+    }),
+  );
+  const guarded = await startServer({
+    config: { htpasswd, access },
+    scripts: { 'demo/hello.sh': '#!/bin/sh\necho hello\n', 'ops/deploy.sh': '#!/bin/sh\necho deployed\n' },
+  });
   const s = await session(guarded.url, { username: 'api', password: 'api pw' });
   try {
     const asOps = await startAsync(guarded, '/ops/deploy', { Authorization: `Basic ${Buffer.from('ops:ops pw').toString('base64')}` });
@@ -384,14 +445,22 @@ test("the access file's rules apply to the console as to any caller: only the ho
     await s.page.goto('/ui/');
     await s.page.waitForSelector(`tr[data-job="${asApi}"]`);
     assert.deepEqual(await s.page.$$eval('.hooks a', (links) => links.map((a) => a.getAttribute('href'))), ['/ui/run/demo/hello']);
-    assert.deepEqual(await s.page.$$eval('table.jobs tbody tr', (trs) => trs.map((tr) => tr.getAttribute('data-job'))), [asApi], "another caller's job is not listed");
+    assert.deepEqual(
+      await s.page.$$eval('table.jobs tbody tr', (trs) => trs.map((tr) => tr.getAttribute('data-job'))),
+      [asApi],
+      "another caller's job is not listed",
+    );
     await s.page.goto(`/ui/jobs/${asOps}`);
     await s.page.waitForSelector('main [role="alert"]');
     assert.match((await s.page.textContent('main')) ?? '', new RegExp(`No job ${asOps}`));
     await s.page.goto('/ui/run/ops/deploy');
     await s.page.waitForSelector('main [role="alert"]');
     assert.match((await s.page.textContent('main')) ?? '', /No hook \/ops\/deploy that you may run/);
-    assert.deepEqual(s.problems.filter((p) => !/status of 404/.test(p)), [], 'nothing but the 404 of the job it may not see');
+    assert.deepEqual(
+      s.problems.filter((p) => !/status of 404/.test(p)),
+      [],
+      'nothing but the 404 of the job it may not see',
+    );
   } finally {
     await s.close();
     await guarded.close();

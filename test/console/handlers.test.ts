@@ -19,7 +19,15 @@ before(async () => {
   browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
     headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
 });
 after(async () => {
@@ -68,7 +76,10 @@ test('azure/deployments/create: fields from the schema, the template as the body
     assert.deepEqual([record.kind, record.hook, record.params], ['handler', 'azure/deployments/create', { rg: 'app-rg', name: 'from-console' }]);
     assert.match((await s.page.textContent('.record [data-field="result"]')) ?? '', /consolestore/);
     const notes = await s.page.$$eval('.output .line.note .text', (lines) => lines.map((l) => l.textContent ?? ''));
-    assert.ok(notes.some((n) => n.includes('consolestore') && n.includes('Succeeded')), `progress shown: ${notes.join('\n')}`);
+    assert.ok(
+      notes.some((n) => n.includes('consolestore') && n.includes('Succeeded')),
+      `progress shown: ${notes.join('\n')}`,
+    );
     assert.deepEqual(s.problems, []);
   } finally {
     await s.close();

@@ -231,7 +231,10 @@ export async function startArmFake(options: ArmFakeOptions): Promise<ArmFake> {
   };
 
   /** Operation states at step `step` (0 = first resource running). */
-  const operationStates = (d: FakeDeployment, step: number): Array<{ op: FakeDeploymentOperation; state: 'Running' | 'Succeeded' | 'Failed'; index: number }> => {
+  const operationStates = (
+    d: FakeDeployment,
+    step: number,
+  ): Array<{ op: FakeDeploymentOperation; state: 'Running' | 'Succeeded' | 'Failed'; index: number }> => {
     const out: Array<{ op: FakeDeploymentOperation; state: 'Running' | 'Succeeded' | 'Failed'; index: number }> = [];
     for (let i = 0; i < d.operations.length && i <= step; i += 1) {
       const op = d.operations[i];
@@ -280,7 +283,9 @@ export async function startArmFake(options: ArmFakeOptions): Promise<ArmFake> {
             }
           : {}),
         ...(d.state === 'Failed'
-          ? { error: { code: 'DeploymentFailed', message: 'At least one resource deployment operation failed. Please list deployment operations for details.' } }
+          ? {
+              error: { code: 'DeploymentFailed', message: 'At least one resource deployment operation failed. Please list deployment operations for details.' },
+            }
           : {}),
       },
     };
@@ -405,7 +410,17 @@ export async function startArmFake(options: ArmFakeOptions): Promise<ArmFake> {
       rule.left -= 1;
       const code =
         rule.code ??
-        ({ 400: 'BadRequest', 403: 'AuthorizationFailed', 404: 'NotFound', 409: 'Conflict', 429: 'TooManyRequests', 500: 'InternalServerError', 503: 'ServiceUnavailable' } as Record<number, string>)[rule.status] ??
+        (
+          {
+            400: 'BadRequest',
+            403: 'AuthorizationFailed',
+            404: 'NotFound',
+            409: 'Conflict',
+            429: 'TooManyRequests',
+            500: 'InternalServerError',
+            503: 'ServiceUnavailable',
+          } as Record<number, string>
+        )[rule.status] ??
         'Error';
       const message = rule.message ?? (rule.status === 403 ? authorizationFailed(method, path) : `fake ARM failure ${rule.status}`);
       return error(rule.status, code, message, rule.headers);
@@ -414,8 +429,7 @@ export async function startArmFake(options: ArmFakeOptions): Promise<ArmFake> {
     const p = path.split('/').filter(Boolean);
     const lower = p.map((s) => s.toLowerCase());
     const at = (i: number): string => p[i] ?? '';
-    const is = (...expected: string[]): boolean =>
-      lower.length === expected.length && expected.every((e, i) => e === '*' || e === lower[i]);
+    const is = (...expected: string[]): boolean => lower.length === expected.length && expected.every((e, i) => e === '*' || e === lower[i]);
 
     if (lower[0] !== 'subscriptions' || at(1) !== sub) return error(404, 'SubscriptionNotFound', `The subscription '${at(1)}' could not be found.`);
 
@@ -473,7 +487,11 @@ export async function startArmFake(options: ArmFakeOptions): Promise<ArmFake> {
         const location = (body as { location?: string } | undefined)?.location;
         if (!location) return error(400, 'LocationRequired', 'The location property is required for this definition.');
         if (g && g.location !== location) {
-          return error(409, 'InvalidResourceGroupLocation', `Invalid resource group location '${location}'. The Resource group already exists in location '${g.location}'.`);
+          return error(
+            409,
+            'InvalidResourceGroupLocation',
+            `Invalid resource group location '${location}'. The Resource group already exists in location '${g.location}'.`,
+          );
         }
         const created = !g;
         const group = fake.addGroup(name, location, (body as { tags?: Record<string, string> }).tags ?? g?.tags ?? {});
@@ -499,7 +517,10 @@ export async function startArmFake(options: ArmFakeOptions): Promise<ArmFake> {
       if (!groups.has(key(at(3)))) return error(404, 'ResourceGroupNotFound', `Resource group '${at(3)}' could not be found.`);
       return send(200, { value: [...vms.values()].filter((vm) => vm.rg.toLowerCase() === lower[3]).map((vm) => vmJson(vm, false)) });
     }
-    if (lower.length >= 8 && is(...['subscriptions', '*', 'resourcegroups', '*', 'providers', 'microsoft.compute', 'virtualmachines', '*'], ...lower.slice(8))) {
+    if (
+      lower.length >= 8 &&
+      is(...['subscriptions', '*', 'resourcegroups', '*', 'providers', 'microsoft.compute', 'virtualmachines', '*'], ...lower.slice(8))
+    ) {
       const rg = at(3);
       const name = at(7);
       const vm = vms.get(key(rg, name));
@@ -585,7 +606,10 @@ export async function startArmFake(options: ArmFakeOptions): Promise<ArmFake> {
             if (s === 'Failed') {
               return {
                 status: 'Failed',
-                error: { code: 'DeploymentFailed', message: 'At least one resource deployment operation failed. Please list deployment operations for details.' },
+                error: {
+                  code: 'DeploymentFailed',
+                  message: 'At least one resource deployment operation failed. Please list deployment operations for details.',
+                },
               };
             }
             return { status: s === 'Accepted' ? 'Running' : s };

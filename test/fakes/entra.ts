@@ -88,7 +88,9 @@ export async function startEntraFake(options: EntraFakeOptions): Promise<EntraFa
     }
     if (req.url === `/${tenant}/discovery/v2.0/keys`) {
       requests.keys++;
-      void Promise.all(published.map(async (k) => ({ ...(await exportJWK(k.publicKey)), kid: k.kid, use: 'sig', kty: 'RSA' }))).then((keys) => send(200, { keys }));
+      void Promise.all(published.map(async (k) => ({ ...(await exportJWK(k.publicKey)), kid: k.kid, use: 'sig', kty: 'RSA' }))).then((keys) =>
+        send(200, { keys }),
+      );
       return;
     }
     send(404, { error: 'not_found' });

@@ -167,7 +167,12 @@ export async function startImdsFake(options: ImdsFakeOptions = {}): Promise<Imds
       if (req.headers['metadata'] !== 'true') return send(400, { error: 'Bad request. Required metadata header not specified' });
       if (metadataFailure) return send(metadataFailure, { error: `fake IMDS failure ${metadataFailure}` });
       return send(200, {
-        compute: { ...compute, osType: 'Linux', vmSize: 'Standard_B1s', resourceId: `/subscriptions/${compute.subscriptionId}/resourceGroups/${compute.resourceGroupName}/providers/Microsoft.Compute/virtualMachines/${compute.name}` },
+        compute: {
+          ...compute,
+          osType: 'Linux',
+          vmSize: 'Standard_B1s',
+          resourceId: `/subscriptions/${compute.subscriptionId}/resourceGroups/${compute.resourceGroupName}/providers/Microsoft.Compute/virtualMachines/${compute.name}`,
+        },
         network: { interface: [] },
       });
     }

@@ -41,7 +41,7 @@ export function githubPush(commits = 1, ref = 'refs/heads/main'): Record<string,
   return {
     ref,
     before: '6113728f27ae82c7b1a177c8d03f9e96e0adf246',
-    after: (list.at(-1)?.id) ?? '0000000000000000000000000000000000000000',
+    after: list.at(-1)?.id ?? '0000000000000000000000000000000000000000',
     repository: REPO,
     pusher: { name: 'mona', email: 'mona@contoso.com' },
     organization: { login: 'contoso', id: 9919 },
@@ -60,7 +60,14 @@ export function githubPing(): Record<string, unknown> {
   return {
     zen: 'Design for failure.',
     hook_id: 30,
-    hook: { type: 'Repository', id: 30, name: 'web', active: true, events: ['push'], config: { content_type: 'json', insecure_ssl: '0', url: 'https://runner.example.com/ci/github' } },
+    hook: {
+      type: 'Repository',
+      id: 30,
+      name: 'web',
+      active: true,
+      events: ['push'],
+      config: { content_type: 'json', insecure_ssl: '0', url: 'https://runner.example.com/ci/github' },
+    },
     repository: REPO,
     sender: { login: 'mona', id: 583231, type: 'User' },
   };
@@ -106,13 +113,20 @@ export function eventGridValidation(validationCode = randomUUID()): { body: Buff
     id: randomUUID(),
     topic: '/subscriptions/00000000-1111-2222-3333-444444444444/resourceGroups/app-rg/providers/Microsoft.Storage/storageAccounts/contosodata',
     subject: '',
-    data: { validationCode, validationUrl: `https://rp-westeurope.eventgrid.azure.net:553/eventsubscriptions/armhook/validate?id=${validationCode}&t=2026-12-05T21:00:00.0000000Z&apiVersion=2022-06-15&token=abc` },
+    data: {
+      validationCode,
+      validationUrl: `https://rp-westeurope.eventgrid.azure.net:553/eventsubscriptions/armhook/validate?id=${validationCode}&t=2026-12-05T21:00:00.0000000Z&apiVersion=2022-06-15&token=abc`,
+    },
     eventType: 'Microsoft.EventGrid.SubscriptionValidationEvent',
     eventTime: '2026-12-05T21:00:00.0000000Z',
     metadataVersion: '1',
     dataVersion: '2',
   };
-  return { body: Buffer.from(JSON.stringify([event])), headers: { 'content-type': 'application/json', 'aeg-event-type': 'SubscriptionValidation', 'aeg-subscription-name': 'ARMHOOK', 'aeg-delivery-count': '0' }, validationCode };
+  return {
+    body: Buffer.from(JSON.stringify([event])),
+    headers: { 'content-type': 'application/json', 'aeg-event-type': 'SubscriptionValidation', 'aeg-subscription-name': 'ARMHOOK', 'aeg-delivery-count': '0' },
+    validationCode,
+  };
 }
 
 /** A delivery of two Event Grid events (blob created). */
@@ -123,11 +137,20 @@ export function eventGridEvents(): { body: Buffer; headers: Record<string, strin
     subject: `/blobServices/default/containers/drops/blobs/build-${i}.zip`,
     eventType: 'Microsoft.Storage.BlobCreated',
     eventTime: '2026-12-05T21:00:00.0000000Z',
-    data: { api: 'PutBlob', contentType: 'application/zip', contentLength: 524288, blobType: 'BlockBlob', url: `https://contosodata.blob.core.windows.net/drops/build-${i}.zip` },
+    data: {
+      api: 'PutBlob',
+      contentType: 'application/zip',
+      contentLength: 524288,
+      blobType: 'BlockBlob',
+      url: `https://contosodata.blob.core.windows.net/drops/build-${i}.zip`,
+    },
     dataVersion: '',
     metadataVersion: '1',
   }));
-  return { body: Buffer.from(JSON.stringify(events)), headers: { 'content-type': 'application/json', 'aeg-event-type': 'Notification', 'aeg-subscription-name': 'ARMHOOK', 'aeg-delivery-count': '0' } };
+  return {
+    body: Buffer.from(JSON.stringify(events)),
+    headers: { 'content-type': 'application/json', 'aeg-event-type': 'Notification', 'aeg-subscription-name': 'ARMHOOK', 'aeg-delivery-count': '0' },
+  };
 }
 
 /** A CloudEvents 1.0 batch (Event Grid's CloudEvents schema). */

@@ -22,6 +22,11 @@ export const LEVEL = { info: 30, warn: 40, error: 50 } as const;
 export function captureLog(): CapturedLog {
   const chunks: string[] = [];
   const log = pino({ level: 'trace' }, { write: (chunk: string) => void chunks.push(chunk) });
-  const entries = (): LogLine[] => chunks.join('').split('\n').filter((line) => line !== '').map((line) => JSON.parse(line) as LogLine);
+  const entries = (): LogLine[] =>
+    chunks
+      .join('')
+      .split('\n')
+      .filter((line) => line !== '')
+      .map((line) => JSON.parse(line) as LogLine);
   return { log, text: () => chunks.join(''), entries, lines: entries };
 }

@@ -72,13 +72,33 @@ export async function startPebble(options: { dir: string; tlsPort: number; certi
   // DNS for every name: 127.0.0.1, no IPv6 answers (armhook listens on 127.0.0.1 only).
   await run(
     'pebble-challtestsrv',
-    ['-management', `127.0.0.1:${dnsManagementPort}`, '-dns01', `127.0.0.1:${dnsPort}`, '-http01', '', '-https01', '', '-tlsalpn01', '', '-defaultIPv4', '127.0.0.1', '-defaultIPv6', ''],
+    [
+      '-management',
+      `127.0.0.1:${dnsManagementPort}`,
+      '-dns01',
+      `127.0.0.1:${dnsPort}`,
+      '-http01',
+      '',
+      '-https01',
+      '',
+      '-tlsalpn01',
+      '',
+      '-defaultIPv4',
+      '127.0.0.1',
+      '-defaultIPv6',
+      '',
+    ],
     {},
     /Starting management server/,
   );
   // NOSLEEP: validate at once (pebble otherwise waits up to 15 s); no nonce rejections or
   // authorization reuse, so each order is validated anew.
-  await run('pebble', ['-config', configPath, '-dnsserver', `127.0.0.1:${dnsPort}`], { PEBBLE_VA_NOSLEEP: '1', PEBBLE_WFE_NONCEREJECT: '0', PEBBLE_AUTHZREUSE: '0' }, /Listening on: 127\.0\.0\.1:\d+/);
+  await run(
+    'pebble',
+    ['-config', configPath, '-dnsserver', `127.0.0.1:${dnsPort}`],
+    { PEBBLE_VA_NOSLEEP: '1', PEBBLE_WFE_NONCEREJECT: '0', PEBBLE_AUTHZREUSE: '0' },
+    /Listening on: 127\.0\.0\.1:\d+/,
+  );
 
   const management = `https://127.0.0.1:${managementPort}`;
   return {

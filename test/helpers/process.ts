@@ -121,7 +121,12 @@ export async function startServerProcess(options: ProcessOptions = {}): Promise<
     ARMHOOK_LOG_LEVEL: 'info',
     ...options.env,
   };
-  const child = spawn(NODE, [options.dist ? DIST_CLI : CLI, 'serve'], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'], detached: options.ownGroup === true });
+  const child = spawn(NODE, [options.dist ? DIST_CLI : CLI, 'serve'], {
+    cwd: root,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: options.ownGroup === true,
+  });
   const pid = child.pid;
   if (pid === undefined) throw new Error('could not spawn the armhook CLI');
 
@@ -167,7 +172,11 @@ export async function startServerProcess(options: ProcessOptions = {}): Promise<
           resolve(found);
         } else if (exit) {
           watchers.delete(check);
-          reject(new Error(`armhook exited (${JSON.stringify(exit)}) before the expected log line.\nstderr: ${stderr}\nstdout: ${lines.map((l) => l.msg).join('\n')}`));
+          reject(
+            new Error(
+              `armhook exited (${JSON.stringify(exit)}) before the expected log line.\nstderr: ${stderr}\nstdout: ${lines.map((l) => l.msg).join('\n')}`,
+            ),
+          );
         }
       };
       watchers.add(check);
@@ -196,7 +205,7 @@ export async function startServerProcess(options: ProcessOptions = {}): Promise<
       if (!exit) child.kill(signal);
     },
     signalGroup(signal) {
-      if (!options.ownGroup) throw new Error('signalGroup needs ownGroup: the server shares the test runner\'s group');
+      if (!options.ownGroup) throw new Error("signalGroup needs ownGroup: the server shares the test runner's group");
       process.kill(-pid, signal);
     },
     async kill() {

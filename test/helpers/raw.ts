@@ -6,7 +6,9 @@ import type { TestServer } from './server.ts';
 /** A TLS connection to the server, verified against its CA, from `localAddress` when given. */
 export function tlsConnect(server: Pick<TestServer, 'port' | 'ca'>, localAddress?: string): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host: '127.0.0.1', port: server.port, ca: server.ca, servername: 'localhost', ...(localAddress ? { localAddress } : {}) }, () => resolve(socket));
+    const socket = connect({ host: '127.0.0.1', port: server.port, ca: server.ca, servername: 'localhost', ...(localAddress ? { localAddress } : {}) }, () =>
+      resolve(socket),
+    );
     socket.once('error', reject);
   });
 }

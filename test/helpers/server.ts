@@ -323,7 +323,8 @@ export function streamReader(res: IncomingMessage): StreamReader {
   const until = async (predicate: (text: string) => boolean): Promise<string> => {
     for (;;) {
       if (predicate(text)) return text;
-      if (ended) throw new Error(`the stream ended before the awaited condition held${failure ? ` (${failure.message})` : ''}; it carried:\n${text.slice(-2000)}`);
+      if (ended)
+        throw new Error(`the stream ended before the awaited condition held${failure ? ` (${failure.message})` : ''}; it carried:\n${text.slice(-2000)}`);
       await new Promise<void>((resolve) => {
         const done = (): void => {
           waiters.delete(done);

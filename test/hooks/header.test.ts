@@ -6,8 +6,24 @@ import { AppError } from '../../server/errors.ts';
 import { parseScriptHeader, type ParamSpec, type ScriptHeader } from '../../server/hooks/header.ts';
 import { applyDeclarations, collectParams, maskedParams, secretValues } from '../../server/hooks/params.ts';
 
-const spec = (name: string, fields: Partial<ParamSpec> = {}): ParamSpec => ({ name, required: false, secret: false, pattern: undefined, default: undefined, description: '', from: undefined, ...fields });
-const header = (fields: Partial<ScriptHeader>): ScriptHeader => ({ description: '', params: undefined, timeout: undefined, concurrency: undefined, respond: undefined, ...fields });
+const spec = (name: string, fields: Partial<ParamSpec> = {}): ParamSpec => ({
+  name,
+  required: false,
+  secret: false,
+  pattern: undefined,
+  default: undefined,
+  description: '',
+  from: undefined,
+  ...fields,
+});
+const header = (fields: Partial<ScriptHeader>): ScriptHeader => ({
+  description: '',
+  params: undefined,
+  timeout: undefined,
+  concurrency: undefined,
+  respond: undefined,
+  ...fields,
+});
 
 describe('parseScriptHeader: what a header declares', () => {
   const cases: Array<[string, string, ScriptHeader]> = [
@@ -35,7 +51,11 @@ describe('parseScriptHeader: what a header declares', () => {
     ['the header ends at the first line that is not a comment', '#!/bin/sh\n# @timeout 5\necho\n# @timeout 9\n', header({ timeout: 5 })],
     ['CRLF line ends', '#!/bin/sh\r\n# @timeout 7\r\n', header({ timeout: 7 })],
     ['@respond async', '# @respond async\n', header({ respond: 'async' })],
-    ['values from a JSON Pointer or a header (its name lower-cased)', '# @param ref from=/ref\n# @param sig from=header:X-Sig\n', header({ params: [spec('ref', { from: { pointer: '/ref' } }), spec('sig', { from: { header: 'x-sig' } })] })],
+    [
+      'values from a JSON Pointer or a header (its name lower-cased)',
+      '# @param ref from=/ref\n# @param sig from=header:X-Sig\n',
+      header({ params: [spec('ref', { from: { pointer: '/ref' } }), spec('sig', { from: { header: 'x-sig' } })] }),
+    ],
     ['directives of other tools are ignored', '# @shellcheck disable=SC2086\n# @timeout 3\n', header({ timeout: 3 })],
   ];
   for (const [name, text, expected] of cases) {
@@ -49,7 +69,11 @@ describe('parseScriptHeader: a header armhook refuses names the file and line an
     ['@timeout past what a timer holds', '#!/bin/sh\n# @timeout 2147484\n', /^x\.sh:2: @timeout/],
     ['@timeout that is not a number', '# @timeout soon\n', /got "soon"/],
     ['@concurrency of zero', '# @concurrency 0\n', /@concurrency takes "N"/],
-    ['@concurrency per an undeclared parameter', '# @param rg\n# @concurrency 1 per name\n', /^x\.sh: @concurrency is per "name", which is not a declared parameter/],
+    [
+      '@concurrency per an undeclared parameter',
+      '# @param rg\n# @concurrency 1 per name\n',
+      /^x\.sh: @concurrency is per "name", which is not a declared parameter/,
+    ],
     ['@respond with anything but async', '# @respond later\n', /@respond only takes "async"/],
     ['from= that is neither a pointer nor a header', '# @param a from=ref\n', /from= of "a" takes a JSON Pointer/],
     ['@params with anything but none', '# @params some\n', /@params only takes "none"/],
@@ -63,13 +87,18 @@ describe('parseScriptHeader: a header armhook refuses names the file and line an
     test(name, () => {
       assert.throws(
         () => parseScriptHeader(text, 'x.sh'),
-        (err: unknown) => err instanceof AppError && err.status === 500 && err.code === 'hook_invalid' && message.test(err.message) && err.message.endsWith('Fix the script header; nothing was run.'),
+        (err: unknown) =>
+          err instanceof AppError &&
+          err.status === 500 &&
+          err.code === 'hook_invalid' &&
+          message.test(err.message) &&
+          err.message.endsWith('Fix the script header; nothing was run.'),
       );
     });
   }
 });
 
-describe('applyDeclarations: a request\'s parameters against what the hook declares', () => {
+describe("applyDeclarations: a request's parameters against what the hook declares", () => {
   const declared = [spec('rg', { required: true, pattern: '[a-z]+' }), spec('size', { default: 'small' }), spec('pw', { secret: true })];
   const ok: Array<[string, Record<string, string>, Record<string, string>]> = [
     ['defaults fill in', { rg: 'web' }, { rg: 'web', size: 'small' }],
@@ -85,18 +114,27 @@ describe('applyDeclarations: a request\'s parameters against what the hook decla
   ];
   for (const [name, given, code, message] of refused) {
     test(name, () => {
-      assert.throws(() => applyDeclarations(new Map(Object.entries(given)), declared, 'h'), (err: unknown) => err instanceof AppError && err.status === 400 && err.code === code && message.test(err.message));
+      assert.throws(
+        () => applyDeclarations(new Map(Object.entries(given)), declared, 'h'),
+        (err: unknown) => err instanceof AppError && err.status === 400 && err.code === code && message.test(err.message),
+      );
     });
   }
   test('a refused value is never echoed (it may be a secret)', () => {
-    assert.throws(() => applyDeclarations(new Map([['rg', 'Secret-Value']]), declared, 'h'), (err: Error) => !err.message.includes('Secret-Value'));
+    assert.throws(
+      () => applyDeclarations(new Map([['rg', 'Secret-Value']]), declared, 'h'),
+      (err: Error) => !err.message.includes('Secret-Value'),
+    );
   });
   test('a hook that declares nothing takes any valid name; @params none takes none', () => {
     assert.deepEqual(Object.fromEntries(applyDeclarations(new Map([['any', '1']]), undefined, 'h')), { any: '1' });
     assert.throws(() => applyDeclarations(new Map([['any', '1']]), [], 'h'), /it takes no parameters/);
   });
   test('secrets are masked in what is stored and collected for masking output', () => {
-    const params = new Map([['rg', 'web'], ['pw', 'hunter2']]);
+    const params = new Map([
+      ['rg', 'web'],
+      ['pw', 'hunter2'],
+    ]);
     assert.deepEqual(maskedParams(params, declared), { rg: 'web', pw: '***' });
     assert.deepEqual(secretValues(params, declared), ['hunter2']);
   });
@@ -107,7 +145,13 @@ describe('collectParams: where parameters come from', () => {
     ['the query string', 'a=1&b=two', undefined, '', { a: '1', b: 'two' }],
     ['hyphens fold to underscores', 'vm-name=x', undefined, '', { vm_name: 'x' }],
     ['a form body, with the query', 'a=1', 'application/x-www-form-urlencoded', 'b=2', { a: '1', b: '2' }],
-    ['a JSON body: top-level strings, numbers as written, booleans', '', 'application/json; charset=utf-8', '{"s":"x","n":1.50,"t":false,"o":{"k":1}}', { s: 'x', n: '1.50', t: 'false' }],
+    [
+      'a JSON body: top-level strings, numbers as written, booleans',
+      '',
+      'application/json; charset=utf-8',
+      '{"s":"x","n":1.50,"t":false,"o":{"k":1}}',
+      { s: 'x', n: '1.50', t: 'false' },
+    ],
     ['a +json media type', '', 'application/vnd.x+json', '{"a":"b"}', { a: 'b' }],
     ['any other body is stdin only', 'a=1', 'text/plain', 'b=2', { a: '1' }],
     ['a JSON array is stdin only', '', 'application/json', '[1,2]', {}],
@@ -126,7 +170,10 @@ describe('collectParams: where parameters come from', () => {
   ];
   for (const [name, query, type, body, code] of refused) {
     test(`refused: ${name}`, () => {
-      assert.throws(() => collectParams(query, type, Buffer.from(body)), (err: unknown) => err instanceof AppError && err.status === 400 && err.code === code);
+      assert.throws(
+        () => collectParams(query, type, Buffer.from(body)),
+        (err: unknown) => err instanceof AppError && err.status === 400 && err.code === code,
+      );
     });
   }
 });

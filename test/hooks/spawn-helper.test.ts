@@ -46,7 +46,10 @@ test('the environment arrives exactly: UTF-8, "=" and spaces in values, an empty
   const result = await run({ MARKER: marker, PATH: '/usr/bin:/bin', UNICODE: 'héllo wörld ✓', EQUALS: 'a=b=c', EMPTY: '', SPACES: '  two  ' });
   assert.equal(result.startError, undefined);
   assert.equal(result.exitCode, 0);
-  const lines = result.output.trim().split('\n').filter((l) => !l.startsWith('PWD=') && !l.startsWith('SHLVL=') && !l.startsWith('_='));
+  const lines = result.output
+    .trim()
+    .split('\n')
+    .filter((l) => !l.startsWith('PWD=') && !l.startsWith('SHLVL=') && !l.startsWith('_='));
   assert.deepEqual(lines, ['EMPTY=', 'EQUALS=a=b=c', `MARKER=${marker}`, 'PATH=/usr/bin:/bin', 'SPACES=  two  ', 'UNICODE=héllo wörld ✓']);
 });
 

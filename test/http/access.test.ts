@@ -125,7 +125,11 @@ test('the /jobs list: own jobs only under "own" (another caller\'s name finds no
 });
 
 test('/hooks and /openapi.json list only what the caller may run', async () => {
-  const hooks = async (user: User): Promise<string[]> => (await fetchText(server, '/hooks', { auth: auth(user) })).json().hooks.map((h: { path: string }) => h.path).sort();
+  const hooks = async (user: User): Promise<string[]> =>
+    (await fetchText(server, '/hooks', { auth: auth(user) }))
+      .json()
+      .hooks.map((h: { path: string }) => h.path)
+      .sort();
   assert.deepEqual(await hooks('alice'), ['/demo/echo', '/demo/wait']);
   assert.deepEqual(await hooks('viewer'), ['/demo/echo']);
   assert.deepEqual(await hooks('nobody'), []);
@@ -170,18 +174,44 @@ test('an edit is in force for the next request; a broken edit keeps the last goo
 
 test('armhook check names every problem of the access file', async () => {
   const bad = join(dir, 'bad-access.json');
-  await writeFile(bad, JSON.stringify({ rules: [{ callers: [], run: ['a//b'], jobs: 'mine' }, { callers: ['x'], run: ['ok/*'], extra: 1 }], other: true }));
+  await writeFile(
+    bad,
+    JSON.stringify({
+      rules: [
+        { callers: [], run: ['a//b'], jobs: 'mine' },
+        { callers: ['x'], run: ['ok/*'], extra: 1 },
+      ],
+      other: true,
+    }),
+  );
   const root = join(import.meta.dirname, '..', '..');
   const result = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
     execFile(
       join(root, 'node_modules', '.bin', 'node'),
       [join(root, 'server', 'cli', 'main.ts'), 'check'],
-      { cwd: dir, env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: dir, ARMHOOK_SCRIPTS_DIR: server.scriptsDir, ARMHOOK_TLS_DIR: join(dir, 'tls'), ARMHOOK_DATA_DIR: join(dir, 'check-data'), ARMHOOK_ACCESS: bad, ARMHOOK_IMDS_ENDPOINT: 'http://127.0.0.1:9' } },
+      {
+        cwd: dir,
+        env: {
+          PATH: process.env['PATH'] ?? '/usr/bin:/bin',
+          HOME: dir,
+          ARMHOOK_SCRIPTS_DIR: server.scriptsDir,
+          ARMHOOK_TLS_DIR: join(dir, 'tls'),
+          ARMHOOK_DATA_DIR: join(dir, 'check-data'),
+          ARMHOOK_ACCESS: bad,
+          ARMHOOK_IMDS_ENDPOINT: 'http://127.0.0.1:9',
+        },
+      },
       (error, stdout) => resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout }),
     );
   });
   assert.equal(result.code, 1);
-  for (const problem of ['unknown key "other"', 'rules[0].callers must be a non-empty list', 'segment "" is not a name', 'rules[0].jobs must be', 'rules[1]: unknown key "extra"']) {
+  for (const problem of [
+    'unknown key "other"',
+    'rules[0].callers must be a non-empty list',
+    'segment "" is not a name',
+    'rules[0].jobs must be',
+    'rules[1]: unknown key "extra"',
+  ]) {
     assert.ok(result.stdout.includes(problem), `check names ${problem}:\n${result.stdout}`);
   }
   assert.match(result.stdout, /^FAIL {2}access: /m);

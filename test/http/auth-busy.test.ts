@@ -23,12 +23,13 @@ test('guesses past the auth queue get 503 auth_busy with Retry-After, nothing ru
   const alice = 'alice:pw-alice';
   const before = (await listJobs(server, { auth: alice })).length;
 
-  const guesses = await Promise.all(
-    ['g1', 'g2', 'g3', 'g4', 'g5'].map((pw) => fetchText(server, '/guarded', { method: 'POST', auth: `slow:${pw}` })),
-  );
+  const guesses = await Promise.all(['g1', 'g2', 'g3', 'g4', 'g5'].map((pw) => fetchText(server, '/guarded', { method: 'POST', auth: `slow:${pw}` })));
   const busy = guesses.filter((r) => r.status === 503);
   assert.ok(busy.length >= 3, `most guesses are refused at once: ${guesses.map((r) => r.status).join(', ')}`);
-  assert.ok(guesses.every((r) => r.status === 503 || r.status === 401), guesses.map((r) => r.status).join(', '));
+  assert.ok(
+    guesses.every((r) => r.status === 503 || r.status === 401),
+    guesses.map((r) => r.status).join(', '),
+  );
   for (const res of busy) {
     assertJsonError(res, 503, 'auth_busy');
     assert.equal(res.headers['retry-after'], '1');

@@ -71,7 +71,10 @@ for (const [kind, { user, password }] of Object.entries(USERS)) {
     const record = doneRecord(events);
     assert.equal(record.status, 'succeeded');
     assert.equal(record.caller, user);
-    assert.ok(events.some((e) => e.event === 'message' && e.data === `user=${user}`), result.stdout);
+    assert.ok(
+      events.some((e) => e.event === 'message' && e.data === `user=${user}`),
+      result.stdout,
+    );
     const stored = await fetchText(server, `/jobs/${record.id}`, { auth: `${user}:${password}` });
     assert.equal(stored.json().caller, user);
     assert.ok(!server.logs.text().includes(password), 'passwords are never logged');
@@ -110,7 +113,13 @@ test('no credentials is a 401 JSON error with WWW-Authenticate, and nothing runs
 });
 
 test('malformed or non-basic Authorization headers are 401 JSON errors', async () => {
-  for (const header of ['Basic !!!not-base64', 'Basic ', `Basic ${Buffer.from('no-colon').toString('base64')}`, 'Bearer abc.def.ghi', 'Digest username="alice"']) {
+  for (const header of [
+    'Basic !!!not-base64',
+    'Basic ',
+    `Basic ${Buffer.from('no-colon').toString('base64')}`,
+    'Bearer abc.def.ghi',
+    'Digest username="alice"',
+  ]) {
     const res = await curlResponse(server, ['-H', `Authorization: ${header}`, '-XPOST', `${server.url}/guarded`]);
     assertJsonError(res, 401);
   }
@@ -193,7 +202,10 @@ test('listening on :: without authentication refuses to start too', async () => 
 });
 
 test('listening on 0.0.0.0 with an htpasswd file starts, and still requires credentials', async () => {
-  const open = await startServer({ config: { listen: { host: '0.0.0.0', port: 0 }, htpasswd: htpasswdFile }, scripts: { 'whoami.sh': '#!/bin/sh\necho "user=$ARMHOOK_USER"\n' } });
+  const open = await startServer({
+    config: { listen: { host: '0.0.0.0', port: 0 }, htpasswd: htpasswdFile },
+    scripts: { 'whoami.sh': '#!/bin/sh\necho "user=$ARMHOOK_USER"\n' },
+  });
   try {
     assertJsonError(await curlResponse(open, ['-XPOST', `${open.url}/whoami`]), 401);
     const result = await curl(open, ['--user', admin(), '-XPOST', `${open.url}/whoami`]);

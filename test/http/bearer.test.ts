@@ -63,10 +63,26 @@ const basic = `Basic ${Buffer.from(`api:${PASSWORD}`).toString('base64')}`;
 const ALLOWED_CALLERS: Array<{ name: string; authorization: () => Promise<string>; caller: string }> = [
   { name: 'basic auth', authorization: async () => basic, caller: 'api' },
   { name: 'a v2 token', authorization: async () => bearer(await tenant.token(allowedOid)), caller: `entra:${allowedOid}` },
-  { name: 'a v1 token (sts.windows.net issuer)', authorization: async () => bearer(await tenant.token(allowedOid, { version: 1 })), caller: `entra:${allowedOid}` },
-  { name: 'a token for the second accepted audience', authorization: async () => bearer(await tenant.token(allowedOid, { claims: { aud: 'other-audience' } })), caller: `entra:${allowedOid}` },
-  { name: 'a token expired 2 minutes ago (within 5 minutes of skew)', authorization: async () => bearer(await tenant.token(allowedOid, { claims: { exp: Math.floor(Date.now() / 1000) - 120 } })), caller: `entra:${allowedOid}` },
-  { name: 'a token valid in 2 minutes (within the skew)', authorization: async () => bearer(await tenant.token(allowedOid, { claims: { nbf: Math.floor(Date.now() / 1000) + 120 } })), caller: `entra:${allowedOid}` },
+  {
+    name: 'a v1 token (sts.windows.net issuer)',
+    authorization: async () => bearer(await tenant.token(allowedOid, { version: 1 })),
+    caller: `entra:${allowedOid}`,
+  },
+  {
+    name: 'a token for the second accepted audience',
+    authorization: async () => bearer(await tenant.token(allowedOid, { claims: { aud: 'other-audience' } })),
+    caller: `entra:${allowedOid}`,
+  },
+  {
+    name: 'a token expired 2 minutes ago (within 5 minutes of skew)',
+    authorization: async () => bearer(await tenant.token(allowedOid, { claims: { exp: Math.floor(Date.now() / 1000) - 120 } })),
+    caller: `entra:${allowedOid}`,
+  },
+  {
+    name: 'a token valid in 2 minutes (within the skew)',
+    authorization: async () => bearer(await tenant.token(allowedOid, { claims: { nbf: Math.floor(Date.now() / 1000) + 120 } })),
+    caller: `entra:${allowedOid}`,
+  },
 ];
 
 for (const [i, c] of ALLOWED_CALLERS.entries()) {
@@ -163,7 +179,8 @@ test('every failure is one audit line (source, method, path, scheme, reason); no
   }
   const starts = server.logs.entries().filter((line) => line.audit === 'job-start');
   assert.ok(starts.length >= ALLOWED_CALLERS.length);
-  for (const line of starts) assert.ok(line.caller && line.source === '127.0.0.1' && line.hook === 'allowed/run' && typeof line.jobId === 'string', JSON.stringify(line));
+  for (const line of starts)
+    assert.ok(line.caller && line.source === '127.0.0.1' && line.hook === 'allowed/run' && typeof line.jobId === 'string', JSON.stringify(line));
   const logText = server.logs.text();
   const stored = (await readTree(server.dataDir)).toString('latin1');
   assert.ok(tokensSent.length > 10);
@@ -176,11 +193,23 @@ test('every failure is one audit line (source, method, path, scheme, reason); no
 
 test('fail closed: a non-loopback listener starts with bearer tokens alone, and refuses to start with neither', async () => {
   const root = await mkdtemp(join(tmpdir(), 'armhook-bearer-closed-'));
-  const base = { listen: { host: '0.0.0.0', port: 0 }, scriptsDir: server.scriptsDir, dataDir: join(root, 'data'), tlsDir: join(root, 'tls'), imdsEndpoint: 'http://127.0.0.1:9' };
+  const base = {
+    listen: { host: '0.0.0.0', port: 0 },
+    scriptsDir: server.scriptsDir,
+    dataDir: join(root, 'data'),
+    tlsDir: join(root, 'tls'),
+    imdsEndpoint: 'http://127.0.0.1:9',
+  };
   try {
-    const withTokens = await buildApp(loadConfig({ env: {}, cwd: root, overrides: { ...base, entraTenant: tenant.tenant, entraAudience: tenant.audience, entraAuthority: tenant.url } }), { log: captureLog().log });
+    const withTokens = await buildApp(
+      loadConfig({ env: {}, cwd: root, overrides: { ...base, entraTenant: tenant.tenant, entraAudience: tenant.audience, entraAuthority: tenant.url } }),
+      { log: captureLog().log },
+    );
     await withTokens.close();
-    await assert.rejects(buildApp(loadConfig({ env: {}, cwd: root, overrides: base }), { log: captureLog().log }), /refusing to listen on 0\.0\.0\.0.*ARMHOOK_ENTRA_TENANT/);
+    await assert.rejects(
+      buildApp(loadConfig({ env: {}, cwd: root, overrides: base }), { log: captureLog().log }),
+      /refusing to listen on 0\.0\.0\.0.*ARMHOOK_ENTRA_TENANT/,
+    );
   } finally {
     await rm(root, { recursive: true, force: true });
   }
@@ -193,16 +222,34 @@ function check(env: Record<string, string>): Promise<string> {
     execFile(
       join(root, 'node_modules', '.bin', 'node'),
       [join(root, 'server', 'cli', 'main.ts'), 'check'],
-      { cwd: dir, env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: dir, NODE_EXTRA_CA_CERTS: caFile, ARMHOOK_SCRIPTS_DIR: server.scriptsDir, ARMHOOK_TLS_DIR: join(dir, 'tls'), ARMHOOK_DATA_DIR: join(dir, 'check-data'), ARMHOOK_IMDS_ENDPOINT: 'http://127.0.0.1:9', ...env } },
+      {
+        cwd: dir,
+        env: {
+          PATH: process.env['PATH'] ?? '/usr/bin:/bin',
+          HOME: dir,
+          NODE_EXTRA_CA_CERTS: caFile,
+          ARMHOOK_SCRIPTS_DIR: server.scriptsDir,
+          ARMHOOK_TLS_DIR: join(dir, 'tls'),
+          ARMHOOK_DATA_DIR: join(dir, 'check-data'),
+          ARMHOOK_IMDS_ENDPOINT: 'http://127.0.0.1:9',
+          ...env,
+        },
+      },
       (_error, stdout) => resolve(stdout),
     );
   });
 }
 
-test('armhook check fetches the tenant\'s signing keys, and names the authority when it cannot', async () => {
+test("armhook check fetches the tenant's signing keys, and names the authority when it cannot", async () => {
   const settings = { ARMHOOK_ENTRA_TENANT: tenant.tenant, ARMHOOK_ENTRA_AUDIENCE: tenant.audience };
   const good = await check({ ...settings, ARMHOOK_ENTRA_AUTHORITY: tenant.url });
-  assert.match(good, new RegExp(`^ok {4}bearer tokens: tenant ${tenant.tenant}, audience .*; 1 signing key\\(s\\) from ${tenant.url}/${tenant.tenant}/discovery/v2.0/keys$`, 'm'));
+  assert.match(
+    good,
+    new RegExp(
+      `^ok {4}bearer tokens: tenant ${tenant.tenant}, audience .*; 1 signing key\\(s\\) from ${tenant.url}/${tenant.tenant}/discovery/v2.0/keys$`,
+      'm',
+    ),
+  );
   const bad = await check({ ...settings, ARMHOOK_ENTRA_AUTHORITY: 'https://127.0.0.1:9' });
   assert.match(bad, /^FAIL {2}bearer tokens: .*cannot get the tenant's signing keys from https:\/\/127\.0\.0\.1:9/m);
 });

@@ -42,7 +42,15 @@ function post(target: TestServer, from: string, credentials: string, tag: string
   return new Promise((resolve, reject) => {
     const req = request(
       `${target.url.replace('localhost', '127.0.0.1')}/hello?tag=${tag}`,
-      { method: 'POST', ca: target.ca, servername: 'localhost', localAddress: from, auth: credentials, headers: { accept: 'application/json', ...headers }, agent: false },
+      {
+        method: 'POST',
+        ca: target.ca,
+        servername: 'localhost',
+        localAddress: from,
+        auth: credentials,
+        headers: { accept: 'application/json', ...headers },
+        agent: false,
+      },
       (res) => {
         res.resume();
         res.on('end', () => resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'] }));

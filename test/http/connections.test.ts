@@ -88,7 +88,7 @@ test('a body sent too slowly is cut at requestTimeout with a JSON 408, and nothi
   assert.ok(!markerExists(server, 'slow-body'), 'the script never ran');
 });
 
-test('a job\'s answer streams past requestTimeout: the deadline is for receiving the request only', async () => {
+test("a job's answer streams past requestTimeout: the deadline is for receiving the request only", async () => {
   const stream = streamReader(await open(server, '/long', { method: 'POST' }));
   await stream.until((text) => text.includes('data: started'));
   // A slow body opened after the job started is cut first: the job's request is older still.

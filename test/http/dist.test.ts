@@ -51,9 +51,15 @@ test('dist/: starts without a certificate (generates the dev one), runs a hook a
   assert.equal(health.stdout, '{"status":"ok"}');
   const run = await curl(server, ['-sS', '-XPOST', `${server.url}/hello?name=bundle`]);
   const { events } = parseSse(run.stdout);
-  assert.ok(events.some((e) => e.event === 'message' && e.data === 'hello bundle'), run.stdout);
+  assert.ok(
+    events.some((e) => e.event === 'message' && e.data === 'hello bundle'),
+    run.stdout,
+  );
   assert.match(events.at(-1)?.data ?? '', /"status":"succeeded"/);
-  assert.ok(server.logs().some((l) => l.component === 'tls'), 'the dev certificate was generated and logged');
+  assert.ok(
+    server.logs().some((l) => l.component === 'tls'),
+    'the dev certificate was generated and logged',
+  );
 });
 
 test('dist/: /metrics (prom-client, loaded on the first scrape), /hooks with the typed handlers (loaded on first use), /openapi.json', async () => {
@@ -62,8 +68,14 @@ test('dist/: /metrics (prom-client, loaded on the first scrape), /hooks with the
   assert.match(metrics.stdout, /^armhook_jobs_running \d+$/m);
   const hooks = JSON.parse((await curl(server, ['-sS', `${server.url}/hooks`])).stdout) as { hooks: Array<{ path: string }> } | Array<{ path: string }>;
   const paths = (Array.isArray(hooks) ? hooks : hooks.hooks).map((h) => h.path);
-  assert.ok(paths.some((p) => p.includes('hello')), paths.join(', '));
-  assert.ok(paths.some((p) => p.includes('azure/')), `typed handlers listed: ${paths.join(', ')}`);
+  assert.ok(
+    paths.some((p) => p.includes('hello')),
+    paths.join(', '),
+  );
+  assert.ok(
+    paths.some((p) => p.includes('azure/')),
+    `typed handlers listed: ${paths.join(', ')}`,
+  );
   const openapi = JSON.parse((await curl(server, ['-sS', `${server.url}/openapi.json`])).stdout) as { openapi: string; paths: Record<string, unknown> };
   assert.match(openapi.openapi, /^3\./);
   assert.ok(Object.keys(openapi.paths).length > 2);

@@ -27,11 +27,13 @@ const SCRIPTS = {
   'escape.sh': '#!/bin/sh\nsetsid sleep 60 &\necho "started $!"\n',
   'forever.sh': '#!/bin/sh\n# @timeout 3000000\necho never\n',
   // Prints while it is being stopped: a TERM trap's cleanup output is part of the job's output.
-  'trap.sh': '#!/bin/sh\ntrap \'i=0; while [ $i -lt 2000 ]; do echo "cleanup line $i"; i=$((i+1)); done; echo LAST; exit 3\' TERM\necho ready\nwhile :; do sleep 0.05; done\n',
+  'trap.sh':
+    '#!/bin/sh\ntrap \'i=0; while [ $i -lt 2000 ]; do echo "cleanup line $i"; i=$((i+1)); done; echo LAST; exit 3\' TERM\necho ready\nwhile :; do sleep 0.05; done\n',
   // Like escape.sh, and the escaped child says when the script is gone (exited and reaped). The
   // script exits only once the child has left its group (the child's marker), or the group's
   // SIGTERM at the script's exit could reach the child before its setsid().
-  'escape-told.sh': '#!/bin/sh\nme=$$\nsetsid sh -c "touch $ARMHOOK_TEST_MARKERS/escaped-$me; while kill -0 $me 2>/dev/null; do sleep 0.01; done; echo script gone; exec sleep 60" &\nwhile [ ! -e "$ARMHOOK_TEST_MARKERS/escaped-$me" ]; do sleep 0.01; done\necho "started $!"\n',
+  'escape-told.sh':
+    '#!/bin/sh\nme=$$\nsetsid sh -c "touch $ARMHOOK_TEST_MARKERS/escaped-$me; while kill -0 $me 2>/dev/null; do sleep 0.01; done; echo script gone; exec sleep 60" &\nwhile [ ! -e "$ARMHOOK_TEST_MARKERS/escaped-$me" ]; do sleep 0.01; done\necho "started $!"\n',
   // Leaves a process in a session of its own (nohup setsid), then runs until it times out.
   'escape-forever.sh': '#!/bin/sh\nnohup setsid sleep 60 >/dev/null 2>&1 &\necho "started $!"\nwhile :; do sleep 0.05; done\n',
 };
@@ -105,7 +107,10 @@ test('a script whose child escapes its process group (setsid) still ends when th
   }
 });
 
-for (const [name, target] of [['helper', () => server], ['node', () => nodeSpawner]] as const) {
+for (const [name, target] of [
+  ['helper', () => server],
+  ['node', () => nodeSpawner],
+] as const) {
   test(`spawner ${name}: a job that times out also ends what it started with nohup setsid`, async () => {
     const res = await fetchText(target(), '/escape-forever', { method: 'POST', headers: { Accept: 'application/json', 'X-Hook-Timeout': '1' } });
     const record = res.json();

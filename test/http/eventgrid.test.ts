@@ -22,9 +22,25 @@ before(async () => {
   const htpasswd = join(dir, 'htpasswd');
   await writeFile(htpasswd, `grid:${await hashPassword('grid-pw', 4)}\nother:${await hashPassword('other-pw', 4)}\n`);
   const access = join(dir, 'access.json');
-  await writeFile(access, JSON.stringify({ rules: [{ callers: ['grid'], run: ['events/*'], jobs: 'own' }, { callers: ['other'], run: ['nothing/here'], jobs: 'own' }] }));
+  await writeFile(
+    access,
+    JSON.stringify({
+      rules: [
+        { callers: ['grid'], run: ['events/*'], jobs: 'own' },
+        { callers: ['other'], run: ['nothing/here'], jobs: 'own' },
+      ],
+    }),
+  );
   const sample = await readFile(join(ROOT, 'scripts', 'events', 'eventgrid.sh'), 'utf8');
-  server = await startServer({ config: { htpasswd, access }, scripts: { 'events/eventgrid.sh': sample.replace('set -eu\n', 'set -eu\ntouch "$ARMHOOK_TEST_MARKERS/eventgrid-$ARMHOOK_JOB_ID"\ntouch "$ARMHOOK_TEST_MARKERS/eventgrid-ran"\n') } });
+  server = await startServer({
+    config: { htpasswd, access },
+    scripts: {
+      'events/eventgrid.sh': sample.replace(
+        'set -eu\n',
+        'set -eu\ntouch "$ARMHOOK_TEST_MARKERS/eventgrid-$ARMHOOK_JOB_ID"\ntouch "$ARMHOOK_TEST_MARKERS/eventgrid-ran"\n',
+      ),
+    },
+  });
 });
 
 after(async () => {
@@ -45,20 +61,37 @@ test('SubscriptionValidation: 200 {"validationResponse": <code>} exactly, and no
 
 test('the handshakes are only for callers who may run the hook (403) and need authentication (401)', async () => {
   const validation = eventGridValidation();
-  assertJsonError(await fetchText(server, '/events/eventgrid', { method: 'POST', body: validation.body, headers: validation.headers, auth: OTHER }), 403, 'forbidden');
+  assertJsonError(
+    await fetchText(server, '/events/eventgrid', { method: 'POST', body: validation.body, headers: validation.headers, auth: OTHER }),
+    403,
+    'forbidden',
+  );
   assertJsonError(await fetchText(server, '/events/eventgrid', { method: 'POST', body: validation.body, headers: validation.headers }), 401);
-  assertJsonError(await fetchText(server, '/events/eventgrid', { method: 'OPTIONS', headers: { 'webhook-request-origin': 'eventgrid.azure.net' }, auth: OTHER }), 403, 'forbidden');
+  assertJsonError(
+    await fetchText(server, '/events/eventgrid', { method: 'OPTIONS', headers: { 'webhook-request-origin': 'eventgrid.azure.net' }, auth: OTHER }),
+    403,
+    'forbidden',
+  );
   assert.ok(!markerExists(server, 'eventgrid-ran'));
 });
 
 test('a malformed validation request is 400 and runs nothing', async () => {
-  const res = await fetchText(server, '/events/eventgrid', { method: 'POST', body: '[{"eventType":"Microsoft.EventGrid.SubscriptionValidationEvent","data":{}}]', headers: { 'content-type': 'application/json', 'aeg-event-type': 'SubscriptionValidation' }, auth: GRID });
+  const res = await fetchText(server, '/events/eventgrid', {
+    method: 'POST',
+    body: '[{"eventType":"Microsoft.EventGrid.SubscriptionValidationEvent","data":{}}]',
+    headers: { 'content-type': 'application/json', 'aeg-event-type': 'SubscriptionValidation' },
+    auth: GRID,
+  });
   assertJsonError(res, 400, 'bad_validation_event');
   assert.ok(!markerExists(server, 'eventgrid-ran'));
 });
 
 test('CloudEvents webhook validation: OPTIONS with WebHook-Request-Origin answers WebHook-Allowed-Origin; OPTIONS without it is still 405', async () => {
-  const res = await fetchText(server, '/events/eventgrid', { method: 'OPTIONS', headers: { 'webhook-request-origin': 'eventgrid.azure.net', 'webhook-request-rate': '120' }, auth: GRID });
+  const res = await fetchText(server, '/events/eventgrid', {
+    method: 'OPTIONS',
+    headers: { 'webhook-request-origin': 'eventgrid.azure.net', 'webhook-request-rate': '120' },
+    auth: GRID,
+  });
   assert.equal(res.status, 200, res.body);
   assert.equal(res.headers['webhook-allowed-origin'], 'eventgrid.azure.net');
   assert.equal(res.headers['webhook-allowed-rate'], '*');
@@ -68,7 +101,10 @@ test('CloudEvents webhook validation: OPTIONS with WebHook-Request-Origin answer
 });
 
 test('an Event Grid delivery and a CloudEvents batch run the receiver (202: # @respond async), the events are its stdin', async () => {
-  for (const [delivery, expected] of [[eventGridEvents(), /events: 2\n {2}Microsoft\.Storage\.BlobCreated \/blobServices/], [cloudEventsBatch(), /events: 3\n {2}Microsoft\.Resources\.ResourceWriteSuccess/]] as const) {
+  for (const [delivery, expected] of [
+    [eventGridEvents(), /events: 2\n {2}Microsoft\.Storage\.BlobCreated \/blobServices/],
+    [cloudEventsBatch(), /events: 3\n {2}Microsoft\.Resources\.ResourceWriteSuccess/],
+  ] as const) {
     const res = await fetchText(server, '/events/eventgrid', { method: 'POST', body: delivery.body, headers: delivery.headers, auth: GRID });
     assert.equal(res.status, 202, res.body);
     const id = String(res.headers['armhook-job-id']);

@@ -33,14 +33,21 @@ before(async () => {
   const hmacFile = join(dir, 'hmac.secret');
   await writeFile(hmacFile, HMAC_SECRET, { mode: 0o600 });
   const access = join(dir, 'access.json');
-  await writeFile(access, JSON.stringify({ rules: [{ callers: ['api', 'ops'], run: ['**'], jobs: 'all' }], signatures: { github: { scheme: 'github', secretFile, hooks: ['ci/github'] }, deployer: { scheme: 'hmac', secretFile: hmacFile, hooks: ['signed/*'] } } }));
+  await writeFile(
+    access,
+    JSON.stringify({
+      rules: [{ callers: ['api', 'ops'], run: ['**'], jobs: 'all' }],
+      signatures: { github: { scheme: 'github', secretFile, hooks: ['ci/github'] }, deployer: { scheme: 'hmac', secretFile: hmacFile, hooks: ['signed/*'] } },
+    }),
+  );
   options = {
     root: join(dir, 'root'),
     config: { htpasswd, access },
     scripts: {
       'signed/run.sh': '#!/bin/sh\necho "$ARMHOOK_JOB_ID" >> "$ARMHOOK_TEST_MARKERS/runs-signed"\n',
       'deploy.sh': '#!/bin/sh\necho "$ARMHOOK_JOB_ID" >> "$ARMHOOK_TEST_MARKERS/runs-$name"\necho "deployed $name"\n',
-      'ci/github.sh': '#!/bin/sh\n# @respond async\n# @param delivery required from=header:X-GitHub-Delivery\n# @param ref from=/ref\necho "$ARMHOOK_JOB_ID" >> "$ARMHOOK_TEST_MARKERS/runs-$delivery"\necho "ref=$ref"\n',
+      'ci/github.sh':
+        '#!/bin/sh\n# @respond async\n# @param delivery required from=header:X-GitHub-Delivery\n# @param ref from=/ref\necho "$ARMHOOK_JOB_ID" >> "$ARMHOOK_TEST_MARKERS/runs-$delivery"\necho "ref=$ref"\n',
     },
   };
   server = await startServer(options);
@@ -66,7 +73,10 @@ test('a sequential repeat gets the same job: 202 repeats its Location, SSE repla
   assert.equal(sse.headers['armhook-job-id'], id);
   const { events } = parseSse(sse.body);
   assert.equal(doneRecord(events).id, id);
-  assert.ok(events.some((e) => e.data === 'deployed seq'), sse.body);
+  assert.ok(
+    events.some((e) => e.data === 'deployed seq'),
+    sse.body,
+  );
   const asJson = await run('/deploy?name=seq', 'key-seq', { accept: 'application/json' });
   assert.equal(asJson.status, 200);
   assert.equal(asJson.json().id, id);
@@ -85,7 +95,11 @@ test('10 concurrent duplicates make one job', async () => {
 test('the same key with other parameters or another body is 422, and runs nothing', async () => {
   await run('/deploy?name=other', 'key-other', { accept: 'application/json' });
   assertJsonError(await run('/deploy?name=other2', 'key-other', { accept: 'application/json' }), 422, 'idempotency_key_reused');
-  assertJsonError(await run('/deploy?name=other', 'key-other', { accept: 'application/json', 'content-type': 'text/plain' }, 'api:api-pw', 'a body'), 422, 'idempotency_key_reused');
+  assertJsonError(
+    await run('/deploy?name=other', 'key-other', { accept: 'application/json', 'content-type': 'text/plain' }, 'api:api-pw', 'a body'),
+    422,
+    'idempotency_key_reused',
+  );
   assert.equal(runs('other'), 1);
   assert.equal(runs('other2'), 0);
 });
@@ -132,7 +146,11 @@ test('an hmac signature replayed after a restart (the replay guard forgot it) ge
   const header = hmacSignature(HMAC_SECRET, 'POST', '/signed/run', '');
   const first = await fetchText(server, '/signed/run', { method: 'POST', headers: { 'armhook-signature': header, accept: 'application/json' } });
   assert.equal(first.status, 200, first.body);
-  assertJsonError(await fetchText(server, '/signed/run', { method: 'POST', headers: { 'armhook-signature': header, accept: 'application/json' } }), 401, 'unauthorized');
+  assertJsonError(
+    await fetchText(server, '/signed/run', { method: 'POST', headers: { 'armhook-signature': header, accept: 'application/json' } }),
+    401,
+    'unauthorized',
+  );
   await server.close();
   server = await startServer(options);
   const replay = await fetchText(server, '/signed/run', { method: 'POST', headers: { 'armhook-signature': header, accept: 'application/json' } });

@@ -38,7 +38,7 @@ function errorOf(res: LightMyRequestResponse, status: number, code: string): str
 }
 
 describe('runs', () => {
-  test('JSON mode: the job record with its output, Armhook-Job-Id, and the script\'s failure as 500-class status', async () => {
+  test("JSON mode: the job record with its output, Armhook-Job-Id, and the script's failure as 500-class status", async () => {
     const res = await app.inject({ method: 'POST', url: '/echo?name=world', headers: { accept: 'application/json' }, payload: 'stdin line' });
     assert.equal(res.statusCode, 200, res.body);
     const record = res.json<{ jobId: string; status: string; exitCode: number; output: string }>();
@@ -77,7 +77,7 @@ describe('runs', () => {
     ['a bad X-Hook-Timeout', { method: 'POST', url: '/marked', headers: { 'x-hook-timeout': 'soon' } }, 400, 'bad_timeout'],
     ['a reconnecting EventSource (Last-Event-ID)', { method: 'POST', url: '/marked', headers: { 'last-event-id': '3' } }, 409, 'resume_not_run'],
     ['malformed JSON', { method: 'POST', url: '/marked', headers: { 'content-type': 'application/json' }, payload: '{' }, 400, 'bad_json'],
-    ['a path outside the catalog\'s rules', { method: 'POST', url: '/.hidden' }, 404, 'unknown_hook'],
+    ["a path outside the catalog's rules", { method: 'POST', url: '/.hidden' }, 404, 'unknown_hook'],
   ];
   for (const [name, request, status, code] of refused) {
     test(`refused before anything runs: ${name} (${status} ${code})`, async () => {
@@ -112,7 +112,10 @@ describe('typed handlers off Azure', () => {
   test('GET describes a POST handler; other methods are 405 naming what the path takes', async () => {
     const described = await app.inject({ url: '/azure/vms/start' });
     assert.equal(described.statusCode, 200);
-    assert.deepEqual(described.json<{ params: Array<{ name: string }> }>().params.map((p) => p.name), ['rg', 'name']);
+    assert.deepEqual(
+      described.json<{ params: Array<{ name: string }> }>().params.map((p) => p.name),
+      ['rg', 'name'],
+    );
     const put = await app.inject({ method: 'PUT', url: '/azure/vms/start' });
     assert.match(errorOf(put, 405, 'method_not_allowed'), /runs on POST; GET describes it/);
     assert.equal(put.headers['allow'], 'GET, HEAD, POST');

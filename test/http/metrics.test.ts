@@ -60,7 +60,10 @@ test('metrics count finished jobs by hook and status, and show running/queued ga
   assert.match(res.body, /^armhook_process_resident_memory_bytes \d+/m);
   // Process CPU covers the process's life, not only the time since the first scrape.
   const cpuSeconds = Number(/^armhook_process_cpu_seconds_total ([\d.e+-]+)$/m.exec(res.body)?.[1]);
-  assert.ok(cpuSeconds >= (cpuBefore.user + cpuBefore.system) / 1e6, `${cpuSeconds} s reported, ${(cpuBefore.user + cpuBefore.system) / 1e6} s used before the scrape`);
+  assert.ok(
+    cpuSeconds >= (cpuBefore.user + cpuBefore.system) / 1e6,
+    `${cpuSeconds} s reported, ${(cpuBefore.user + cpuBefore.system) / 1e6} s used before the scrape`,
+  );
 });
 
 test('openapi.json lists hooks with their declared parameters', async () => {
@@ -69,7 +72,10 @@ test('openapi.json lists hooks with their declared parameters', async () => {
   const doc = res.json();
   assert.equal(doc.openapi, '3.1.0');
   const op = doc.paths['/ok'].post;
-  assert.deepEqual(op.parameters.filter((p: { in: string }) => p.in === 'query').map((p: { name: string }) => p.name), ['who']);
+  assert.deepEqual(
+    op.parameters.filter((p: { in: string }) => p.in === 'query').map((p: { name: string }) => p.name),
+    ['who'],
+  );
   assert.equal(op.parameters[0].required, true);
   assert.equal(op.parameters[0].schema.pattern, '^(?:[a-z]+)$');
   assert.ok(doc.paths['/jobs/{id}'].delete);

@@ -16,7 +16,8 @@ let doc: Record<string, any>;
 before(async () => {
   server = await startServer({
     scripts: {
-      'vm/create.sh': '#!/bin/sh\n# @description Create a VM\n# @param rg required pattern=[a-z][a-z0-9-]* resource group\n# @param vmname required VM name\n# @param pw required secret admin password\n# @param size default=Standard_B1s VM size\necho ok\n',
+      'vm/create.sh':
+        '#!/bin/sh\n# @description Create a VM\n# @param rg required pattern=[a-z][a-z0-9-]* resource group\n# @param vmname required VM name\n# @param pw required secret admin password\n# @param size default=Standard_B1s VM size\necho ok\n',
       'vm-create.sh': '#!/bin/sh\necho same operation id base\n',
       'free.sh': '#!/bin/sh\necho "$who"\n',
     },
@@ -50,7 +51,10 @@ test('path parameters, hook parameters (required, pattern, default, secret), res
   assert.deepEqual(create.responses['400'].content['application/json'].schema, { $ref: '#/components/schemas/Error' });
   assert.match(doc.paths['/free'].post.description, /Undeclared/);
   assert.notEqual(doc.paths['/vm/create'].post.operationId, doc.paths['/vm-create'].post.operationId, 'operation ids are unique');
-  assert.ok(doc.paths['/azure/groups/create'].post.parameters.some((p: { name: string }) => p.name === 'name'), 'typed handlers with their schema parameters');
+  assert.ok(
+    doc.paths['/azure/groups/create'].post.parameters.some((p: { name: string }) => p.name === 'name'),
+    'typed handlers with their schema parameters',
+  );
   const deploy = doc.paths['/azure/deployments/create'].post;
   assert.deepEqual(Object.keys(deploy.requestBody.content), ['application/json'], 'a document body: the template');
   assert.equal(deploy.requestBody.required, true);
@@ -78,7 +82,10 @@ test('openapi-typescript generates a client in which an openapi-fetch call of /j
     await writeFile(join(dir, 'armhook.d.ts'), astToString(await openapiTS(structuredClone(doc) as never)));
     await writeFile(
       join(dir, 'tsconfig.json'),
-      JSON.stringify({ compilerOptions: { strict: true, noEmit: true, target: 'es2022', module: 'esnext', moduleResolution: 'bundler', types: ['node'], skipLibCheck: true }, include: ['*.ts'] }),
+      JSON.stringify({
+        compilerOptions: { strict: true, noEmit: true, target: 'es2022', module: 'esnext', moduleResolution: 'bundler', types: ['node'], skipLibCheck: true },
+        include: ['*.ts'],
+      }),
     );
     await writeFile(
       join(dir, 'good.ts'),
@@ -116,8 +123,15 @@ export async function wrong(): Promise<void> {
     const { code, output } = await tsc(dir);
     assert.notEqual(code, 0, 'bad.ts must not compile');
     const errors = output.split('\n').filter((line) => /error TS\d+/.test(line));
-    assert.ok(errors.every((line) => line.startsWith('bad.ts')), `good.ts compiles:\n${output}`);
-    assert.deepEqual(errors.map((line) => /^bad\.ts\((\d+),/.exec(line)?.[1]), ['6', '7', '9'], `each wrong use is caught:\n${output}`);
+    assert.ok(
+      errors.every((line) => line.startsWith('bad.ts')),
+      `good.ts compiles:\n${output}`,
+    );
+    assert.deepEqual(
+      errors.map((line) => /^bad\.ts\((\d+),/.exec(line)?.[1]),
+      ['6', '7', '9'],
+      `each wrong use is caught:\n${output}`,
+    );
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -157,7 +157,10 @@ for (const spawner of SPAWNERS) {
     }
     const text = await reader.end();
     const { events } = parseSse(text);
-    assert.deepEqual(lines(events, 'message').filter((l) => !l.startsWith('pid ')), ['first', 'second']);
+    assert.deepEqual(
+      lines(events, 'message').filter((l) => !l.startsWith('pid ')),
+      ['first', 'second'],
+    );
     assert.equal(doneRecord(events).status, 'succeeded');
   });
 
@@ -214,7 +217,11 @@ for (const spawner of SPAWNERS) {
 
   test(`${spawner}: binary and invalid UTF-8 output is safe: valid UTF-8 out, nothing lost after it, one done`, async () => {
     const server = serverFor(spawner);
-    const bytes = Buffer.concat([Buffer.from(Array.from({ length: 256 }, (_, i) => i)), Buffer.from('\n\xff\xfe\xc3(\xe2\x82 mid\n', 'latin1'), Buffer.from('ok-after-binary\n')]);
+    const bytes = Buffer.concat([
+      Buffer.from(Array.from({ length: 256 }, (_, i) => i)),
+      Buffer.from('\n\xff\xfe\xc3(\xe2\x82 mid\n', 'latin1'),
+      Buffer.from('ok-after-binary\n'),
+    ]);
     await fixture(server, 'binary.bin', bytes);
     const res = await open(server, '/cat?f=binary.bin&e=binary.bin', { method: 'POST' });
     const reader = streamReader(res);
@@ -225,7 +232,10 @@ for (const spawner of SPAWNERS) {
     assertIds(events);
     assert.ok(lines(events, 'message').includes('ok-after-binary'));
     assert.ok(lines(events, 'stderr').includes('ok-after-binary'));
-    assert.ok(lines(events, 'message').some((l) => l.includes('\uFFFD')), 'invalid bytes become U+FFFD');
+    assert.ok(
+      lines(events, 'message').some((l) => l.includes('\uFFFD')),
+      'invalid bytes become U+FFFD',
+    );
     assert.equal(doneRecord(events).exitCode, 0);
 
     const plain = await open(server, '/cat?f=binary.bin', { method: 'POST', headers: { Accept: 'text/plain' } });

@@ -38,9 +38,11 @@ const DECLARED_HEADER = [
 
 // Dumps the environment exactly as the script got it (/proc/$$/environ is what was passed to exec)
 // and the stdin bytes, both keyed by job id.
-const ENV_SCRIPT = '#!/bin/sh\ncat /proc/$$/environ > "$ARMHOOK_TEST_MARKERS/env-$ARMHOOK_JOB_ID"\ncat > "$ARMHOOK_TEST_MARKERS/stdin-$ARMHOOK_JOB_ID"\necho ok\n';
+const ENV_SCRIPT =
+  '#!/bin/sh\ncat /proc/$$/environ > "$ARMHOOK_TEST_MARKERS/env-$ARMHOOK_JOB_ID"\ncat > "$ARMHOOK_TEST_MARKERS/stdin-$ARMHOOK_JOB_ID"\necho ok\n';
 
-const AZDIR_SCRIPT = '#!/bin/sh\necho "dir=$AZURE_CONFIG_DIR"\nstat -c "mode=%a owner=%u" "$AZURE_CONFIG_DIR"\ntouch "$AZURE_CONFIG_DIR/token-cache" && echo writable\n';
+const AZDIR_SCRIPT =
+  '#!/bin/sh\necho "dir=$AZURE_CONFIG_DIR"\nstat -c "mode=%a owner=%u" "$AZURE_CONFIG_DIR"\ntouch "$AZURE_CONFIG_DIR/token-cache" && echo writable\n';
 
 before(async () => {
   process.env.SECRET_SERVER_THING = 'server-only-secret-value';
@@ -375,7 +377,10 @@ for (const spawner of ['default', 'node'] as const) {
     // From instance metadata once Azure is configured; absent without it.
     const metadata = new Set(['AZURE_SUBSCRIPTION_ID', 'AZURE_RESOURCE_GROUP', 'AZURE_LOCATION']);
     for (const name of env.keys()) {
-      assert.ok(allowList.has(name) || context.has(name) || metadata.has(name) || name === 'myparam', `unexpected variable ${name} in the script's environment`);
+      assert.ok(
+        allowList.has(name) || context.has(name) || metadata.has(name) || name === 'myparam',
+        `unexpected variable ${name} in the script's environment`,
+      );
     }
     for (const name of allowList) {
       if (env.has(name)) assert.equal(env.get(name), process.env[name], `${name} is inherited as is`);
@@ -401,7 +406,10 @@ for (const spawner of ['default', 'node'] as const) {
     const dir2 = dirOf(second);
     assert.ok(dir1 && dir2);
     assert.notEqual(dir1, dir2, 'each job has its own');
-    assert.ok(first.events.some((e) => e.data === `mode=700 owner=${process.getuid?.()}`), first.stdout);
+    assert.ok(
+      first.events.some((e) => e.data === `mode=700 owner=${process.getuid?.()}`),
+      first.stdout,
+    );
     assert.ok(first.events.some((e) => e.data === 'writable'));
     for (const dir of [dir1, dir2]) {
       assert.ok(relative(server.dataDir, dir).startsWith('..'), `${dir} is outside the data dir`);
@@ -411,7 +419,7 @@ for (const spawner of ['default', 'node'] as const) {
   });
 }
 
-test('JSON numbers reach the script exactly as written (the probe\'s body)', async () => {
+test("JSON numbers reach the script exactly as written (the probe's body)", async () => {
   const body = '{"a":12345678901234567890,"b":1.0,"d":1e400}';
   const { record, env } = await run(server, 'env', ['-H', 'Content-Type: application/json', '--data-binary', body]);
   assert.equal(record.status, 'succeeded');

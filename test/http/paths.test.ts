@@ -73,7 +73,27 @@ test('any executable works as a hook, not only .sh', async () => {
   assert.ok(events.some((e) => e.event === 'message' && e.data === 'tool ran'));
 });
 
-for (const raw of ['/../target', '/../../../../etc/passwd', '/%2e%2e/target', '/%2E%2E/%2e%2e/etc/passwd', '/%252e%252e/target', '/vm/..%2ftarget', '/vm/%2e%2e%2ftarget', '/vm/../target', '/vm/%252e%252e%252ftarget', '//etc/passwd', '//target', '/vm//inner', '/target/', '/.%2e/target', '/vm/.%2e/target', '/%2ftarget', '/vm%2finner', '/target%00', '/target%20']) {
+for (const raw of [
+  '/../target',
+  '/../../../../etc/passwd',
+  '/%2e%2e/target',
+  '/%2E%2E/%2e%2e/etc/passwd',
+  '/%252e%252e/target',
+  '/vm/..%2ftarget',
+  '/vm/%2e%2e%2ftarget',
+  '/vm/../target',
+  '/vm/%252e%252e%252ftarget',
+  '//etc/passwd',
+  '//target',
+  '/vm//inner',
+  '/target/',
+  '/.%2e/target',
+  '/vm/.%2e/target',
+  '/%2ftarget',
+  '/vm%2finner',
+  '/target%00',
+  '/target%20',
+]) {
   test(`traversal ${raw} is refused with a JSON 4xx and runs nothing`, async () => {
     const before = (await listJobs(server)).length;
     const res = await curlResponse(server, ['--path-as-is', '-XPOST', `${server.url}${raw}`]);
@@ -122,7 +142,10 @@ test('a symlink to a script inside scripts/ works, under its own path', async ()
   const record = doneRecord(events);
   assert.equal(record.status, 'succeeded');
   assert.equal(record.hook, 'alias');
-  assert.ok(events.some((e) => e.data === 'real script as alias'), result.stdout);
+  assert.ok(
+    events.some((e) => e.data === 'real script as alias'),
+    result.stdout,
+  );
 });
 
 for (const raw of ['/.hidden', '/.hidden.sh', '/sub/.secret', '/%2ehidden']) {
@@ -176,7 +199,7 @@ test('a script added after start is picked up without a restart', async () => {
   assert.equal(described.json().description, 'Arrived late');
 });
 
-test('a script removed or renamed after being served is gone at once; its replacement is found (directory listings are cached by the directory\'s times)', async () => {
+test("a script removed or renamed after being served is gone at once; its replacement is found (directory listings are cached by the directory's times)", async () => {
   const dir = join(server.scriptsDir, 'churn');
   await mkdir(dir, { recursive: true });
   const first = join(dir, 'tool.sh');
@@ -205,7 +228,10 @@ test('an edited header takes effect without a restart', async () => {
   await writeFile(file, '#!/bin/sh\n# @description Second version, with a shape\n# @param shape required The shape\necho "shape=$shape"\n');
   described = await fetchText(server, '/edited');
   assert.equal(described.json().description, 'Second version, with a shape');
-  assert.deepEqual(described.json().params.map((p: { name: string }) => p.name), ['shape']);
+  assert.deepEqual(
+    described.json().params.map((p: { name: string }) => p.name),
+    ['shape'],
+  );
   const result = await curl(server, ['-XPOST', `${server.url}/edited?shape=round`]);
   const { events } = parseSse(result.stdout);
   assert.equal(doneRecord(events).status, 'succeeded', result.stdout);

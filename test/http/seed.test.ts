@@ -30,19 +30,26 @@ test('the seed call streams az output as SSE, masks pw, and ends with exit code 
   assert.equal(record.params.pw, '***');
   const lines = events.filter((e) => e.event === 'message').map((e) => e.data);
   assert.ok(lines.includes('Authenticating...'));
-  assert.ok(lines.some((l) => l.startsWith('az vm create') && l.includes('--admin-password ***')), lines.join('\n'));
+  assert.ok(
+    lines.some((l) => l.startsWith('az vm create') && l.includes('--admin-password ***')),
+    lines.join('\n'),
+  );
   assert.ok(lines.includes('config dir ok'), 'the script got a private AZURE_CONFIG_DIR');
   for (const event of events) assert.ok(event.id !== undefined, 'every event has an id');
   assert.ok(!result.stdout.includes(pw), 'the password never reaches the stream');
   assert.ok(!server.logs.text().includes(pw), 'the password never reaches the log');
   // The job database and its WAL, as bytes (SQLite stores text as it is).
-  const stored = (await Promise.all((await readdir(server.dataDir)).filter((name) => name.startsWith('armhook.db')).map((name) => readFile(join(server.dataDir, name), 'latin1')))).join('');
+  const stored = (
+    await Promise.all(
+      (await readdir(server.dataDir)).filter((name) => name.startsWith('armhook.db')).map((name) => readFile(join(server.dataDir, name), 'latin1')),
+    )
+  ).join('');
   assert.ok(stored.includes(record.id), 'the job is stored');
   assert.ok(!stored.includes(pw), 'the password is never stored');
   assert.ok(!server.logs.text().includes('myvm'), 'request logs carry the path, not parameter values');
 });
 
-test('a failing az gives the script\'s non-zero exit code in the done event', async () => {
+test("a failing az gives the script's non-zero exit code in the done event", async () => {
   const result = await curl(server, ['-XPOST', `${server.url}/vm/create?vmname=fail-me&rg=myrg&location=westeurope&pw=x`]);
   const { events } = parseSse(result.stdout);
   const record = JSON.parse(events.at(-1)?.data ?? '{}');

@@ -102,7 +102,13 @@ test('a ping (no ref) runs and says so', async () => {
 });
 
 test('GitHub refusals: wrong, missing and one-byte-changed signatures are 401, a query string 400, a password alone 401; nothing runs', async () => {
-  const cases: Array<{ name: string; build: () => { body: Buffer; headers: Record<string, string>; delivery: string }; path?: string; auth?: string; status: number }> = [
+  const cases: Array<{
+    name: string;
+    build: () => { body: Buffer; headers: Record<string, string>; delivery: string };
+    path?: string;
+    auth?: string;
+    status: number;
+  }> = [
     { name: 'wrong secret', build: () => githubDelivery('push', githubPush(), 'not-the-secret'), status: 401 },
     {
       name: 'missing signature, password given',
@@ -124,12 +130,21 @@ test('GitHub refusals: wrong, missing and one-byte-changed signatures are 401, a
       },
       status: 401,
     },
-    { name: 'sha1 signature only', build: () => {
-      const d = githubDelivery('push', githubPush(), GITHUB_SECRET);
-      delete d.headers['x-hub-signature-256'];
-      return d;
-    }, status: 401 },
-    { name: 'valid signature, but a query string', build: () => githubDelivery('push', githubPush(), GITHUB_SECRET), path: '/ci/github?ref=refs/heads/evil', status: 400 },
+    {
+      name: 'sha1 signature only',
+      build: () => {
+        const d = githubDelivery('push', githubPush(), GITHUB_SECRET);
+        delete d.headers['x-hub-signature-256'];
+        return d;
+      },
+      status: 401,
+    },
+    {
+      name: 'valid signature, but a query string',
+      build: () => githubDelivery('push', githubPush(), GITHUB_SECRET),
+      path: '/ci/github?ref=refs/heads/evil',
+      status: 400,
+    },
     { name: 'valid signature, wrong password alongside', build: () => githubDelivery('push', githubPush(), GITHUB_SECRET), auth: 'api:wrong', status: 401 },
   ];
   for (const c of cases) {
@@ -153,13 +168,28 @@ function hmacCurl(path: string, body: string, extra: string[] = []): Promise<{ s
     'echo "$code $header"',
   ].join('\n');
   return new Promise((resolve, reject) => {
-    execFile('sh', ['-c', script], { env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', path, body, secret_file: join(dir, 'deployer.secret'), ca: server.caPath, base: server.url, ...Object.fromEntries(extra.map((e) => e.split('=') as [string, string])) } }, (err, stdout) => {
-      if (err) reject(err instanceof Error ? err : new Error('the script failed'));
-      else {
-        const [status, header] = stdout.trim().split(' ');
-        resolve({ status: Number(status), header: header ?? '' });
-      }
-    });
+    execFile(
+      'sh',
+      ['-c', script],
+      {
+        env: {
+          PATH: process.env['PATH'] ?? '/usr/bin:/bin',
+          path,
+          body,
+          secret_file: join(dir, 'deployer.secret'),
+          ca: server.caPath,
+          base: server.url,
+          ...Object.fromEntries(extra.map((e) => e.split('=') as [string, string])),
+        },
+      },
+      (err, stdout) => {
+        if (err) reject(err instanceof Error ? err : new Error('the script failed'));
+        else {
+          const [status, header] = stdout.trim().split(' ');
+          resolve({ status: Number(status), header: header ?? '' });
+        }
+      },
+    );
   });
 }
 
@@ -211,5 +241,8 @@ test('a secret file anyone may read makes the access file unusable, naming the f
   await chmod(loose, 0o644);
   const file = join(dir, 'loose-access.json');
   await writeFile(file, JSON.stringify({ signatures: { loose: { scheme: 'hmac', secretFile: loose, hooks: ['x'] } } }));
-  await assert.rejects(loadAccessFile(file), (err: Error) => /readable by everyone \(mode 644\)/.test(err.message) && err.message.includes(loose) && !err.message.includes('loose-secret-value'));
+  await assert.rejects(
+    loadAccessFile(file),
+    (err: Error) => /readable by everyone \(mode 644\)/.test(err.message) && err.message.includes(loose) && !err.message.includes('loose-secret-value'),
+  );
 });

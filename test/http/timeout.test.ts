@@ -76,7 +76,7 @@ function pidOf(events: SseEvent[], label: string): number {
 
 function assertTreeGone(record: Record<string, any>, pids: number[]): void {
   for (const pid of pids) assert.ok(processGone(pid), `process ${pid} is gone once the job is done`);
-  if (typeof record.pgid === 'number') assert.deepEqual(processGroupMembers(record.pgid), [], 'nothing is left in the job\'s process group');
+  if (typeof record.pgid === 'number') assert.deepEqual(processGroupMembers(record.pgid), [], "nothing is left in the job's process group");
 }
 
 async function startAndCancel(server: TestServer, hook: string): Promise<{ record: Record<string, any>; events: SseEvent[]; cancelled: Record<string, any> }> {
@@ -138,7 +138,6 @@ for (const spawner of SPAWNERS) {
     assert.match(res.body, /^started\n/);
     assert.match(res.body, /armhook: job \S+ timed-out.*\n$/);
   });
-
 
   test(`${spawner}: DELETE /jobs/<id> cancels a running job and its grandchild: status cancelled, no process left`, async () => {
     const server = serverFor(spawner);

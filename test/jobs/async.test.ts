@@ -44,7 +44,12 @@ test('Prefer: respond-async answers 202 with Location and Armhook-Job-Id; the jo
   assert.equal(result.code, 0, result.stderr);
   const [head = '', body = ''] = result.stdout.split(/\r\n\r\n/);
   assert.match(head, /^HTTP\/1\.1 202 /);
-  const headers = new Map(head.split('\r\n').slice(1).map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
+  const headers = new Map(
+    head
+      .split('\r\n')
+      .slice(1)
+      .map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]),
+  );
   const json = JSON.parse(body) as { id: string; jobId: string };
   const id = json.id;
   assert.match(id, /^[0-9A-HJKMNP-TV-Z]{26}$/, 'a ULID-like id');
@@ -85,8 +90,14 @@ test('Prefer: respond-async answers 202 with Location and Armhook-Job-Id; the jo
   assertConsecutive(events, 1);
   assert.equal(events[0]?.event, 'job');
   assert.equal(JSON.parse(events[0]?.data ?? '{}').jobId, id);
-  assert.deepEqual(events.filter((e) => e.event === 'message').map((e) => e.data), ['before 1', 'before 2', 'after 1', 'after 2']);
-  assert.deepEqual(events.filter((e) => e.event === 'stderr').map((e) => e.data), ['warn 1']);
+  assert.deepEqual(
+    events.filter((e) => e.event === 'message').map((e) => e.data),
+    ['before 1', 'before 2', 'after 1', 'after 2'],
+  );
+  assert.deepEqual(
+    events.filter((e) => e.event === 'stderr').map((e) => e.data),
+    ['warn 1'],
+  );
   const done = events.at(-1);
   assert.equal(done?.event, 'done');
   const doneRecord = JSON.parse(done?.data ?? '{}');
@@ -109,7 +120,10 @@ test('a client that disconnects from an SSE run mid-job does not kill it', async
   const record = await waitDone(server, id);
   assert.equal(record.status, 'succeeded');
   const log = await fetchText(server, `/jobs/${id}/log`);
-  assert.deepEqual(log.body.split('\n').filter((l) => /^(before|after) /.test(l)), ['before 1', 'before 2', 'after 1', 'after 2']);
+  assert.deepEqual(
+    log.body.split('\n').filter((l) => /^(before|after) /.test(l)),
+    ['before 1', 'before 2', 'after 1', 'after 2'],
+  );
 });
 
 test('a client that disconnects from a text/plain run does not kill it', async () => {

@@ -37,11 +37,19 @@ test('armhook backup while jobs stream: a checked, consistent copy; the stream i
   const copy = new DatabaseSync(file, { readOnly: true });
   t.after(() => copy.close());
   assert.equal(copy.prepare('PRAGMA integrity_check').get()?.integrity_check, 'ok');
-  const ids = new Set(copy.prepare('SELECT id FROM jobs').all().map((row) => String(row.id)));
+  const ids = new Set(
+    copy
+      .prepare('SELECT id FROM jobs')
+      .all()
+      .map((row) => String(row.id)),
+  );
   for (const id of ended) assert.ok(ids.has(id), `${id}, ended before the backup, is in the copy`);
   assert.ok(ids.has(stream.jobId), 'the job running during the backup is in the copy');
   const quick = ended[0] ?? '';
-  const stored = copy.prepare('SELECT data FROM events WHERE job = (SELECT seq FROM jobs WHERE id = ?) ORDER BY last').all(quick).map((row) => String(row.data));
+  const stored = copy
+    .prepare('SELECT data FROM events WHERE job = (SELECT seq FROM jobs WHERE id = ?) ORDER BY last')
+    .all(quick)
+    .map((row) => String(row.data));
   assert.deepEqual(stored.slice(1, -1), ['quick 0'], 'with its output');
   assert.equal((await fetchText(server, '/healthz')).status, 200);
 });

@@ -59,7 +59,10 @@ async function exists(path: string): Promise<boolean> {
 }
 
 async function treePids(stream: EventStream): Promise<{ pid: number; child: number; grandchild: number }> {
-  const events = await stream.until((e) => ['pid ', 'child ', 'grandchild '].every((p) => e.some((x) => x.event === 'message' && x.data.startsWith(p))), 'the three pid lines');
+  const events = await stream.until(
+    (e) => ['pid ', 'child ', 'grandchild '].every((p) => e.some((x) => x.event === 'message' && x.data.startsWith(p))),
+    'the three pid lines',
+  );
   const lines = events.filter((e) => e.event === 'message').map((e) => e.data);
   return { pid: pidFrom(lines, 'pid'), child: pidFrom(lines, 'child'), grandchild: pidFrom(lines, 'grandchild') };
 }
@@ -148,7 +151,7 @@ test('X-Hook-Timeout lowers the timeout: the job is timed-out and its process go
   assert.ok(await waitGone(pid));
 });
 
-test('X-Hook-Timeout cannot raise a hook\'s # @timeout: asking for 3600 s still ends at the hook\'s 1 s', async () => {
+test("X-Hook-Timeout cannot raise a hook's # @timeout: asking for 3600 s still ends at the hook's 1 s", async () => {
   const stream = await EventStream.open(server, '/slow?name=t2', { method: 'POST', headers: { 'X-Hook-Timeout': '3600' } });
   const record = await stream.done();
   assert.equal(record.status, 'timed-out');

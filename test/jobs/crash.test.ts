@@ -17,7 +17,11 @@ const SCRIPTS = { 'echo.sh': '#!/bin/sh\necho "hello $n"\necho "bye $n"\n' };
 function integrity(dataDir: string): string {
   const db = new DatabaseSync(join(dataDir, 'armhook.db'));
   try {
-    return db.prepare('PRAGMA integrity_check').all().map((row) => String(row.integrity_check)).join('; ');
+    return db
+      .prepare('PRAGMA integrity_check')
+      .all()
+      .map((row) => String(row.integrity_check))
+      .join('; ');
   } finally {
     db.close();
   }
@@ -67,7 +71,10 @@ test('kill -9 under 16-way dispatch, three times: every id a caller received is 
     }
   }
   const listed = (await fetchText(server, '/jobs?limit=500')).json<{ items: JobRecord[] }>().items;
-  assert.ok(listed.every((r) => FINAL.includes(r.status)), 'nothing is left queued or running');
+  assert.ok(
+    listed.every((r) => FINAL.includes(r.status)),
+    'nothing is left queued or running',
+  );
   await server.kill();
   assert.equal(integrity(server.dataDir), 'ok');
 });

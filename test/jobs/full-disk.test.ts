@@ -86,7 +86,10 @@ test('full disk: 507 for a run that cannot be recorded, storage_full for a runni
   const lines = events.filter((e) => e.event === 'message');
   assert.ok(lines.length > 0 && lines.length < 1_000_000, `some output was stored before the disk filled (${lines.length} lines)`);
   assert.equal((await fetchText(server, `/jobs/${id}`)).json<JobRecord>().error?.code, 'storage_full', 'the record says so, even before it could be stored');
-  assert.ok(server.logs.entries().some((e) => e.level >= 50 && /disk holding ARMHOOK_DATA_DIR is full/.test(e.msg)), 'an error line says what to do');
+  assert.ok(
+    server.logs.entries().some((e) => e.level >= 50 && /disk holding ARMHOOK_DATA_DIR is full/.test(e.msg)),
+    'an error line says what to do',
+  );
 
   // 3. Space is back: the final record is stored by itself, new runs work, the replay equals the live stream.
   await rm(join(mnt, 'filler'));
@@ -105,7 +108,11 @@ test('full disk: 507 for a run that cannot be recorded, storage_full for a runni
   assert.equal(ran.status, 200, ran.body);
   assert.equal(ran.json<{ output: string }>().output, 'hello\n');
   const replay = parseSse((await fetchText(server, `/jobs/${id}/events`)).body).events;
-  assert.deepEqual(replay.map((e) => [e.id, e.event, e.data]), events.map((e) => [e.id, e.event, e.data]), 'the replay shows exactly what the live stream showed');
+  assert.deepEqual(
+    replay.map((e) => [e.id, e.event, e.data]),
+    events.map((e) => [e.id, e.event, e.data]),
+    'the replay shows exactly what the live stream showed',
+  );
 
   await server.close();
   closed = true;

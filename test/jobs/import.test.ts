@@ -15,13 +15,19 @@ test('the server imports a journal-format data dir at first start and serves its
   await cp(join(import.meta.dirname, '..', 'fixtures', 'journal-datadir'), join(root, 'data'), { recursive: true });
   const server = await startServer({ root });
   t.after(() => server.close());
-  assert.ok(server.logs.entries().some((e) => /imported the jobs of the old journal format/.test(e.msg) && e.jobs === 6), 'a log line says what was imported');
+  assert.ok(
+    server.logs.entries().some((e) => /imported the jobs of the old journal format/.test(e.msg) && e.jobs === 6),
+    'a log line says what was imported',
+  );
   const items = (await fetchText(server, '/jobs')).json<{ items: JobRecord[] }>().items;
   assert.equal(items.length, 6);
   const long = items.find((r) => r.hook === 'demo/long');
   assert.equal(long?.status, 'interrupted');
   assert.equal(long?.error?.code, 'interrupted');
-  assert.equal((await fetchText(server, `/jobs/${long?.id}/log`)).body, `started\nhalf way\narmhook: job ${long?.id} interrupted (no exit code): ${long?.error?.message}\n`);
+  assert.equal(
+    (await fetchText(server, `/jobs/${long?.id}/log`)).body,
+    `started\nhalf way\narmhook: job ${long?.id} interrupted (no exit code): ${long?.error?.message}\n`,
+  );
   const big = items.find((r) => r.hook === 'demo/big');
   const log = (await fetchText(server, `/jobs/${big?.id}/log`)).body.split('\n');
   assert.equal(log.length, 3402, '3400 lines, the status line, and the final newline');

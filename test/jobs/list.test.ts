@@ -58,7 +58,16 @@ before(async () => {
       'deploy/app.sh': '#!/bin/sh\necho deployed\n',
     },
   });
-  for (const [hook, auth] of [['ok', ALICE], ['fail', BOB], ['fail', ALICE], ['ok', BOB], ['ok', ALICE], ['deploy/app', BOB], ['fail', ALICE]] as const) await run(hook, auth);
+  for (const [hook, auth] of [
+    ['ok', ALICE],
+    ['fail', BOB],
+    ['fail', ALICE],
+    ['ok', BOB],
+    ['ok', ALICE],
+    ['deploy/app', BOB],
+    ['fail', ALICE],
+  ] as const)
+    await run(hook, auth);
 });
 after(async () => {
   await server.close();
@@ -68,9 +77,17 @@ after(async () => {
 test('GET /jobs lists every job newest first, with the record shape', async () => {
   const { items, next } = await page('/jobs');
   assert.equal(next, null);
-  assert.deepEqual(items.map((r) => r.id), created.map((c) => c.id).reverse(), 'newest first');
+  assert.deepEqual(
+    items.map((r) => r.id),
+    created.map((c) => c.id).reverse(),
+    'newest first',
+  );
   const sorted = [...items.map((r) => r.id)].sort().reverse();
-  assert.deepEqual(items.map((r) => r.id), sorted, 'ids sort by time');
+  assert.deepEqual(
+    items.map((r) => r.id),
+    sorted,
+    'ids sort by time',
+  );
   for (const record of items) {
     const mine = created.find((c) => c.id === record.id);
     assert.equal(record.hook, mine?.hook);
@@ -82,16 +99,47 @@ test('GET /jobs lists every job newest first, with the record shape', async () =
 
 test('GET /jobs filters by hook (with or without a leading slash), status and caller, alone and combined', async () => {
   const ids = (items: JobRecord[]): string[] => items.map((r) => r.id);
-  const expect = (pred: (c: (typeof created)[number]) => boolean): string[] => created.filter(pred).map((c) => c.id).reverse();
-  assert.deepEqual(ids((await page('/jobs?hook=ok')).items), expect((c) => c.hook === 'ok'));
-  assert.deepEqual(ids((await page('/jobs?hook=%2Fok')).items), expect((c) => c.hook === 'ok'));
-  assert.deepEqual(ids((await page('/jobs?hook=deploy%2Fapp')).items), expect((c) => c.hook === 'deploy/app'));
-  assert.deepEqual(ids((await page('/jobs?status=failed')).items), expect((c) => c.hook === 'fail'));
-  assert.deepEqual(ids((await page('/jobs?status=succeeded')).items), expect((c) => c.hook !== 'fail'));
-  assert.deepEqual(ids((await page('/jobs?caller=alice')).items), expect((c) => c.caller === 'alice'));
-  assert.deepEqual(ids((await page('/jobs?caller=bob', BOB)).items), expect((c) => c.caller === 'bob'));
-  assert.deepEqual(ids((await page('/jobs?hook=ok&caller=bob')).items), expect((c) => c.hook === 'ok' && c.caller === 'bob'));
-  assert.deepEqual(ids((await page('/jobs?hook=fail&status=failed&caller=alice')).items), expect((c) => c.hook === 'fail' && c.caller === 'alice'));
+  const expect = (pred: (c: (typeof created)[number]) => boolean): string[] =>
+    created
+      .filter(pred)
+      .map((c) => c.id)
+      .reverse();
+  assert.deepEqual(
+    ids((await page('/jobs?hook=ok')).items),
+    expect((c) => c.hook === 'ok'),
+  );
+  assert.deepEqual(
+    ids((await page('/jobs?hook=%2Fok')).items),
+    expect((c) => c.hook === 'ok'),
+  );
+  assert.deepEqual(
+    ids((await page('/jobs?hook=deploy%2Fapp')).items),
+    expect((c) => c.hook === 'deploy/app'),
+  );
+  assert.deepEqual(
+    ids((await page('/jobs?status=failed')).items),
+    expect((c) => c.hook === 'fail'),
+  );
+  assert.deepEqual(
+    ids((await page('/jobs?status=succeeded')).items),
+    expect((c) => c.hook !== 'fail'),
+  );
+  assert.deepEqual(
+    ids((await page('/jobs?caller=alice')).items),
+    expect((c) => c.caller === 'alice'),
+  );
+  assert.deepEqual(
+    ids((await page('/jobs?caller=bob', BOB)).items),
+    expect((c) => c.caller === 'bob'),
+  );
+  assert.deepEqual(
+    ids((await page('/jobs?hook=ok&caller=bob')).items),
+    expect((c) => c.hook === 'ok' && c.caller === 'bob'),
+  );
+  assert.deepEqual(
+    ids((await page('/jobs?hook=fail&status=failed&caller=alice')).items),
+    expect((c) => c.hook === 'fail' && c.caller === 'alice'),
+  );
   assert.deepEqual(await page('/jobs?hook=nothing-here'), { items: [], next: null });
   assert.deepEqual(await page('/jobs?status=running'), { items: [], next: null });
 });
@@ -101,13 +149,26 @@ test('paging: limit + next walk all jobs newest first, with no duplicates and no
   for (const limit of [1, 2, 3, 7, 8]) {
     const pages = await allPages(`/jobs?limit=${limit}`);
     for (const p of pages) assert.ok(p.items.length <= limit);
-    assert.ok(pages.slice(0, -1).every((p) => p.items.length === limit), 'every page but the last is full');
-    assert.deepEqual(pages.flatMap((p) => p.items.map((r) => r.id)), full, `limit=${limit}: the pages together are the whole list`);
+    assert.ok(
+      pages.slice(0, -1).every((p) => p.items.length === limit),
+      'every page but the last is full',
+    );
+    assert.deepEqual(
+      pages.flatMap((p) => p.items.map((r) => r.id)),
+      full,
+      `limit=${limit}: the pages together are the whole list`,
+    );
     assert.equal(pages.at(-1)?.next, null);
   }
   const alicePages = await allPages('/jobs?caller=alice&limit=1');
   assert.equal(alicePages.length, 4);
-  assert.deepEqual(alicePages.flatMap((p) => p.items.map((r) => r.id)), created.filter((c) => c.caller === 'alice').map((c) => c.id).reverse());
+  assert.deepEqual(
+    alicePages.flatMap((p) => p.items.map((r) => r.id)),
+    created
+      .filter((c) => c.caller === 'alice')
+      .map((c) => c.id)
+      .reverse(),
+  );
   for (const p of alicePages) if (p.next) assert.match(p.next, /caller=alice/);
 });
 
@@ -166,7 +227,10 @@ test('job routes need authentication like everything else', async () => {
 function storedIds(dataDir: string): string[] {
   const db = new DatabaseSync(join(dataDir, 'armhook.db'), { readOnly: true });
   try {
-    return db.prepare('SELECT id FROM jobs ORDER BY id').all().map((row) => String(row.id));
+    return db
+      .prepare('SELECT id FROM jobs ORDER BY id')
+      .all()
+      .map((row) => String(row.id));
   } finally {
     db.close();
   }
@@ -235,7 +299,10 @@ test('retention applies at start too: a restart with a lower retentionMax keeps 
     await third.close();
     await rm(root, { recursive: true, force: true });
   });
-  assert.deepEqual((await fetchText(third, '/jobs')).json<Page>().items.map((r) => r.id), ids.slice(-2).reverse());
+  assert.deepEqual(
+    (await fetchText(third, '/jobs')).json<Page>().items.map((r) => r.id),
+    ids.slice(-2).reverse(),
+  );
   for (const id of ids.slice(-2)) assert.match((await fetchText(third, `/jobs/${id}/log`)).body, /^quick\narmhook: job \w+ succeeded/);
   for (const id of ids.slice(0, 2)) assert.equal((await fetchText(third, `/jobs/${id}/log`)).status, 404);
 });
@@ -274,5 +341,9 @@ test('retention keeps a job while a reader replays it, then deletes it: the read
   await waitDone(local, await startAsync(local, '/quick'));
   assert.equal((await fetchText(local, `/jobs/${id}`)).status, 404, 'deleted once its reader finished');
   const errors = local.logs.entries().filter((e) => e.level >= 50);
-  assert.deepEqual(errors.map((e) => e.msg), [], 'no error logged for it');
+  assert.deepEqual(
+    errors.map((e) => e.msg),
+    [],
+    'no error logged for it',
+  );
 });

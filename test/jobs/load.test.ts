@@ -22,7 +22,13 @@ after(async () => {
   // Bounded: a server with a stuck job must not hang the whole run. If it can't close, this
   // file's process ends here (the results above are already reported).
   let timer: NodeJS.Timeout | undefined;
-  const closed = await Promise.race([server.close().then(() => true, () => false), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), 30_000)))]);
+  const closed = await Promise.race([
+    server.close().then(
+      () => true,
+      () => false,
+    ),
+    new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), 30_000))),
+  ]);
   clearTimeout(timer);
   if (!closed) {
     process.stderr.write('load.test.ts: the server did not close (a job is stuck); exiting this test file\n');
@@ -59,24 +65,28 @@ test('after heavy jobs, the server still runs new jobs', { timeout: 60_000 }, as
   assert.equal((await waitDone(server, id)).exitCode, 0);
 });
 
-test('heavy output while the server is busy (its event loop blocked in bursts, as on a loaded 1-vCPU VM): every job still succeeds in full', { timeout: 100_000 }, async (t) => {
-  // Load, not synchronisation: the server process is this process, so blocking our event loop in
-  // bursts makes the server read its scripts' output slower than they write it (backpressure).
-  const block = new Int32Array(new SharedArrayBuffer(4));
-  const busy = setInterval(() => Atomics.wait(block, 0, 0, 20), 25);
-  busy.unref();
-  t.after(() => clearInterval(busy));
-  let records;
-  let ids: string[];
-  try {
-    ids = await Promise.all([1, 2, 3, 4].map(() => startAsync(server, '/big')));
-    records = await Promise.all(ids.map((id) => pollFinal(server, id, 1500)));
-  } finally {
-    clearInterval(busy);
-  }
-  for (const record of records) assert.equal(record.status, 'succeeded', `${record.id}: ${JSON.stringify(record.error)}`);
-  for (const id of ids) assert.deepEqual(await countLog(id), { out: LINES, err: 1000 }, `job ${id} stored everything`);
-});
+test(
+  'heavy output while the server is busy (its event loop blocked in bursts, as on a loaded 1-vCPU VM): every job still succeeds in full',
+  { timeout: 100_000 },
+  async (t) => {
+    // Load, not synchronisation: the server process is this process, so blocking our event loop in
+    // bursts makes the server read its scripts' output slower than they write it (backpressure).
+    const block = new Int32Array(new SharedArrayBuffer(4));
+    const busy = setInterval(() => Atomics.wait(block, 0, 0, 20), 25);
+    busy.unref();
+    t.after(() => clearInterval(busy));
+    let records;
+    let ids: string[];
+    try {
+      ids = await Promise.all([1, 2, 3, 4].map(() => startAsync(server, '/big')));
+      records = await Promise.all(ids.map((id) => pollFinal(server, id, 1500)));
+    } finally {
+      clearInterval(busy);
+    }
+    for (const record of records) assert.equal(record.status, 'succeeded', `${record.id}: ${JSON.stringify(record.error)}`);
+    for (const id of ids) assert.deepEqual(await countLog(id), { out: LINES, err: 1000 }, `job ${id} stored everything`);
+  },
+);
 
 test('after heavy output under load, the server still runs new jobs (a few in a row)', { timeout: 60_000 }, async () => {
   for (let i = 0; i < 3; i++) {

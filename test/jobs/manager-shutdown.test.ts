@@ -15,7 +15,16 @@ test('shutdown while a job is being recorded: the job ends interrupted and its t
   const jobs = new JobManager({ store, log: captureLog().log, workers: 2, queue: 2, retentionDays: 0, retentionMax: 100 });
   await jobs.open();
   let ran = 0;
-  const spec = (hook: string): JobSpec => ({ hook, kind: 'script', method: 'POST', caller: 'alice', params: {}, secrets: [], timeoutMs: 60_000, task: async () => ((ran += 1), { ok: true, exitCode: 0 }) });
+  const spec = (hook: string): JobSpec => ({
+    hook,
+    kind: 'script',
+    method: 'POST',
+    caller: 'alice',
+    params: {},
+    secrets: [],
+    timeoutMs: 60_000,
+    task: async () => ((ran += 1), { ok: true, exitCode: 0 }),
+  });
   // All three wait on the same commit; shutdown starts before it.
   const submitted = [jobs.submit(spec('demo/a')), jobs.submit(spec('demo/b')), jobs.submit(spec('demo/c'))];
   const stopped = jobs.shutdown(1000);

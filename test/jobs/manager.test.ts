@@ -46,7 +46,17 @@ function gate(outcome: TaskOutcome = { ok: true, exitCode: 0 }): { task: Task; s
   return { task, started, finish: () => finish() };
 }
 
-const spec = (task: Task, fields: Partial<JobSpec> = {}): JobSpec => ({ hook: 'h', kind: 'script', method: 'POST', caller: 'alice', params: {}, secrets: [], timeoutMs: 60_000, task, ...fields });
+const spec = (task: Task, fields: Partial<JobSpec> = {}): JobSpec => ({
+  hook: 'h',
+  kind: 'script',
+  method: 'POST',
+  caller: 'alice',
+  params: {},
+  secrets: [],
+  timeoutMs: 60_000,
+  task,
+  ...fields,
+});
 
 test('one worker: the second job waits in the queue and starts when the first ends', async () => {
   const jobs = await manager();
@@ -71,7 +81,8 @@ test('a full queue is refused as queue_full (429) with a retry time, and counted
   await jobs.submit(spec(gate().task));
   await assert.rejects(
     jobs.submit(spec(gate().task)),
-    (err: unknown) => err instanceof AppError && err.status === 429 && err.code === 'queue_full' && typeof err.retryAfterSeconds === 'number' && err.retryAfterSeconds >= 1,
+    (err: unknown) =>
+      err instanceof AppError && err.status === 429 && err.code === 'queue_full' && typeof err.retryAfterSeconds === 'number' && err.retryAfterSeconds >= 1,
   );
   assert.equal(jobs.counters.refused, 1);
   await jobs.shutdown(0);
@@ -91,7 +102,10 @@ test('jobs with the same concurrency key run one at a time; another key passes t
   await two.started;
   two.finish();
   other.finish();
-  assert.deepEqual((await Promise.all([a.done, b.done, c.done])).map((r) => r.status), ['succeeded', 'succeeded', 'succeeded']);
+  assert.deepEqual(
+    (await Promise.all([a.done, b.done, c.done])).map((r) => r.status),
+    ['succeeded', 'succeeded', 'succeeded'],
+  );
 });
 
 test('cancel: a queued job never runs; a running one is aborted and recorded cancelled', async () => {
@@ -154,7 +168,10 @@ test('shutdown: no new jobs (503 shutting_down with a retry time); queued jobs a
   const b = await jobs.submit(spec(gate().task));
   await running.started;
   const stopping = jobs.shutdown(60_000);
-  await assert.rejects(jobs.submit(spec(gate().task)), (err: unknown) => err instanceof AppError && err.status === 503 && err.code === 'shutting_down' && err.retryAfterSeconds === 5);
+  await assert.rejects(
+    jobs.submit(spec(gate().task)),
+    (err: unknown) => err instanceof AppError && err.status === 503 && err.code === 'shutting_down' && err.retryAfterSeconds === 5,
+  );
   assert.equal((await b.done).status, 'interrupted');
   running.finish();
   await stopping;

@@ -25,9 +25,7 @@ after(() => server.close());
 
 test('50 concurrent async requests with workers=2, queue=10: 12 accepted, 38 refused with 429 + Retry-After; all 12 complete; nothing left running', async () => {
   const responses = await Promise.all(
-    Array.from({ length: 50 }, (_, i) =>
-      fetchText(server, `/block?gate=burst&n=${i}`, { method: 'POST', headers: { Prefer: 'respond-async' } }),
-    ),
+    Array.from({ length: 50 }, (_, i) => fetchText(server, `/block?gate=burst&n=${i}`, { method: 'POST', headers: { Prefer: 'respond-async' } })),
   );
   const accepted = responses.filter((r) => r.status === 202);
   const refused = responses.filter((r) => r.status === 429);
@@ -59,7 +57,10 @@ test('50 concurrent async requests with workers=2, queue=10: 12 accepted, 38 ref
 
   await release(server.markerDir, 'go-burst');
   const records = await Promise.all(idsAccepted.map((id) => waitDone(server, id)));
-  assert.deepEqual(records.map((r) => r.status), Array(12).fill('succeeded'));
+  assert.deepEqual(
+    records.map((r) => r.status),
+    Array(12).fill('succeeded'),
+  );
 
   // Every script printed its pid; none of them is still running.
   for (const id of idsAccepted) {
@@ -76,7 +77,10 @@ test('50 concurrent async requests with workers=2, queue=10: 12 accepted, 38 ref
 
 test('SSE callers that are queued see event: queued with their position, and it moves up as jobs ahead of them end', async () => {
   // Two running (workers=2) hold the pool; three more queue behind them.
-  const running = [await EventStream.open(server, '/block?gate=q-run1', { method: 'POST' }), await EventStream.open(server, '/block?gate=q-run2', { method: 'POST' })];
+  const running = [
+    await EventStream.open(server, '/block?gate=q-run1', { method: 'POST' }),
+    await EventStream.open(server, '/block?gate=q-run2', { method: 'POST' }),
+  ];
   for (const r of running) await r.until((events) => events.some((e) => e.event === 'message' && e.data.startsWith('pid ')), 'the pid line');
   const queued: EventStream[] = [];
   for (let i = 1; i <= 3; i++) queued.push(await EventStream.open(server, `/block?gate=q-wait${i}`, { method: 'POST' }));
@@ -89,7 +93,10 @@ test('SSE callers that are queued see event: queued with their position, and it 
     const position = JSON.parse(events.find((e) => e.event === 'queued')?.data ?? '{}');
     assert.equal(position.position, index + 1, `queued #${index + 1}`);
     assert.equal(position.jobId, stream.jobId);
-    assert.ok(events.every((e) => e.id !== undefined), 'queued events have ids too');
+    assert.ok(
+      events.every((e) => e.id !== undefined),
+      'queued events have ids too',
+    );
     assert.equal((await getJob(server, stream.jobId)).status, 'queued');
   }
 
@@ -109,7 +116,10 @@ test('SSE callers that are queued see event: queued with their position, and it 
 });
 
 test('text/plain callers that are queued see their position too', async () => {
-  const holders = [await EventStream.open(server, '/block?gate=t-run1', { method: 'POST' }), await EventStream.open(server, '/block?gate=t-run2', { method: 'POST' })];
+  const holders = [
+    await EventStream.open(server, '/block?gate=t-run1', { method: 'POST' }),
+    await EventStream.open(server, '/block?gate=t-run2', { method: 'POST' }),
+  ];
   for (const h of holders) await h.until((events) => events.some((e) => e.data.startsWith('pid ')), 'pid');
   const text = await EventStream.open(server, '/block?gate=t-wait', { method: 'POST', headers: { Accept: 'text/plain' } });
   assert.equal(text.status, 200);
@@ -192,7 +202,10 @@ ${gateLine('go-$name')}
 });
 
 test('a queued SSE caller that disconnects does not lose its job: it runs when a worker frees up', async () => {
-  const holders = [await EventStream.open(server, '/block?gate=d-run1', { method: 'POST' }), await EventStream.open(server, '/block?gate=d-run2', { method: 'POST' })];
+  const holders = [
+    await EventStream.open(server, '/block?gate=d-run1', { method: 'POST' }),
+    await EventStream.open(server, '/block?gate=d-run2', { method: 'POST' }),
+  ];
   for (const h of holders) await h.until((events) => events.some((e) => e.data.startsWith('pid ')), 'pid');
   const waiting = await EventStream.open(server, '/block?gate=d-wait', { method: 'POST' });
   await waiting.until((e) => e.some((x) => x.event === 'queued'), 'queued');

@@ -53,7 +53,10 @@ test('a finished job replays in full, and from any Last-Event-ID exactly the eve
   assert.equal(all.length, 2002, 'job + 2000 lines + done');
   assertConsecutive(all, 1);
   assert.equal(all[0]?.event, 'job');
-  assert.deepEqual(all.slice(1, -1).map((e) => e.data), Array.from({ length: 2000 }, (_, i) => `n${i + 1}`));
+  assert.deepEqual(
+    all.slice(1, -1).map((e) => e.data),
+    Array.from({ length: 2000 }, (_, i) => `n${i + 1}`),
+  );
   assert.equal(all.at(-1)?.event, 'done');
 
   // Near the start (long gone from any in-memory tail), the middle, the end, and past the end.
@@ -70,7 +73,10 @@ test('a finished job with nothing after Last-Event-ID answers 204, the EventSour
   const id = await startAsync(server, '/many?count=3');
   await waitDone(server, id);
   for (const from of ['5', '9999']) {
-    for (const [path, headers] of [[`/jobs/${id}/events`, { 'Last-Event-ID': from }], [`/jobs/${id}/events?lastEventId=${from}`, {}]] as const) {
+    for (const [path, headers] of [
+      [`/jobs/${id}/events`, { 'Last-Event-ID': from }],
+      [`/jobs/${id}/events?lastEventId=${from}`, {}],
+    ] as const) {
       const res = await fetchText(server, path, { headers });
       assert.equal(res.status, 204, `after ${from}: ${res.body}`);
       assert.equal(res.body, '');
@@ -79,7 +85,10 @@ test('a finished job with nothing after Last-Event-ID answers 204, the EventSour
   }
   const missedDone = await fetchText(server, `/jobs/${id}/events`, { headers: { 'Last-Event-ID': '4' } });
   assert.equal(missedDone.status, 200, 'the done event is still to come');
-  assert.deepEqual(parseSse(missedDone.body).events.map((e) => e.event), ['done']);
+  assert.deepEqual(
+    parseSse(missedDone.body).events.map((e) => e.event),
+    ['done'],
+  );
 });
 
 test('a bad Last-Event-ID is 400 JSON', async () => {
@@ -115,7 +124,11 @@ test('a live job: read some, disconnect, reconnect with Last-Event-ID (header an
   const resumedQuery = await EventStream.open(server, `/jobs/${id}/events?lastEventId=${lastId}`);
   for (const resumed of [resumedHeader, resumedQuery]) {
     const got = await resumed.untilLine('b3');
-    assert.deepEqual(got.map((e) => e.data), ['b1', 'b2', 'b3'], 'only what was missed, nothing seen before');
+    assert.deepEqual(
+      got.map((e) => e.data),
+      ['b1', 'b2', 'b3'],
+      'only what was missed, nothing seen before',
+    );
     assertConsecutive(got, lastId + 1);
   }
   // A third client arriving now still gets everything from the start.
@@ -132,7 +145,10 @@ test('a live job: read some, disconnect, reconnect with Last-Event-ID (header an
   }
   const full = tail.events;
   assertConsecutive(full, 1);
-  assert.deepEqual(full.filter((e) => e.event === 'message').map((e) => e.data), ['a1', 'a2', 'a3', 'b1', 'b2', 'b3', 'c1']);
+  assert.deepEqual(
+    full.filter((e) => e.event === 'message').map((e) => e.data),
+    ['a1', 'a2', 'a3', 'b1', 'b2', 'b3', 'c1'],
+  );
   assert.deepEqual(resumedHeader.events, full.slice(lastId), 'resumed + first read = the whole job, no duplicates');
   assert.deepEqual(resumedQuery.events, full.slice(lastId));
   assert.deepEqual(late.events, full);
@@ -159,7 +175,10 @@ test('a live job with more output than the in-memory tail: resuming from an old 
   assert.equal(record.status, 'succeeded');
   const got = waiting.events;
   assertConsecutive(got, 501);
-  assert.deepEqual(got.slice(-2).map((e) => e.event), ['message', 'done']);
+  assert.deepEqual(
+    got.slice(-2).map((e) => e.event),
+    ['message', 'done'],
+  );
   assert.equal(got.at(-2)?.data, 'end');
   tail.close();
   assert.equal(new Set(ids(got)).size, got.length, 'no duplicates');

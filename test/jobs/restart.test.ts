@@ -5,7 +5,17 @@ import assert from 'node:assert/strict';
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { gateLine, isGone, markerLine, release, removeRoot, startServerProcess, waitGone, type ProcessOptions, type ServerProcess } from '../helpers/process.ts';
+import {
+  gateLine,
+  isGone,
+  markerLine,
+  release,
+  removeRoot,
+  startServerProcess,
+  waitGone,
+  type ProcessOptions,
+  type ServerProcess,
+} from '../helpers/process.ts';
 import { curl, fetchText, open, parseSse } from '../helpers/server.ts';
 import { assertConsecutive, EventStream, getJob, logLines, pidFrom, pollFinal, startAsync, type JobRecord } from './helpers.ts';
 
@@ -54,7 +64,10 @@ async function start(t: TestContext, options: ProcessOptions, groups: number[]):
 }
 
 async function treePids(stream: EventStream): Promise<{ pid: number; child: number; grandchild: number; escaped: number }> {
-  const events = await stream.until((e) => ['pid ', 'child ', 'grandchild ', 'escaped '].every((p) => e.some((x) => x.event === 'message' && x.data.startsWith(p))), 'the four pid lines');
+  const events = await stream.until(
+    (e) => ['pid ', 'child ', 'grandchild ', 'escaped '].every((p) => e.some((x) => x.event === 'message' && x.data.startsWith(p))),
+    'the four pid lines',
+  );
   const lines = events.filter((e) => e.event === 'message').map((e) => e.data);
   return { pid: pidFrom(lines, 'pid'), child: pidFrom(lines, 'child'), grandchild: pidFrom(lines, 'grandchild'), escaped: pidFrom(lines, 'escaped') };
 }
@@ -77,7 +90,8 @@ test('SIGKILL during a job, start again on the same data dir: the job is interru
   assert.equal(exit.signal, 'SIGKILL');
   await tail.toEnd();
   // The job's processes are in their own process group: the server's death alone does not end them.
-  for (const [name, pid] of Object.entries(pids)) assert.equal(isGone(pid), false, `${name} ${pid} outlived the SIGKILLed server (so the restart has something to reap)`);
+  for (const [name, pid] of Object.entries(pids))
+    assert.equal(isGone(pid), false, `${name} ${pid} outlived the SIGKILLed server (so the restart has something to reap)`);
 
   const second = await start(t, { root: first.root, env }, groups);
   for (const [name, pid] of Object.entries(pids)) assert.ok(await waitGone(pid), `${name} ${pid} was reaped by the restart`);
@@ -93,7 +107,8 @@ test('SIGKILL during a job, start again on the same data dir: the job is interru
   assert.notEqual(record.endedAt, null);
 
   const lines = await logLines(second, id);
-  for (const line of ['line 1', 'line 2', 'line 3', 'oops', `pid ${pids.pid}`, `child ${pids.child}`, `grandchild ${pids.grandchild}`]) assert.ok(lines.includes(line), `the log kept "${line}"`);
+  for (const line of ['line 1', 'line 2', 'line 3', 'oops', `pid ${pids.pid}`, `child ${pids.child}`, `grandchild ${pids.grandchild}`])
+    assert.ok(lines.includes(line), `the log kept "${line}"`);
   assert.ok(!lines.includes('released'));
   assert.match(lines.at(-1) ?? '', new RegExp(`^armhook: job ${id} interrupted`));
 
@@ -116,7 +131,10 @@ test('SIGKILL during a job, start again on the same data dir: the job is interru
   await release(second.markerDir, 'go-k3');
   assert.equal((await fresh.done()).status, 'succeeded');
   assert.equal(await exists(join(second.markerDir, 'ran-k2')), false, 'the queued job never ran');
-  const listed = (await fetchText(second, '/jobs?status=interrupted')).json<{ items: JobRecord[] }>().items.map((r) => r.id).sort();
+  const listed = (await fetchText(second, '/jobs?status=interrupted'))
+    .json<{ items: JobRecord[] }>()
+    .items.map((r) => r.id)
+    .sort();
   assert.deepEqual(listed, [id, queuedId].sort());
 });
 
@@ -135,7 +153,10 @@ test('SIGKILL twice in a row: a job interrupted once stays interrupted; nothing 
   const third = await start(t, { root: first.root }, groups);
   const twice = await getJob(third, id);
   assert.deepEqual(twice, once, 'the record is unchanged by another restart');
-  assert.equal(third.logs().some((l) => l.msg === 'killed processes left running by an interrupted job'), false);
+  assert.equal(
+    third.logs().some((l) => l.msg === 'killed processes left running by an interrupted job'),
+    false,
+  );
   const replay = parseSse((await fetchText(third, `/jobs/${id}/events`)).body).events;
   assert.equal(replay.filter((e) => e.event === 'done').length, 1, 'one done event, not one per restart');
 });
@@ -178,10 +199,13 @@ test('SIGTERM with a running job: the server stops accepting, waits for the job,
 
   const again = await start(t, { root: server.root, env }, groups);
   assert.equal((await getJob(again, record.id)).status, 'succeeded', 'the record was saved before exit');
-  assert.equal(again.logs().some((l) => l.msg.startsWith('jobs left running by a previous process')), false);
+  assert.equal(
+    again.logs().some((l) => l.msg.startsWith('jobs left running by a previous process')),
+    false,
+  );
 });
 
-test('SIGTERM to the server\'s whole process group (timeout(1), kill -- -pgid): the spawn helper stays for the drain, the job succeeds, no helper error', async (t) => {
+test("SIGTERM to the server's whole process group (timeout(1), kill -- -pgid): the spawn helper stays for the drain, the job succeeds, no helper error", async (t) => {
   const groups: number[] = [];
   const env = { ARMHOOK_WORKERS: '1', ARMHOOK_DRAIN_TIMEOUT: '600' };
   const server = await start(t, { scripts: SCRIPTS, env, ownGroup: true }, groups);
@@ -197,7 +221,14 @@ test('SIGTERM to the server\'s whole process group (timeout(1), kill -- -pgid): 
   assert.equal(record.status, 'succeeded');
   assert.ok(stream.lines.includes('released'), 'output after the signal still reached the caller');
   assert.deepEqual(await server.exited, { code: 0, signal: null });
-  assert.deepEqual(server.logs().filter((l) => /spawn helper/.test(l.msg)).map((l) => l.msg), [], 'the helper neither died nor was reported');
+  assert.deepEqual(
+    server
+      .logs()
+      .filter((l) => /spawn helper/.test(l.msg))
+      .map((l) => l.msg),
+    [],
+    'the helper neither died nor was reported',
+  );
 });
 
 test('SIGTERM with ARMHOOK_DRAIN_TIMEOUT=1 and a job that never ends: the job is interrupted, its processes are gone, the server exits', async (t) => {
@@ -223,10 +254,14 @@ test('SIGTERM with ARMHOOK_DRAIN_TIMEOUT=1 and a job that never ends: the job is
   assert.equal(stored.status, 'interrupted');
   const lines = await logLines(again, record.id);
   assert.ok(lines.includes('line 3'), 'output kept');
-  assert.equal(again.logs().some((l) => l.msg.startsWith('jobs left running by a previous process')), false, 'the first process recorded the end itself');
+  assert.equal(
+    again.logs().some((l) => l.msg.startsWith('jobs left running by a previous process')),
+    false,
+    'the first process recorded the end itself',
+  );
 });
 
-test('a run request during the drain is refused with armhook\'s own 503: JSON {error, message} and Retry-After', async (t) => {
+test("a run request during the drain is refused with armhook's own 503: JSON {error, message} and Retry-After", async (t) => {
   const groups: number[] = [];
   const server = await start(t, { scripts: SCRIPTS, env: { ARMHOOK_DRAIN_TIMEOUT: '600' } }, groups);
   t.after(() => removeRoot(server.root));
@@ -249,7 +284,7 @@ test('a run request during the drain is refused with armhook\'s own 503: JSON {e
   }
 });
 
-test('SIGTERM while a client has stopped reading a finished job\'s stream: the server still exits after the drain', async (t) => {
+test("SIGTERM while a client has stopped reading a finished job's stream: the server still exits after the drain", async (t) => {
   const server = await start(t, { scripts: SCRIPTS, env: { ARMHOOK_DRAIN_TIMEOUT: '1' } }, []);
   t.after(() => removeRoot(server.root));
   // ~4 MB of SSE: more than the socket buffers hold, so the response cannot finish while paused.

@@ -49,7 +49,11 @@ test('sqlite: one file in WAL mode, incremental vacuum, schema version 2 (jobs a
   assert.equal(db.prepare('PRAGMA journal_mode').get()?.journal_mode, 'wal');
   assert.equal(db.prepare('PRAGMA auto_vacuum').get()?.auto_vacuum, 2, 'incremental');
   assert.equal(db.prepare('PRAGMA user_version').get()?.user_version, 2);
-  const plan = db.prepare("EXPLAIN QUERY PLAN SELECT record FROM jobs WHERE caller = 'x' ORDER BY id DESC LIMIT 5").all().map((r) => String(r.detail)).join('; ');
+  const plan = db
+    .prepare("EXPLAIN QUERY PLAN SELECT record FROM jobs WHERE caller = 'x' ORDER BY id DESC LIMIT 5")
+    .all()
+    .map((r) => String(r.detail))
+    .join('; ');
   assert.match(plan, /USING INDEX jobs_by_caller/, 'filters are served by an index');
 });
 
@@ -100,7 +104,11 @@ test('sqlite: retention gives the space back to the file system (incremental vac
   for (let j = 0; j < 8; j++) {
     const record = newRecord();
     await store.create(record, []);
-    for (let i = 0; i < 40; i++) await store.append(record.id, chunk.map((data, k) => ({ id: i * 800 + k + 1, event: 'stdout' as const, data, at: 1 })));
+    for (let i = 0; i < 40; i++)
+      await store.append(
+        record.id,
+        chunk.map((data, k) => ({ id: i * 800 + k + 1, event: 'stdout' as const, data, at: 1 })),
+      );
     await finishJob(store, record, 32_000);
   }
   const db = store.db;
@@ -109,7 +117,8 @@ test('sqlite: retention gives the space back to the file system (incremental vac
   assert.ok(full > 16_000_000, `eight jobs of ~2.5 MB (${full} bytes)`);
   assert.equal(await store.prune({ endedBefore: Number.NEGATIVE_INFINITY, maxJobs: 1, maxBytes: 0 }), 7);
   // The vacuum runs in steps after the commit, down to 2,048 free pages (8 MiB) kept for new jobs; wait for it (bounded).
-  for (let i = 0; i < 500 && Number(db.prepare('PRAGMA freelist_count').get()?.freelist_count) > 2048; i++) await new Promise((resolve) => setImmediate(resolve));
+  for (let i = 0; i < 500 && Number(db.prepare('PRAGMA freelist_count').get()?.freelist_count) > 2048; i++)
+    await new Promise((resolve) => setImmediate(resolve));
   db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
   const after = (await stat(join(dir, 'armhook.db'))).size;
   assert.ok(after < full - 8_000_000, `the file shrank from ${full} to ${after} bytes`);
@@ -134,27 +143,57 @@ test('import: a data dir of the journal format (previous release) is imported at
 
   const items = (await store.list({}, 100)).items;
   const byHook = new Map(items.map((r) => [r.hook, r]));
-  assert.deepEqual([...byHook.keys()].sort(), ['azure/groups', 'demo/big', 'demo/fail', 'demo/long', 'demo/sleep', 'vm/create'], 'every kept job; the one retention deleted stays deleted');
-  assert.deepEqual([...byHook.values()].map((r) => [r.hook, r.status]).sort(), [['azure/groups', 'succeeded'], ['demo/big', 'succeeded'], ['demo/fail', 'failed'], ['demo/long', 'running'], ['demo/sleep', 'cancelled'], ['vm/create', 'succeeded']]);
+  assert.deepEqual(
+    [...byHook.keys()].sort(),
+    ['azure/groups', 'demo/big', 'demo/fail', 'demo/long', 'demo/sleep', 'vm/create'],
+    'every kept job; the one retention deleted stays deleted',
+  );
+  assert.deepEqual([...byHook.values()].map((r) => [r.hook, r.status]).sort(), [
+    ['azure/groups', 'succeeded'],
+    ['demo/big', 'succeeded'],
+    ['demo/fail', 'failed'],
+    ['demo/long', 'running'],
+    ['demo/sleep', 'cancelled'],
+    ['vm/create', 'succeeded'],
+  ]);
   const events = async (hook: string): Promise<Array<[string, string]>> => {
     const all = [];
     const id = byHook.get(hook)?.id ?? '';
     for (let batch = await store.events(id, 0, 500); batch.length > 0; batch = await store.events(id, all.at(-1)?.id ?? 0, 500)) all.push(...batch);
-    assert.deepEqual(all.map((e) => e.id), all.map((_, i) => i + 1), `${hook}: ids 1, 2, 3, …`);
+    assert.deepEqual(
+      all.map((e) => e.id),
+      all.map((_, i) => i + 1),
+      `${hook}: ids 1, 2, 3, …`,
+    );
     return all.map((e) => [e.event, e.data]);
   };
   const vm = await events('vm/create');
-  assert.deepEqual(vm.filter(([e]) => e === 'stdout' || e === 'stderr'), [['stdout', 'creating vm1'], ['stdout', 'rg=rg1'], ['stderr', 'warning: slow'], ['stdout', 'done']]);
+  assert.deepEqual(
+    vm.filter(([e]) => e === 'stdout' || e === 'stderr'),
+    [
+      ['stdout', 'creating vm1'],
+      ['stdout', 'rg=rg1'],
+      ['stderr', 'warning: slow'],
+      ['stdout', 'done'],
+    ],
+  );
   assert.equal(vm.at(-1)?.[0], 'done');
   assert.deepEqual(byHook.get('vm/create')?.params, { vmname: 'vm1', pw: '***' });
   const big = (await events('demo/big')).filter(([e]) => e === 'stdout');
   assert.equal(big.length, 3400, 'the job that had moved to a file of its own, whole');
   assert.equal(big[3399]?.[1], `line 003399 ${'x'.repeat(67)}`);
   const handler = await events('azure/groups');
-  assert.deepEqual(handler.find(([e]) => e === 'progress'), ['progress', '{"step":"listing"}']);
+  assert.deepEqual(
+    handler.find(([e]) => e === 'progress'),
+    ['progress', '{"step":"listing"}'],
+  );
   assert.deepEqual(byHook.get('azure/groups')?.result, { groups: ['rg1', 'rg2'] });
   const long = await events('demo/long');
-  assert.deepEqual(long.filter(([e]) => e === 'stdout').map(([, d]) => d), ['started', 'half way'], 'the interrupted job keeps its output');
+  assert.deepEqual(
+    long.filter(([e]) => e === 'stdout').map(([, d]) => d),
+    ['started', 'half way'],
+    'the interrupted job keeps its output',
+  );
   assert.equal(byHook.get('demo/long')?.pgid, 999999, 'with its process group, so leftovers can be ended');
   assert.equal(await store.lastEventId(byHook.get('demo/long')?.id ?? ''), long.length);
 

@@ -18,7 +18,24 @@ let serial = 0;
 /** A record with a valid, increasing id (ULID alphabet), so newest-first order is checkable. */
 export function newRecord(fields: Partial<JobRecord> = {}): JobRecord {
   const id = `01JAAAAAAAAAAAAAAAAAA${String(++serial).padStart(5, '0')}`;
-  return { id, hook: 'demo/echo', kind: 'script', method: 'POST', status: 'running', exitCode: null, createdAt: new Date().toISOString(), startedAt: new Date().toISOString(), endedAt: null, durationMs: null, caller: 'alice', params: {}, result: null, error: null, pgid: null, ...fields };
+  return {
+    id,
+    hook: 'demo/echo',
+    kind: 'script',
+    method: 'POST',
+    status: 'running',
+    exitCode: null,
+    createdAt: new Date().toISOString(),
+    startedAt: new Date().toISOString(),
+    endedAt: null,
+    durationMs: null,
+    caller: 'alice',
+    params: {},
+    result: null,
+    error: null,
+    pgid: null,
+    ...fields,
+  };
 }
 
 function events(first: number, type: JobEvent['event'], datas: string[], at = 1_700_000_000_000): JobEvent[] {
@@ -70,11 +87,30 @@ export function storeContract(name: string, factory: StoreFactory): void {
     await store.create(record, events(1, 'job', ['{}']));
     await store.append(record.id, [...events(2, 'stdout', ['a', '', 'c ü']), ...events(5, 'stderr', ['e1', 'e2'])]);
     await store.append(record.id, events(7, 'progress', ['{"step":1}']));
-    await store.append(record.id, events(8, 'stdout', Array.from({ length: 50 }, (_, i) => `line ${i}`)));
+    await store.append(
+      record.id,
+      events(
+        8,
+        'stdout',
+        Array.from({ length: 50 }, (_, i) => `line ${i}`),
+      ),
+    );
     const all = await readAll(store, record.id);
-    assert.deepEqual(all.map((e) => e.id), Array.from({ length: 57 }, (_, i) => i + 1));
-    assert.deepEqual(all.slice(1, 4).map((e) => e.data), ['a', '', 'c ü']);
-    assert.deepEqual(all.slice(4, 6).map((e) => [e.event, e.data]), [['stderr', 'e1'], ['stderr', 'e2']]);
+    assert.deepEqual(
+      all.map((e) => e.id),
+      Array.from({ length: 57 }, (_, i) => i + 1),
+    );
+    assert.deepEqual(
+      all.slice(1, 4).map((e) => e.data),
+      ['a', '', 'c ü'],
+    );
+    assert.deepEqual(
+      all.slice(4, 6).map((e) => [e.event, e.data]),
+      [
+        ['stderr', 'e1'],
+        ['stderr', 'e2'],
+      ],
+    );
     for (const after of [0, 2, 3, 6, 7, 30, 56]) {
       const batch = await store.events(record.id, after, 5);
       assert.equal(batch[0]?.id, after + 1, `the first event after ${after}`);
@@ -97,7 +133,13 @@ export function storeContract(name: string, factory: StoreFactory): void {
     assert.equal(last?.event, 'done');
     assert.deepEqual(JSON.parse(last?.data ?? '{}'), { jobId: final.id, ...final });
     const again = await factory.reopen(store);
-    assert.deepEqual((await again.unfinished()).map((r) => [r.id, r.status, r.pgid]), [[queued.id, 'queued', null], [running.id, 'running', 4242]]);
+    assert.deepEqual(
+      (await again.unfinished()).map((r) => [r.id, r.status, r.pgid]),
+      [
+        [queued.id, 'queued', null],
+        [running.id, 'running', 4242],
+      ],
+    );
     await factory.cleanup(again);
   });
 
@@ -113,7 +155,10 @@ export function storeContract(name: string, factory: StoreFactory): void {
     assert.deepEqual(ids((await store.list({}, 100)).items), ids(newest));
     assert.deepEqual(ids((await store.list({ hook: 'vm/create' }, 100)).items), ids(newest.filter((r) => r.hook === 'vm/create')));
     assert.deepEqual(ids((await store.list({ status: 'running' }, 100)).items), ids(newest.filter((r) => r.status === 'running')));
-    assert.deepEqual(ids((await store.list({ caller: 'bob', hook: 'demo/echo' }, 100)).items), ids(newest.filter((r) => r.caller === 'bob' && r.hook === 'demo/echo')));
+    assert.deepEqual(
+      ids((await store.list({ caller: 'bob', hook: 'demo/echo' }, 100)).items),
+      ids(newest.filter((r) => r.caller === 'bob' && r.hook === 'demo/echo')),
+    );
     const walked: string[] = [];
     let after: string | undefined;
     for (let i = 0; i < 10; i++) {
@@ -155,23 +200,30 @@ export function storeContract(name: string, factory: StoreFactory): void {
     assert.equal(await store.prune({ endedBefore: Date.now() + 1000, maxJobs: 1, maxBytes: 1 }), 2);
     assert.deepEqual(await kept(), [running.id], 'a running job is never deleted');
     const again = await factory.reopen(store);
-    assert.deepEqual((await again.list({}, 100)).items.map((r) => r.id), [running.id], 'deleted stays deleted after a restart');
+    assert.deepEqual(
+      (await again.list({}, 100)).items.map((r) => r.id),
+      [running.id],
+      'deleted stays deleted after a restart',
+    );
     await factory.cleanup(again);
   });
-  withStore('an idempotency key is stored with its job (same commit), found per caller and key within the window, after a restart, and not once the job is deleted', async (store) => {
-    const record = newRecord({ caller: 'alice' });
-    const claim = { caller: 'alice', key: 'deploy-42', fingerprint: 'fp-1' };
-    const since = Date.now() - 60_000;
-    await store.create(record, events(1, 'job', ['{}']), claim);
-    assert.deepEqual(await store.idempotent('alice', 'deploy-42', since), { jobId: record.id, fingerprint: 'fp-1' });
-    assert.equal(await store.idempotent('bob', 'deploy-42', since), undefined, 'keys are per caller');
-    assert.equal(await store.idempotent('alice', 'deploy-43', since), undefined);
-    assert.equal(await store.idempotent('alice', 'deploy-42', Date.now() + 60_000), undefined, 'older than the window');
-    await finishJob(store, record, 1);
-    const again = await factory.reopen(store);
-    assert.deepEqual(await again.idempotent('alice', 'deploy-42', since), { jobId: record.id, fingerprint: 'fp-1' }, 'kept across a restart');
-    assert.equal(await again.prune({ endedBefore: Date.now() + 1000, maxJobs: 1000, maxBytes: 0 }), 1);
-    assert.equal(await again.idempotent('alice', 'deploy-42', since), undefined, 'a deleted job is not an answer');
-    await factory.cleanup(again);
-  });
+  withStore(
+    'an idempotency key is stored with its job (same commit), found per caller and key within the window, after a restart, and not once the job is deleted',
+    async (store) => {
+      const record = newRecord({ caller: 'alice' });
+      const claim = { caller: 'alice', key: 'deploy-42', fingerprint: 'fp-1' };
+      const since = Date.now() - 60_000;
+      await store.create(record, events(1, 'job', ['{}']), claim);
+      assert.deepEqual(await store.idempotent('alice', 'deploy-42', since), { jobId: record.id, fingerprint: 'fp-1' });
+      assert.equal(await store.idempotent('bob', 'deploy-42', since), undefined, 'keys are per caller');
+      assert.equal(await store.idempotent('alice', 'deploy-43', since), undefined);
+      assert.equal(await store.idempotent('alice', 'deploy-42', Date.now() + 60_000), undefined, 'older than the window');
+      await finishJob(store, record, 1);
+      const again = await factory.reopen(store);
+      assert.deepEqual(await again.idempotent('alice', 'deploy-42', since), { jobId: record.id, fingerprint: 'fp-1' }, 'kept across a restart');
+      assert.equal(await again.prune({ endedBefore: Date.now() + 1000, maxJobs: 1000, maxBytes: 0 }), 1);
+      assert.equal(await again.idempotent('alice', 'deploy-42', since), undefined, 'a deleted job is not an answer');
+      await factory.cleanup(again);
+    },
+  );
 }

@@ -97,7 +97,10 @@ test('the unit boots under systemd in a container and runs a script inside its s
   const gid = Number(/^armhook:x:(\d+):/m.exec(readFileSync(join(dir, 'etc/group'), 'utf8'))?.[1]);
   const port = await freePort();
   const env = join(dir, 'etc/armhook/armhook.env');
-  writeFileSync(env, `${readFileSync(env, 'utf8').replace(/^ARMHOOK_LISTEN=.*$/m, `ARMHOOK_LISTEN=127.0.0.1:${port}`)}ARMHOOK_IMDS_ENDPOINT=http://127.0.0.1:9\n`);
+  writeFileSync(
+    env,
+    `${readFileSync(env, 'utf8').replace(/^ARMHOOK_LISTEN=.*$/m, `ARMHOOK_LISTEN=127.0.0.1:${port}`)}ARMHOOK_IMDS_ENDPOINT=http://127.0.0.1:9\n`,
+  );
   await setPassword(join(dir, 'etc/armhook/htpasswd'), 'api', 'boot-test-pass', { cost: 4 });
   chownSync(join(dir, 'etc/armhook/htpasswd'), 0, gid);
   chmodSync(join(dir, 'etc/armhook/htpasswd'), 0o640);
@@ -123,9 +126,13 @@ test('the unit boots under systemd in a container and runs a script inside its s
   mkdirSync(join(dir, 'etc/systemd/system/multi-user.target.wants'), { recursive: true });
   symlinkSync('/etc/systemd/system/armhook.service', join(dir, 'etc/systemd/system/multi-user.target.wants/armhook.service'));
 
-  nspawn = spawn('systemd-nspawn', ['-D', dir, `--overlay-ro=/usr:${dir}/usr:/usr`, '--register=no', '--keep-unit', '--console=pipe', '--quiet', '-b', 'systemd.unit=multi-user.target'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  nspawn = spawn(
+    'systemd-nspawn',
+    ['-D', dir, `--overlay-ro=/usr:${dir}/usr:/usr`, '--register=no', '--keep-unit', '--console=pipe', '--quiet', '-b', 'systemd.unit=multi-user.target'],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   nspawn.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
   nspawn.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
   let up = false;

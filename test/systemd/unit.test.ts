@@ -110,7 +110,11 @@ test('cloud-init.yaml is valid cloud-config and its bootstrap script is valid sh
   assert.equal(schema.status, 0, `${schema.stdout}${schema.stderr}`);
   assert.match(schema.stdout, /Valid cloud-config/);
   // cloud-init is Python and brings PyYAML: the same parser reads the embedded script.
-  const extract = run('python3', ['-c', 'import sys, yaml\nfor f in yaml.safe_load(open(sys.argv[1]))["write_files"]:\n  if f["path"] == "/usr/local/sbin/armhook-bootstrap": print(f["content"], end="")', file]);
+  const extract = run('python3', [
+    '-c',
+    'import sys, yaml\nfor f in yaml.safe_load(open(sys.argv[1]))["write_files"]:\n  if f["path"] == "/usr/local/sbin/armhook-bootstrap": print(f["content"], end="")',
+    file,
+  ]);
   assert.equal(extract.status, 0, extract.stderr);
   assert.match(extract.stdout, /install\.sh/);
   const syntax = run('sh', ['-n'], extract.stdout);

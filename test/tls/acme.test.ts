@@ -138,7 +138,9 @@ function servedUnverified(port: number): Promise<string> {
 
 test('a failing ACME server: the dev certificate serves, attempts back off, each failure is one clear log line', async () => {
   // Answers every request 404, as a wrong directory URL would.
-  const broken = createHttpServer((_req, res) => res.writeHead(404, { 'content-type': 'application/problem+json' }).end('{"type":"urn:ietf:params:acme:error:malformed","detail":"no such directory"}'));
+  const broken = createHttpServer((_req, res) =>
+    res.writeHead(404, { 'content-type': 'application/problem+json' }).end('{"type":"urn:ietf:params:acme:error:malformed","detail":"no such directory"}'),
+  );
   await new Promise<void>((resolve) => broken.listen(0, '127.0.0.1', resolve));
   const brokenPort = (broken.address() as AddressInfo).port;
   const local = await startServer({
@@ -155,10 +157,15 @@ test('a failing ACME server: the dev certificate serves, attempts back off, each
       assert.fail(`fewer than ${count} failed attempts logged`);
     };
     const lines = await failures(4);
-    assert.deepEqual(lines.slice(0, 4).map((line) => line['retryInSeconds']), [0.02, 0.04, 0.08, 0.08]);
+    assert.deepEqual(
+      lines.slice(0, 4).map((line) => line['retryInSeconds']),
+      [0.02, 0.04, 0.08, 0.08],
+    );
     assert.match(String(lines[0]?.['msg']), /directory returned error 404.*The self-signed dev certificate keeps serving .*; next attempt in 0\.02 s/);
     // Not on 443, with a public-CA setup: the operator is told where validation will knock.
-    assert.ok(local.logs.entries().some((line) => line.level === LEVEL.warn && line.msg.startsWith('ACME validates TLS-ALPN-01 on port 443, and armhook listens on')));
+    assert.ok(
+      local.logs.entries().some((line) => line.level === LEVEL.warn && line.msg.startsWith('ACME validates TLS-ALPN-01 on port 443, and armhook listens on')),
+    );
     const dev = readFileSync(join(local.root, 'tls', 'dev-cert.pem'), 'utf8');
     assert.equal(await servedUnverified(local.port), new X509Certificate(dev).fingerprint256);
   } finally {

@@ -120,7 +120,10 @@ describe('dev certificate', () => {
     assert.equal(m.source, 'dev-generated');
     assert.notEqual(m.cert, old.cert);
     assert.ok(m.notAfter.getTime() - Date.now() > 300 * DAY_MS);
-    assert.ok(captured.entries().some((e) => e.level === LEVEL.warn && /expires within 7 days/.test(e.msg)), captured.text());
+    assert.ok(
+      captured.entries().some((e) => e.level === LEVEL.warn && /expires within 7 days/.test(e.msg)),
+      captured.text(),
+    );
   });
 
   test('is replaced when the key does not match, a file is garbage, or one file is missing', async () => {

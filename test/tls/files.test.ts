@@ -58,7 +58,7 @@ describe('ARMHOOK_TLS_CERT / ARMHOOK_TLS_KEY files', () => {
     assert.ok(!captured.text().includes(body.slice(10, 40)));
   });
 
-  test('a chain file (leaf then intermediate/CA) is accepted; notAfter is the leaf\'s', async () => {
+  test("a chain file (leaf then intermediate/CA) is accepted; notAfter is the leaf's", async () => {
     const chain = await file('chain.pem', pki.serverCert + pki.caCert, 0o644);
     const { log } = captureLog();
     const m = await loadTlsMaterial({ certFile: chain, keyFile: pki.keyPath, devDir: devDir(), log });
@@ -95,10 +95,7 @@ describe('ARMHOOK_TLS_CERT / ARMHOOK_TLS_KEY files', () => {
       loadTlsMaterial({ certFile: pki.certPath, keyFile: missing, devDir: devDir(), log }),
       tlsError(/^ARMHOOK_TLS_KEY=\S*nope\.pem: file not found$/),
     );
-    await assert.rejects(
-      loadTlsMaterial({ certFile: root, keyFile: pki.keyPath, devDir: devDir(), log }),
-      tlsError(/^ARMHOOK_TLS_CERT=.*is a directory/),
-    );
+    await assert.rejects(loadTlsMaterial({ certFile: root, keyFile: pki.keyPath, devDir: devDir(), log }), tlsError(/^ARMHOOK_TLS_CERT=.*is a directory/));
   });
 
   test('content that is not PEM is named by its setting', async () => {
@@ -118,27 +115,18 @@ describe('ARMHOOK_TLS_CERT / ARMHOOK_TLS_KEY files', () => {
       tlsError(/^ARMHOOK_TLS_KEY=\S*text\.pem: /, /PEM private key is expected/),
     );
     // Swapped settings: the key file is where the certificate should be.
-    await assert.rejects(
-      loadTlsMaterial({ certFile: pki.keyPath, keyFile: pki.certPath, devDir: devDir(), log }),
-      tlsError(/^ARMHOOK_TLS_CERT=/),
-    );
+    await assert.rejects(loadTlsMaterial({ certFile: pki.keyPath, keyFile: pki.certPath, devDir: devDir(), log }), tlsError(/^ARMHOOK_TLS_CERT=/));
     const broken = await file('broken.pem', '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n');
-    await assert.rejects(
-      loadTlsMaterial({ certFile: broken, keyFile: pki.keyPath, devDir: devDir(), log }),
-      tlsError(/^ARMHOOK_TLS_CERT=.*cannot be parsed/),
-    );
+    await assert.rejects(loadTlsMaterial({ certFile: broken, keyFile: pki.keyPath, devDir: devDir(), log }), tlsError(/^ARMHOOK_TLS_CERT=.*cannot be parsed/));
   });
 
   test('a key that does not match the certificate', async () => {
     const { log } = captureLog();
-    await assert.rejects(
-      loadTlsMaterial({ certFile: pki.certPath, keyFile: other.keyPath, devDir: devDir(), log }),
-      (err: unknown) => {
-        tlsError(/ARMHOOK_TLS_KEY=\S+ and ARMHOOK_TLS_CERT=\S+: the private key does not belong to the certificate/)(err);
-        assert.deepEqual((err as TlsMaterialError).settings, ['ARMHOOK_TLS_KEY', 'ARMHOOK_TLS_CERT']);
-        return true;
-      },
-    );
+    await assert.rejects(loadTlsMaterial({ certFile: pki.certPath, keyFile: other.keyPath, devDir: devDir(), log }), (err: unknown) => {
+      tlsError(/ARMHOOK_TLS_KEY=\S+ and ARMHOOK_TLS_CERT=\S+: the private key does not belong to the certificate/)(err);
+      assert.deepEqual((err as TlsMaterialError).settings, ['ARMHOOK_TLS_KEY', 'ARMHOOK_TLS_CERT']);
+      return true;
+    });
   });
 
   test('an encrypted key is refused with what to do', async () => {
@@ -185,6 +173,9 @@ describe('ARMHOOK_TLS_CERT / ARMHOOK_TLS_KEY files', () => {
     await chmod(keyFile, 0o644);
     const captured = captureLog();
     await loadTlsMaterial({ certFile: pki.certPath, keyFile, devDir: devDir(), log: captured.log });
-    assert.ok(captured.entries().some((e) => e.level === LEVEL.warn && /readable by every user/.test(e.msg)), captured.text());
+    assert.ok(
+      captured.entries().some((e) => e.level === LEVEL.warn && /readable by every user/.test(e.msg)),
+      captured.text(),
+    );
   });
 });

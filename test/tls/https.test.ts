@@ -94,14 +94,25 @@ describe('HTTPS with the loaded material', () => {
   });
 
   test('curl --cacert <dev cert> https://localhost:<port>/ works; without it curl refuses', async () => {
-    const { stdout } = await run(CURL, ['--silent', '--show-error', '--cacert', material.certPath, '--resolve', `localhost:${port}:127.0.0.1`, `https://localhost:${port}/`]);
+    const { stdout } = await run(CURL, [
+      '--silent',
+      '--show-error',
+      '--cacert',
+      material.certPath,
+      '--resolve',
+      `localhost:${port}:127.0.0.1`,
+      `https://localhost:${port}/`,
+    ]);
     assert.equal(stdout, 'hello over tls\n');
     const viaIp = await run(CURL, ['--silent', '--show-error', '--cacert', material.certPath, `https://127.0.0.1:${port}/`]);
     assert.equal(viaIp.stdout, 'hello over tls\n');
-    await assert.rejects(run(CURL, ['--silent', '--show-error', '--resolve', `localhost:${port}:127.0.0.1`, `https://localhost:${port}/`]), (err: { code?: number }) => {
-      assert.equal(err.code, 60); // peer certificate cannot be authenticated
-      return true;
-    });
+    await assert.rejects(
+      run(CURL, ['--silent', '--show-error', '--resolve', `localhost:${port}:127.0.0.1`, `https://localhost:${port}/`]),
+      (err: { code?: number }) => {
+        assert.equal(err.code, 60); // peer certificate cannot be authenticated
+        return true;
+      },
+    );
   });
 
   test('operator files from a CA: clients trusting only the CA connect (ca:, curl --cacert, NODE_EXTRA_CA_CERTS)', async () => {
@@ -111,8 +122,19 @@ describe('HTTPS with the loaded material', () => {
     const files = await loadTlsMaterial({ certFile: pki.certPath, keyFile: pki.keyPath, devDir: join(root, 'unused'), log: captureLog().log });
     const other = await listen(files);
     try {
-      assert.deepEqual(await handshake({ host: '127.0.0.1', port: other.port, servername: 'localhost', ca: pki.caCert }), { protocol: 'TLSv1.3', authorized: true });
-      const { stdout } = await run(CURL, ['--silent', '--show-error', '--cacert', pki.caPath, '--resolve', `localhost:${other.port}:127.0.0.1`, `https://localhost:${other.port}/`]);
+      assert.deepEqual(await handshake({ host: '127.0.0.1', port: other.port, servername: 'localhost', ca: pki.caCert }), {
+        protocol: 'TLSv1.3',
+        authorized: true,
+      });
+      const { stdout } = await run(CURL, [
+        '--silent',
+        '--show-error',
+        '--cacert',
+        pki.caPath,
+        '--resolve',
+        `localhost:${other.port}:127.0.0.1`,
+        `https://localhost:${other.port}/`,
+      ]);
       assert.equal(stdout, 'hello over tls\n');
       // How the ARM fake is trusted by a child process: NODE_EXTRA_CA_CERTS at process start.
       const child = await run(

@@ -50,10 +50,7 @@ describe('test PKI helper', () => {
 
   test('writeTestPki writes ca.pem, cert.pem and key.pem (0600) that openssl verifies strictly', async () => {
     const pki = await writeTestPki(root);
-    assert.deepEqual(
-      [pki.caPath, pki.certPath, pki.keyPath],
-      [join(root, 'ca.pem'), join(root, 'cert.pem'), join(root, 'key.pem')],
-    );
+    assert.deepEqual([pki.caPath, pki.certPath, pki.keyPath], [join(root, 'ca.pem'), join(root, 'cert.pem'), join(root, 'key.pem')]);
     assert.equal(await readFile(pki.caPath, 'utf8'), pki.caCert);
     assert.equal(await readFile(pki.certPath, 'utf8'), pki.serverCert);
     assert.equal(await readFile(pki.keyPath, 'utf8'), pki.serverKey);

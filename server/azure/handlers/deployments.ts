@@ -44,8 +44,7 @@ export function parseDeploymentBody(body: Buffer): DeploymentBody {
   if (typeof parameters['$schema'] === 'string' && isRecord(parameters['parameters'])) parameters = parameters['parameters'];
   const normalized: Record<string, DeploymentParameter> = {};
   for (const [name, value] of Object.entries(parameters as Record<string, unknown>)) {
-    normalized[name] =
-      isRecord(value) && ('value' in value || 'reference' in value || 'expression' in value) ? (value) : { value };
+    normalized[name] = isRecord(value) && ('value' in value || 'reference' in value || 'expression' in value) ? value : { value };
   }
   return { template, parameters: normalized };
 }
@@ -136,7 +135,8 @@ async function watchOperations(
     } catch (err) {
       if (stop.aborted) return;
       // 404 before ARM has registered the deployment; anything else: try again next round.
-      if (!(isRestError(err) && err.statusCode === 404)) log.debug({ err: armErrorOf(err)?.message ?? (err as Error).message }, 'azure: listing deployment operations failed');
+      if (!(isRestError(err) && err.statusCode === 404))
+        log.debug({ err: armErrorOf(err)?.message ?? (err as Error).message }, 'azure: listing deployment operations failed');
     }
     try {
       await sleep(clients.pollIntervalMs, undefined, { signal: stop });

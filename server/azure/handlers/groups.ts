@@ -41,10 +41,7 @@ export const listGroups = defineHandler({
 /** POST azure/groups/create?name=&location= */
 export const createGroup = defineHandler({
   description: "Create a resource group, or update it when it exists (location defaults to the VM's).",
-  params: Type.Object(
-    { name: ResourceGroupName, location: Type.Optional(Location) },
-    { additionalProperties: false },
-  ),
+  params: Type.Object({ name: ResourceGroupName, location: Type.Optional(Location) }, { additionalProperties: false }),
   async run(ctx) {
     const { resources, subscriptionId, metadata } = ctx.clients;
     const { name } = ctx.params;
@@ -54,7 +51,12 @@ export const createGroup = defineHandler({
       const g = await resources.resourceGroups.createOrUpdate(
         name,
         { location },
-        { ...callOptions(ctx.signal), onResponse: (r) => { httpStatus = r.status; } },
+        {
+          ...callOptions(ctx.signal),
+          onResponse: (r) => {
+            httpStatus = r.status;
+          },
+        },
       );
       const created = httpStatus === 201;
       ctx.sink.line(`resource group ${name} ${created ? 'created' : 'updated'} in ${g.location}`);

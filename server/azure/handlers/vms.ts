@@ -112,11 +112,15 @@ function powerHandler(op: PowerOperation): AzureHandler {
       const options = { ...callOptions(ctx.signal), updateIntervalInMs: pollIntervalMs };
       const vms = compute.virtualMachines;
       const poller =
-        op === 'start' ? vms.start(rg, name, options)
-        : op === 'stop' ? vms.powerOff(rg, name, options)
-        : op === 'restart' ? vms.restart(rg, name, options)
-        : op === 'deallocate' ? vms.deallocate(rg, name, options)
-        : vms.delete(rg, name, options);
+        op === 'start'
+          ? vms.start(rg, name, options)
+          : op === 'stop'
+            ? vms.powerOff(rg, name, options)
+            : op === 'restart'
+              ? vms.restart(rg, name, options)
+              : op === 'deallocate'
+                ? vms.deallocate(rg, name, options)
+                : vms.delete(rg, name, options);
       ctx.sink.line(`${VERBS[op]} ${rg}/${name}...`);
       await runLro(poller, { sink: ctx.sink, signal: ctx.signal, action, operation: op, id });
       if (op === 'delete') {

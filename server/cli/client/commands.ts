@@ -57,7 +57,14 @@ const CONNECTION_OPTIONS = {
 
 const COMMAND_OPTIONS = {
   call: { ...CONNECTION_OPTIONS, async: { type: 'boolean' }, body: { type: 'string' }, timeout: { type: 'string' } },
-  jobs: { ...CONNECTION_OPTIONS, hook: { type: 'string' }, status: { type: 'string' }, caller: { type: 'string' }, limit: { type: 'string' }, after: { type: 'string' } },
+  jobs: {
+    ...CONNECTION_OPTIONS,
+    hook: { type: 'string' },
+    status: { type: 'string' },
+    caller: { type: 'string' },
+    limit: { type: 'string' },
+    after: { type: 'string' },
+  },
   logs: { ...CONNECTION_OPTIONS, follow: { type: 'boolean', short: 'f' } },
   cancel: CONNECTION_OPTIONS,
 } as const satisfies Record<string, ParseArgsConfig['options']>;
@@ -133,7 +140,8 @@ function waitDrain(stream: NodeJS.WriteStream): Promise<void> {
 
 function finish(record: JobSummary, json: boolean): number {
   if (json) process.stdout.write(`${JSON.stringify(record)}\n`);
-  else if (record.status !== 'succeeded' && record.status !== 'failed') process.stderr.write(`armhook: job ${record.id} ${record.status}${record.error ? `: ${record.error.message}` : ''}\n`);
+  else if (record.status !== 'succeeded' && record.status !== 'failed')
+    process.stderr.write(`armhook: job ${record.id} ${record.status}${record.error ? `: ${record.error.message}` : ''}\n`);
   return exitCodeForJob(record);
 }
 
@@ -179,7 +187,9 @@ async function call(client: ServerClient, args: string[], values: Values): Promi
   const position: Position = { jobId: String(answer.headers['armhook-job-id'] ?? ''), lastId: 0 };
   // Jobs outlive their callers: Ctrl-C leaves this one running and says how to stop it.
   process.once('SIGINT', () => {
-    process.stderr.write(`\narmhook: job ${position.jobId} keeps running; \`armhook cancel ${position.jobId}\` stops it, \`armhook logs ${position.jobId} --follow\` watches it again\n`);
+    process.stderr.write(
+      `\narmhook: job ${position.jobId} keeps running; \`armhook cancel ${position.jobId}\` stops it, \`armhook logs ${position.jobId} --follow\` watches it again\n`,
+    );
     process.exit(130);
   });
   const done = await consumeEvents(answer.body, position, sink);
@@ -199,10 +209,23 @@ async function jobs(client: ServerClient, _args: string[], values: Values): Prom
     process.stdout.write(`${JSON.stringify(answer.body)}\n`);
     return EXIT.succeeded;
   }
-  const rows = answer.body.items.map((job) => [job.id, job.status, job.hook, textOf(job.caller), textOf(job.createdAt), job.durationMs == null ? '' : `${((job.durationMs as number) / 1000).toFixed(1)}s`]);
+  const rows = answer.body.items.map((job) => [
+    job.id,
+    job.status,
+    job.hook,
+    textOf(job.caller),
+    textOf(job.createdAt),
+    job.durationMs == null ? '' : `${((job.durationMs as number) / 1000).toFixed(1)}s`,
+  ]);
   const table = [['ID', 'STATUS', 'HOOK', 'CALLER', 'CREATED', 'DURATION'], ...rows];
   const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => (row[i] ?? '').length)));
-  for (const row of table) process.stdout.write(`${row.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join('  ').trimEnd()}\n`);
+  for (const row of table)
+    process.stdout.write(
+      `${row
+        .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+        .join('  ')
+        .trimEnd()}\n`,
+    );
   const after = answer.body.next ? new URL(answer.body.next, url).searchParams.get('after') : null;
   if (after) process.stderr.write(`armhook: more jobs: armhook jobs --after ${after}\n`);
   return EXIT.succeeded;

@@ -104,7 +104,10 @@ export async function followJob(client: ServerClient, base: URL, position: Posit
     if (failures > 0) await sleep(Math.min(options.firstDelayMs * 2 ** (failures - 1), 5000));
     const before = position.lastId;
     try {
-      const answer = await client.request('GET', events, { Accept: 'text/event-stream', ...(position.lastId > 0 ? { 'Last-Event-ID': String(position.lastId) } : {}) });
+      const answer = await client.request('GET', events, {
+        Accept: 'text/event-stream',
+        ...(position.lastId > 0 ? { 'Last-Event-ID': String(position.lastId) } : {}),
+      });
       if (answer.status === 204) {
         answer.body.resume();
         return await jobRecord(client, base, position.jobId);
@@ -120,7 +123,9 @@ export async function followJob(client: ServerClient, base: URL, position: Posit
     failures = position.lastId > before ? 1 : failures + 1;
     sink.note(`connection lost (${lastProblem}); resuming job ${position.jobId} after event ${position.lastId}`);
   }
-  throw new ConnectionError(`gave up resuming job ${position.jobId} after ${options.attempts} attempts (${lastProblem}); \`armhook logs ${position.jobId} --follow\` picks it up again`);
+  throw new ConnectionError(
+    `gave up resuming job ${position.jobId} after ${options.attempts} attempts (${lastProblem}); \`armhook logs ${position.jobId} --follow\` picks it up again`,
+  );
 }
 
 async function jobRecord(client: ServerClient, base: URL, id: string): Promise<JobSummary> {

@@ -109,7 +109,12 @@ function describeConnectionError(url: URL, err: NodeJS.ErrnoException): string {
   const code = err.code ?? '';
   if (code === 'ECONNREFUSED') return `nothing listens at ${url.host} (connection refused); is armhook running, and is the URL right?`;
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return `cannot resolve ${url.hostname}`;
-  if (code === 'DEPTH_ZERO_SELF_SIGNED_CERT' || code === 'SELF_SIGNED_CERT_IN_CHAIN' || code === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' || code === 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY') {
+  if (
+    code === 'DEPTH_ZERO_SELF_SIGNED_CERT' ||
+    code === 'SELF_SIGNED_CERT_IN_CHAIN' ||
+    code === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' ||
+    code === 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY'
+  ) {
     return `the certificate of ${url.host} is not trusted (${code}); pass its CA with --cacert FILE (the dev certificate is tls/dev-cert.pem on the server), or --insecure for a test`;
   }
   if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return `the certificate of ${url.host} is for another name; use the name it was issued for`;
