@@ -21,7 +21,7 @@ import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { open as openFile, stat } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
 import type { Logger } from 'pino';
-import { AppError } from '../errors.ts';
+import { AppError, StartupError } from '../errors.ts';
 import { dummyHashLike, hashClass, isSupportedHash, parseHtpasswd, unsupportedHashReason, type HtpasswdEntry, type ParseWarning } from './htpasswd.ts';
 import { VerifierPool } from './verifier-pool.ts';
 
@@ -235,17 +235,18 @@ export class HtpasswdAuthenticator {
   }
 
   /**
-   * Creates an authenticator and loads the file once. Throws an Error saying what to do when the
-   * file cannot be read or holds no user that could ever authenticate.
+   * Creates an authenticator and loads the file once. Throws a StartupError saying what to do when
+   * the file cannot be read or holds no user that could ever authenticate (start-up prints it as
+   * one line, without a stack trace).
    */
   static async open(opts: HtpasswdAuthenticatorOptions): Promise<HtpasswdAuthenticator> {
     const auth = new HtpasswdAuthenticator(opts);
     const seq = ++auth.#seq;
     const result = await readSnapshot(opts.file);
-    if (isProblem(result)) throw new Error(result.message);
+    if (isProblem(result)) throw new StartupError(result.message);
     if (result.usable.size === 0) {
       const why = result.unsupported.length > 0 ? ` (${result.unsupported.join('; ')})` : '';
-      throw new Error(noUsersMessage(opts.file, result) + why);
+      throw new StartupError(noUsersMessage(opts.file, result) + why);
     }
     auth.#apply(result, seq);
     return auth;
