@@ -11,12 +11,21 @@ import { CLI, NODE } from '../helpers/process.ts';
 
 const run = promisify(execFile);
 
-for (const [name, content] of [['without users', '# only a comment\n'], ['missing', null]] as const) {
+for (const [name, content] of [
+  ['without users', '# only a comment\n'],
+  ['missing', null],
+] as const) {
   test(`armhook serve with an htpasswd file ${name}: exit 2 (a setting to fix), one line naming the file and the fix, no stack trace`, async () => {
     const dir = await mkdtemp(join(tmpdir(), 'armhook-startup-'));
     const file = join(dir, 'htpasswd');
     if (content !== null) await writeFile(file, content);
-    const env = { PATH: process.env['PATH'] ?? '', ARMHOOK_HTPASSWD: file, ARMHOOK_DATA_DIR: join(dir, 'data'), ARMHOOK_TLS_DIR: join(dir, 'tls'), ARMHOOK_LISTEN: '127.0.0.1:0' };
+    const env = {
+      PATH: process.env['PATH'] ?? '',
+      ARMHOOK_HTPASSWD: file,
+      ARMHOOK_DATA_DIR: join(dir, 'data'),
+      ARMHOOK_TLS_DIR: join(dir, 'tls'),
+      ARMHOOK_LISTEN: '127.0.0.1:0',
+    };
     const failed = await run(NODE, [CLI, 'serve'], { env, cwd: dir }).then(
       () => assert.fail('serve started with an unusable htpasswd file'),
       (err: { code: number; stderr: string }) => err,

@@ -210,8 +210,8 @@ test('hmac refusals: stale, from the future, wrong secret, body or path changed,
   const now = Math.floor(Date.now() / 1000);
   const body = '{"version":"43"}';
   const cases: Array<[string, string, string]> = [
-    ['stale', '/deploy/app?tag=stale', hmacSignature(HMAC_SECRET, 'POST', '/deploy/app?tag=stale', body, now - 301)],
-    ['future', '/deploy/app?tag=future', hmacSignature(HMAC_SECRET, 'POST', '/deploy/app?tag=future', body, now + 301)],
+    ['stale', '/deploy/app?tag=stale', hmacSignature(HMAC_SECRET, 'POST', '/deploy/app?tag=stale', body, now - 400)],
+    ['future', '/deploy/app?tag=future', hmacSignature(HMAC_SECRET, 'POST', '/deploy/app?tag=future', body, now + 400)],
     ['wrong-secret', '/deploy/app?tag=wrong-secret', hmacSignature('nope', 'POST', '/deploy/app?tag=wrong-secret', body)],
     ['query-changed', '/deploy/app?tag=query-changed', hmacSignature(HMAC_SECRET, 'POST', '/deploy/app?tag=other', body)],
     ['body-changed', '/deploy/app?tag=body-changed', hmacSignature(HMAC_SECRET, 'POST', '/deploy/app?tag=body-changed', '{"version":"44"}')],
