@@ -165,8 +165,10 @@ export class JobManager {
    */
   async open(): Promise<JobRecord[]> {
     const interrupted = await this.#store.unfinished();
-    const started = interrupted.filter((record) => record.pgid !== null).map((record) => record.id);
-    for (const [jobId, pids] of await killJobLeftovers(started)) {
+    // Leftovers are found by the ARMHOOK_JOB_ID in their environment, not by process group, so
+    // every interrupted job is looked for: one whose process group was not stored yet (a crash
+    // right after its script started) may have left processes too.
+    for (const [jobId, pids] of await killJobLeftovers(interrupted.map((record) => record.id))) {
       this.#log.warn({ jobId, pids }, 'killed processes left running by an interrupted job');
     }
     for (const record of interrupted) {
