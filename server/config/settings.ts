@@ -45,7 +45,7 @@ export const SETTINGS = [
   { key: 'killGrace', env: 'ARMHOOK_KILL_GRACE', flag: '--kill-grace', type: 'integer', default: 10, min: 0, max: MAX_SECONDS, description: 'seconds between SIGTERM and SIGKILL of a job\'s process group' },
   { key: 'drainTimeout', env: 'ARMHOOK_DRAIN_TIMEOUT', flag: '--drain-timeout', type: 'integer', default: 30, min: 0, max: MAX_SECONDS, description: 'on SIGTERM, seconds running jobs get to finish before they are stopped' },
   { key: 'retentionDays', env: 'ARMHOOK_RETENTION_DAYS', flag: '--retention-days', type: 'integer', default: 30, min: 0, description: 'finished jobs older than this many days are deleted (0: never by age)' },
-  { key: 'retentionMax', env: 'ARMHOOK_RETENTION_MAX', flag: '--retention-max', type: 'integer', default: 1000, min: 1, description: 'at most this many finished jobs are kept' },
+  { key: 'retentionMax', env: 'ARMHOOK_RETENTION_MAX', flag: '--retention-max', type: 'integer', default: 1000, min: 1, description: 'at most this many finished jobs are kept, plus up to 1/64 more between batched deletions (15 at 1000)' },
   { key: 'retentionSize', env: 'ARMHOOK_RETENTION_SIZE', flag: '--retention-size', type: 'size', default: 0, description: 'finished jobs are deleted, oldest first, while all jobs\' stored output is larger (bytes, or e.g. 500M, 2G; 0: no limit)' },
   { key: 'bodyLimit', env: 'ARMHOOK_BODY_LIMIT', flag: '--body-limit', type: 'integer', default: 1048576, min: 0, description: 'largest request body (script stdin), bytes' },
   { key: 'maxConnections', env: 'ARMHOOK_MAX_CONNECTIONS', flag: '--max-connections', type: 'integer', default: 1024, min: 1, description: 'connections held at once; more are closed as they arrive, before TLS' },

@@ -16,7 +16,10 @@ export interface JobPage {
 export interface RetentionPolicy {
   /** Finished jobs that ended before this time (ms since the epoch) are deleted. */
   endedBefore: number;
-  /** At most this many finished jobs are kept, the ones that ended first deleted first. */
+  /**
+   * At most this many finished jobs are kept, the ones that ended first deleted first. A store
+   * may delete in batches, letting up to maxJobs/64 more wait for the next one.
+   */
   maxJobs: number;
   /** Finished jobs are deleted, oldest end first, until all jobs' stored bytes fit (0: no limit). */
   maxBytes: number;

@@ -72,6 +72,12 @@ const KEEP_FREE_PAGES = 2048;
  * SQLite's default (1,000 pages) made one every few hundred jobs under load.
  */
 const CHECKPOINT_PAGES = 8192;
+/**
+ * Retention by count waits until the finished jobs exceed the limit by 1/64 of it (15 at the
+ * default 1,000; none below 64), then deletes down to the limit in one transaction. In steady
+ * state every job that ends pushes an old one out; this makes that one delete and commit per batch.
+ */
+const COUNT_SLACK_DIVISOR = 64;
 
 /** The database file is damaged or not a database: armhook refuses to start rather than lose jobs. */
 export class DamagedStoreError extends Error {
@@ -410,7 +416,7 @@ export class SqliteJobStore implements JobStore {
       for (const row of rows) if (!busy?.has(String(row.id))) doomed.set(Number(row.seq), { id: String(row.id), bytes: Number(row.bytes) });
     };
     if (Number.isFinite(policy.endedBefore)) add(this.#sql.olderThan.all(new Date(policy.endedBefore).toISOString()));
-    if (this.#finishedCount > policy.maxJobs) add(this.#sql.oldestFinished.all(this.#finishedCount - policy.maxJobs));
+    if (this.#finishedCount > policy.maxJobs + Math.floor(policy.maxJobs / COUNT_SLACK_DIVISOR)) add(this.#sql.oldestFinished.all(this.#finishedCount - policy.maxJobs));
     if (policy.maxBytes > 0 && this.#totalBytes > policy.maxBytes) {
       let bytes = this.#totalBytes;
       for (const row of this.#sql.oldestFinished.iterate(-1)) {

@@ -57,6 +57,29 @@ test('sqlite: one file in WAL mode, incremental vacuum, schema version 2 (jobs a
   assert.match(plan, /USING INDEX jobs_by_caller/, 'filters are served by an index');
 });
 
+test('sqlite: retention by count deletes in batches: up to 1/64 over the limit waits, then it goes back down to the limit, oldest first', async (t) => {
+  const dir = await tempDir();
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const store = new SqliteJobStore({ dataDir: dir });
+  t.after(() => store.close());
+  const policy = { endedBefore: Number.NEGATIVE_INFINITY, maxJobs: 128, maxBytes: 0 };
+  const ended: string[] = [];
+  for (let i = 0; i < 130; i++) {
+    const record = newRecord();
+    await store.create(record, []);
+    await finishJob(store, record, 0);
+    ended.push(record.id);
+  }
+  assert.equal(await store.prune(policy), 0, '130 finished, limit 128 + 2: nothing yet');
+  const record = newRecord();
+  await store.create(record, []);
+  await finishJob(store, record, 0);
+  ended.push(record.id);
+  assert.equal(await store.prune(policy), 3, 'one over the slack: back down to the limit');
+  const kept = (await store.list({}, 200)).items.map((r) => r.id).sort();
+  assert.deepEqual(kept, ended.slice(3), 'the three that ended first went');
+});
+
 test('sqlite: a database from a newer armhook (higher schema version) is refused, not touched', async (t) => {
   const dir = await tempDir();
   t.after(() => rm(dir, { recursive: true, force: true }));
