@@ -59,7 +59,10 @@ export interface JobStore {
   idempotent(caller: string, key: string, since: number): Promise<{ jobId: string; fingerprint: string } | undefined>;
   /** Stores more events of a job (ids after the ones stored), e.g. a chunk of output lines; resolves once committed. */
   append(id: string, events: readonly JobEvent[]): Promise<void>;
-  /** Replaces the stored record of a job that is still going (started, process group known); resolves once committed. */
+  /**
+   * Replaces the stored record of a job that is still going (started, process group known);
+   * resolves once committed. A store may hold it briefly to share the job's next write's commit.
+   */
   update(record: JobRecord): Promise<void>;
   /** Stores a job's final record and its last event (`done`, which carries it); committed when resolved. */
   finish(record: JobRecord, done: JobEvent): Promise<void>;

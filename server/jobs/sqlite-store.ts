@@ -78,6 +78,11 @@ const CHECKPOINT_PAGES = 8192;
  * state every job that ends pushes an old one out; this makes that one delete and commit per batch.
  */
 const COUNT_SLACK_DIVISOR = 64;
+/**
+ * Longest wait of a running job's record change (its process group) for a transaction that opens
+ * anyway: usually its own first output, a moment later, which then commits both at once.
+ */
+const UPDATE_WAIT_MS = 100;
 
 /** The database file is damaged or not a database: armhook refuses to start rather than lose jobs. */
 export class DamagedStoreError extends Error {
@@ -87,6 +92,14 @@ export class DamagedStoreError extends Error {
 interface OpenJob {
   seq: number;
   bytes: number;
+}
+
+/** A running job's record change waiting for the next transaction. */
+interface PendingUpdate {
+  record: JobRecord;
+  committed: Promise<void>;
+  resolve: () => void;
+  reject: (err: Error) => void;
 }
 
 interface Batch {
@@ -177,6 +190,8 @@ export class SqliteJobStore implements JobStore {
   #finishedCount: number;
   #totalBytes: number;
   #vacuuming = false;
+  readonly #pending = new Map<string, PendingUpdate>();
+  #pendingTimer: NodeJS.Timeout | undefined;
   readonly #sql: Record<
     | 'insertJob'
     | 'updateJob'
@@ -251,6 +266,7 @@ export class SqliteJobStore implements JobStore {
       } catch (err) {
         batch.failure = storageError(err);
       }
+      this.#writePending(batch);
     }
     if (batch.failure) throw batch.failure;
     try {
@@ -260,6 +276,24 @@ export class SqliteJobStore implements JobStore {
       throw batch.failure;
     }
     return batch.committed;
+  }
+
+  /** Writes the waiting record changes in this new transaction; they settle with it. */
+  #writePending(batch: Batch): void {
+    if (this.#pending.size === 0) return;
+    clearTimeout(this.#pendingTimer);
+    this.#pendingTimer = undefined;
+    for (const pending of this.#pending.values()) {
+      try {
+        if (batch.failure) throw batch.failure;
+        this.#updateRow(pending.record);
+        batch.committed.then(pending.resolve, pending.reject);
+      } catch (err) {
+        batch.failure ??= storageError(err);
+        pending.reject(batch.failure);
+      }
+    }
+    this.#pending.clear();
   }
 
   #commit(): void {
@@ -320,8 +354,42 @@ export class SqliteJobStore implements JobStore {
     return this.#write(() => this.#insertEvents(this.#job(id), events));
   }
 
+  /**
+   * Joins the open transaction, or waits (at most UPDATE_WAIT_MS) for the next one: a job's
+   * process group, known right after it starts, is stored with its first output (or whatever
+   * other write comes first) rather than in a commit of its own.
+   */
   update(record: JobRecord): Promise<void> {
-    return this.#write(() => this.#sql.updateJob.run(record.status, JSON.stringify(record), this.#job(record.id).seq));
+    if (this.#batch) return this.#write(() => this.#updateRow(record));
+    const waiting = this.#pending.get(record.id);
+    if (waiting) {
+      waiting.record = record;
+      return waiting.committed;
+    }
+    let resolve!: () => void;
+    let reject!: (err: Error) => void;
+    const committed = new Promise<void>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    this.#pending.set(record.id, { record, committed, resolve, reject });
+    this.#pendingTimer ??= setTimeout(() => this.#flushPending(), UPDATE_WAIT_MS);
+    return committed;
+  }
+
+  /** Opens a transaction for the waiting record changes (nothing else came along to carry them). */
+  #flushPending(): void {
+    this.#pendingTimer = undefined;
+    if (this.#pending.size === 0) return;
+    try {
+      this.#write(() => {}).catch(() => {});
+    } catch {
+      // the transaction could not begin: the waiting changes were rejected with that error
+    }
+  }
+
+  #updateRow(record: JobRecord): void {
+    this.#sql.updateJob.run(record.status, JSON.stringify(record), this.#job(record.id).seq);
   }
 
   finish(record: JobRecord, done: JobEvent): Promise<void> {
@@ -454,6 +522,7 @@ export class SqliteJobStore implements JobStore {
   }
 
   async close(): Promise<void> {
+    this.#flushPending();
     this.#commit();
     if (this.db.isOpen) this.db.close();
   }
