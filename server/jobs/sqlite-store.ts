@@ -484,7 +484,8 @@ export class SqliteJobStore implements JobStore {
       for (const row of rows) if (!busy?.has(String(row.id))) doomed.set(Number(row.seq), { id: String(row.id), bytes: Number(row.bytes) });
     };
     if (Number.isFinite(policy.endedBefore)) add(this.#sql.olderThan.all(new Date(policy.endedBefore).toISOString()));
-    if (this.#finishedCount > policy.maxJobs + Math.floor(policy.maxJobs / COUNT_SLACK_DIVISOR)) add(this.#sql.oldestFinished.all(this.#finishedCount - policy.maxJobs));
+    if (this.#finishedCount > policy.maxJobs + Math.floor(policy.maxJobs / COUNT_SLACK_DIVISOR))
+      add(this.#sql.oldestFinished.all(this.#finishedCount - policy.maxJobs));
     if (policy.maxBytes > 0 && this.#totalBytes > policy.maxBytes) {
       let bytes = this.#totalBytes;
       for (const row of this.#sql.oldestFinished.iterate(-1)) {

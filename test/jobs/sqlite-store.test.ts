@@ -80,7 +80,7 @@ test('sqlite: retention by count deletes in batches: up to 1/64 over the limit w
   assert.deepEqual(kept, ended.slice(3), 'the three that ended first went');
 });
 
-test('sqlite: a running job\'s record change (process group) is committed with its next output, at the latest before that output is readable elsewhere', async (t) => {
+test("sqlite: a running job's record change (process group) is committed with its next output, at the latest before that output is readable elsewhere", async (t) => {
   const dir = await tempDir();
   t.after(() => rm(dir, { recursive: true, force: true }));
   const store = new SqliteJobStore({ dataDir: dir });
@@ -94,7 +94,7 @@ test('sqlite: a running job\'s record change (process group) is committed with i
   t.after(() => other.close());
   const row = other.prepare('SELECT record, (SELECT count(*) FROM events) AS events FROM jobs').get();
   assert.equal(row?.events, 1);
-  assert.equal(JSON.parse(String(row?.record)).pgid, 4242, 'the output\'s commit carried the process group');
+  assert.equal(JSON.parse(String(row?.record)).pgid, 4242, "the output's commit carried the process group");
   await updated;
   // Alone (a job printing nothing), the change still gets its own commit.
   await store.update({ ...record, pgid: 4343 });
