@@ -10,7 +10,7 @@ import type { Server as TlsServer } from 'node:tls';
 import { StartupError } from './errors.ts';
 import { createAzure, readArmCaFile, type AzureOptions, type AzureService } from './azure/index.ts';
 import { isLoopback, listSetting, type Config } from './config/index.ts';
-import { HookCatalog, runScript, SpawnHelper } from './hooks/index.ts';
+import { azSetupFor, HookCatalog, runScript, SpawnHelper, type AzSetup } from './hooks/index.ts';
 import {
   registerAuth,
   registerAzureRoutes,
@@ -70,6 +70,20 @@ async function removeDeadScratchDirs(base: string, log: Logger): Promise<void> {
 }
 
 export { StartupError };
+
+/** What scripts get from armhook's settings (see AzSetup); refuses start-up when the template is unreadable. */
+function createAzSetup(config: Config, armCaCert: string | undefined, scratchDir: string, log: Logger): AzSetup {
+  let az: AzSetup;
+  try {
+    az = azSetupFor(config, armCaCert, scratchDir);
+  } catch (err) {
+    throw new StartupError((err as Error).message);
+  }
+  if (az.missingPassEnv.length > 0) {
+    log.warn({ names: az.missingPassEnv }, 'ARMHOOK_PASS_ENV names variables armhook\'s environment does not have, so scripts do not get them; set them in the service\'s environment (systemd: Environment= or EnvironmentFile=) or remove them from ARMHOOK_PASS_ENV');
+  }
+  return az;
+}
 
 export interface AppOptions {
   log: Logger;
@@ -197,6 +211,7 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
   const spawnScript = helper ? helper.run.bind(helper) : runScript;
 
   const scratchDir = await createScratchDir(log);
+  const az = createAzSetup(config, armCaCert, scratchDir, log);
 
   const store = openJobStore(config.dataDir);
   await importJournal(config.dataDir, store, log.child({ component: 'jobs' }));
@@ -265,6 +280,7 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
     keepAliveMs: config.keepAlive * 1000,
     outputLimit: config.outputLimit,
     azureEnv: () => azure.scriptEnv(),
+    az,
     spawn: spawnScript,
     scratchDir,
   });

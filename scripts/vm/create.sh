@@ -1,28 +1,24 @@
 #!/bin/bash
-# @description Create a resource group (if needed) and a Linux VM in it, with the VM's managed identity.
-# @param rg required pattern=[A-Za-z0-9._()-]{1,90} Resource group
-# @param vmname required pattern=[a-z][a-z0-9-]{0,62} VM name
-# @param pw required secret Admin password (masked in every log and output)
-# @param user default=azureuser pattern=[a-z_][a-z0-9_-]{0,31} Admin user name
-# @param image default=Ubuntu2204 pattern=[A-Za-z0-9:._-]{1,128} Image URN or alias
-# @param size default=Standard_B1s pattern=[A-Za-z0-9_]{1,64} VM size
-# @param location pattern=[a-z0-9]{1,40} Region (default: this VM's)
-# @timeout 1800
+# @description Create a resource group and a Windows Server VM in it (the founding example): rg, vmname, pw.
+# @params any
+# @param pw required secret The VM's admin password (masked in every log, record and output)
+#
+# Called as: curl --user api -XPOST "https://<runner>/vm/create?vmname=myvm&rg=myrg&pw=…"
+# It prints what the published walkthrough printed: each step's name, then az's JSON.
 set -euo pipefail
-location="${location:-${AZURE_LOCATION:-}}"
-if [[ -z "$location" ]]; then echo "no location given and this VM's is unknown; pass location=" >&2; exit 2; fi
 
-echo "Authenticating..."
-az login --identity --output none
-if [[ -n "${AZURE_SUBSCRIPTION_ID:-}" ]]; then az account set --subscription "$AZURE_SUBSCRIPTION_ID"; fi
+if ! command -v az >/dev/null; then
+  echo "the Azure CLI (az) is not installed on this runner: install Microsoft's azure-cli package (see the README, \"Scripts that run az\")" >&2
+  exit 127
+fi
+: "${rg:?pass rg=<resource group>}" "${vmname:?pass vmname=<VM name>}"
 
-echo "Ensuring resource group $rg in $location..."
-az group create --name "$rg" --location "$location" --output none
-
-echo "Creating VM $vmname ($size, $image)..."
-# az only takes the password as an argument, so it is visible in the process list while az runs;
-# armhook masks it in every log and output. Prefer SSH keys where you can.
-az vm create --resource-group "$rg" --name "$vmname" --image "$image" --size "$size" \
-  --admin-username "$user" --admin-password "$pw" --authentication-type password \
-  --output json
-echo "VM $vmname created in $rg"
+# Each az runs on its own line first: a failure inside "echo ...`az ...`" would not stop the
+# script (set -e ignores it there), and the job would report success.
+login=$(az login --identity)
+echo "Authenticating...$login"
+group=$(az group create -n "$rg" -l westeurope)
+echo "Creating the resource group...$group"
+# az takes the password only as an argument, so it is in the process list while az runs.
+vm=$(az vm create --no-wait --size Standard_B1s --resource-group "$rg" --name "$vmname" --image win2016datacenter --admin-username azureuser --admin-password "$pw")
+echo "Creating the vm...$vm"

@@ -1,9 +1,11 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AccessFileError, loadAccessFile } from '../access/index.ts';
 import { HtpasswdAuthenticator } from '../auth/index.ts';
 import { createAzure, readArmCaFile } from '../azure/index.ts';
 import { isLoopback, listSetting, type Config } from '../config/index.ts';
-import { HookCatalog } from '../hooks/index.ts';
+import { azSetupFor, HookCatalog } from '../hooks/index.ts';
 import type { Logger } from '../log/index.ts';
 import { acmeStatus, loadTlsMaterial } from '../tls/index.ts';
 
@@ -97,6 +99,7 @@ async function checkAzure(config: Config, log: Logger, report: { ok: (line: stri
       fail((err as Error).message);
     }
   }
+  await checkScriptSetup(config, armCaCert, ok, fail);
   const azure = createAzure({
     imdsEndpoint: config.imdsEndpoint,
     armEndpoint: config.armEndpoint,
@@ -114,5 +117,21 @@ async function checkAzure(config: Config, log: Logger, report: { ok: (line: stri
     if (!result.ok && !result.lines.some((l) => !l.ok)) fail('azure: not ready');
   } finally {
     azure.close();
+  }
+}
+
+/** What scripts get from armhook's settings, built as the server builds it (in a throw-away directory). */
+async function checkScriptSetup(config: Config, armCaCert: string | undefined, ok: (line: string) => void, fail: (line: string) => void): Promise<void> {
+  const scratch = await mkdtemp(join(tmpdir(), 'armhook-check-'));
+  try {
+    const az = azSetupFor(config, armCaCert, scratch);
+    for (const name of az.missingPassEnv) fail(`ARMHOOK_PASS_ENV: ${name} is not set in this environment, so scripts would not get it`);
+    const names = Object.keys(az.env);
+    const template = config.azConfigTemplate ? `, AZURE_CONFIG_DIR from ${config.azConfigTemplate}` : '';
+    ok(`script environment: ${names.length > 0 ? names.join(', ') : 'no variables'} from armhook's settings${template}`);
+  } catch (err) {
+    fail((err as Error).message);
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
   }
 }

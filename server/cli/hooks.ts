@@ -28,6 +28,7 @@ export async function listHooks(config: Config, log: Logger, json: boolean): Pro
       process.stdout.write(`    ${p.name}  ${flags}  ${p.description}\n`);
     }
     if (entry.header.params === undefined) process.stdout.write('    (undeclared: any parameter name is accepted)\n');
+    else if (entry.header.anyParams) process.stdout.write('    (@params any: other parameter names are accepted too)\n');
   }
   return entries.some((e) => e.kind === 'invalid') ? 1 : 0;
 }

@@ -1,4 +1,5 @@
-import { applyDeclarations, collectParams, HookCatalog, maskedParams, runHook, runScript, secretValues } from '../hooks/index.ts';
+import { readArmCaFile } from '../azure/index.ts';
+import { applyDeclarations, azSetupFor, azSetupError, collectParams, HookCatalog, maskedParams, runHook, runScript, secretValues, type AzSetup } from '../hooks/index.ts';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -34,7 +35,7 @@ export async function runLocal(config: Config, log: Logger, args: string[]): Pro
       }
       query.append(pair.slice(0, eq), pair.slice(eq + 1));
     }
-    const params = applyDeclarations(collectParams(query.toString(), undefined, Buffer.alloc(0)), hook.header.params, hook.path);
+    const params = applyDeclarations(collectParams(query.toString(), undefined, Buffer.alloc(0)), hook.header, hook.path);
     const stdin = process.stdin.isTTY ? Buffer.alloc(0) : await readAll(process.stdin);
     const scratchDir = await mkdtemp(join(tmpdir(), 'armhook-run-'));
     const controller = new AbortController();
@@ -42,6 +43,7 @@ export async function runLocal(config: Config, log: Logger, args: string[]): Pro
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
     try {
+      const az = await localAzSetup(config, scratchDir);
       log.debug({ hook: hook.path, params: maskedParams(params, hook.header.params) }, 'running locally');
       const output = new MaskedLines(secretValues(params, hook.header.params), (stream, lines) => {
         (stream === 'stdout' ? process.stdout : process.stderr).write(lines.map((l) => `${l}\n`).join(''));
@@ -55,6 +57,7 @@ export async function runLocal(config: Config, log: Logger, args: string[]): Pro
         method: 'RUN',
         azureEnv: {},
         inheritEnv: process.env,
+        az,
         scratchDir,
         killGraceMs: config.killGrace * 1000,
         signal: controller.signal,
@@ -66,6 +69,10 @@ export async function runLocal(config: Config, log: Logger, args: string[]): Pro
       if (outcome.error?.code === 'start_failed') {
         process.stderr.write(`armhook: ${outcome.error.message}\n`);
         return 126;
+      }
+      if (outcome.error?.code === 'az_config_failed') {
+        process.stderr.write(`armhook: ${outcome.error.message}\n`);
+        return 2;
       }
       return outcome.exitCode ?? 128 + 15;
     } finally {
@@ -80,6 +87,19 @@ export async function runLocal(config: Config, log: Logger, args: string[]): Pro
     }
     throw err;
   }
+}
+
+/** The server's AzSetup, for one local run: the CA bundle goes into the run's scratch directory. */
+async function localAzSetup(config: Config, scratchDir: string): Promise<AzSetup> {
+  let armCaCert: string | undefined;
+  if (config.armCaFile !== undefined) {
+    try {
+      armCaCert = await readArmCaFile(config.armCaFile);
+    } catch (err) {
+      throw azSetupError((err as Error).message);
+    }
+  }
+  return azSetupFor(config, armCaCert, scratchDir);
 }
 
 async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { derivedConflict, passEnvProblem } from './pass-env.ts';
 import { SETTINGS, type Setting } from './settings.ts';
 
 export interface ListenAddress {
@@ -56,6 +57,10 @@ export interface Config {
   armEndpoint: string;
   armCaFile: string | undefined;
   managedIdentityClientId: string | undefined;
+  /** Copied into every job's AZURE_CONFIG_DIR. */
+  azConfigTemplate: string | undefined;
+  /** Names of variables of armhook's environment handed to scripts. */
+  passEnv: string[];
   logLevel: string;
 }
 
@@ -66,6 +71,9 @@ export class ConfigError extends Error {
     this.name = 'ConfigError';
   }
 }
+
+/** The instance metadata address of every Azure VM (the setting's default). */
+export const DEFAULT_IMDS_ENDPOINT = String(SETTINGS.find((s) => s.key === 'imdsEndpoint')?.default);
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -123,6 +131,16 @@ function coerce(setting: Setting, raw: unknown, origin: string): unknown {
     case 'spawner': {
       if (raw !== 'auto' && raw !== 'helper' && raw !== 'node') throw new ConfigError(`${name} must be auto, helper or node, got ${JSON.stringify(raw)}`);
       return raw;
+    }
+    case 'names': {
+      const names = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(',') : undefined;
+      if (!names || names.some((n) => typeof n !== 'string')) throw new ConfigError(`${name} must be comma-separated variable names, got ${JSON.stringify(raw)}`);
+      const list = [...new Set((names as string[]).map((n) => n.trim()).filter(Boolean))];
+      for (const n of list) {
+        const problem = passEnvProblem(n);
+        if (problem) throw new ConfigError(`${name}: ${problem}`);
+      }
+      return list;
     }
     case 'string': {
       if (typeof raw !== 'string' || raw === '') throw new ConfigError(`${name} must be a non-empty string, got ${JSON.stringify(raw)}`);
@@ -182,10 +200,16 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     if (fromFlag !== undefined) value = coerce(setting, fromFlag, 'flag');
     values[setting.key] = value;
   }
-  for (const key of ['scriptsDir', 'dataDir', 'tlsDir', 'tlsCert', 'tlsKey', 'htpasswd', 'access', 'armCaFile', 'acmeCaFile']) {
+  values.passEnv ??= [];
+  for (const key of ['scriptsDir', 'dataDir', 'tlsDir', 'tlsCert', 'tlsKey', 'htpasswd', 'access', 'armCaFile', 'acmeCaFile', 'azConfigTemplate']) {
     if (typeof values[key] === 'string') values[key] = resolve(cwd, values[key]);
   }
   const config = { ...(values as unknown as Config), ...sources.overrides };
+  const imdsIsDefault = config.imdsEndpoint === DEFAULT_IMDS_ENDPOINT;
+  for (const name of config.passEnv) {
+    const conflict = derivedConflict(name, { armCaFile: config.armCaFile, imdsIsDefault });
+    if (conflict) throw new ConfigError(`ARMHOOK_PASS_ENV: ${conflict}`);
+  }
   if ((config.tlsCert === undefined) !== (config.tlsKey === undefined)) {
     throw new ConfigError('ARMHOOK_TLS_CERT and ARMHOOK_TLS_KEY go together: set both, or neither for a generated dev certificate');
   }

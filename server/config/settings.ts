@@ -2,7 +2,7 @@
  * Every setting armhook has, in one table: its config key, environment variable, CLI flag,
  * type, default and meaning. Parsing, `--help` and the README's table all come from here.
  */
-export type SettingType = 'string' | 'integer' | 'size' | 'listen' | 'url' | 'level' | 'spawner';
+export type SettingType = 'string' | 'integer' | 'size' | 'listen' | 'url' | 'level' | 'spawner' | 'names';
 
 export interface Setting {
   key: string;
@@ -59,6 +59,8 @@ export const SETTINGS = [
   { key: 'armEndpoint', env: 'ARMHOOK_ARM_ENDPOINT', flag: '--arm-endpoint', type: 'url', default: 'https://management.azure.com', description: 'Resource Manager base URL (sovereign clouds)' },
   { key: 'armCaFile', env: 'ARMHOOK_ARM_CA_FILE', flag: '--arm-ca-file', type: 'string', default: undefined, description: 'extra CA (PEM) to trust for Resource Manager (Azure Stack Hub)' },
   { key: 'managedIdentityClientId', env: 'ARMHOOK_MANAGED_IDENTITY_CLIENT_ID', flag: '--managed-identity-client-id', type: 'string', default: undefined, description: 'client id of a user-assigned identity; none = system-assigned' },
+  { key: 'azConfigTemplate', env: 'ARMHOOK_AZ_CONFIG_TEMPLATE', flag: '--az-config-template', type: 'string', default: undefined, description: 'directory copied into every job\'s private AZURE_CONFIG_DIR (a registered cloud, az defaults); telemetry is off unless its config sets collect_telemetry' },
+  { key: 'passEnv', env: 'ARMHOOK_PASS_ENV', flag: '--pass-env', type: 'names', default: undefined, description: 'comma-separated names of variables of armhook\'s environment handed to scripts (a proxy, a CA bundle); no ARMHOOK_* and nothing that changes how programs load' },
   { key: 'logLevel', env: 'ARMHOOK_LOG_LEVEL', flag: '--log-level', type: 'level', default: 'info', description: 'fatal, error, warn, info, debug, trace or silent' },
 ] as const satisfies readonly Setting[];
 

@@ -10,13 +10,15 @@ export interface ScriptContext {
 }
 
 /**
- * The whole environment of a script: a short allow-list from the server, the parameters (one
- * variable each, same name), armhook's context, Azure's instance metadata and a private
- * AZURE_CONFIG_DIR. Parameter names are lower case by rule, so they never collide with the
- * upper-case context variables.
+ * The whole environment of a script: a short allow-list from the server, the variables every
+ * script gets from armhook's settings (ARMHOOK_PASS_ENV, MSI_ENDPOINT, CA bundle: see AzSetup),
+ * the parameters (one variable each, same name), armhook's context, Azure's instance metadata and
+ * a private AZURE_CONFIG_DIR. Parameter names are lower case by rule, so they never collide with
+ * the upper-case variables (the lower-case proxy names are refused as parameters).
  */
 export function buildScriptEnvironment(options: {
   inherit: NodeJS.ProcessEnv;
+  shared: Readonly<Record<string, string>>;
   params: Map<string, string>;
   context: ScriptContext;
   azure: Record<string, string>;
@@ -28,6 +30,7 @@ export function buildScriptEnvironment(options: {
     if (value !== undefined) env[name] = value;
   }
   env.PATH ??= '/usr/local/bin:/usr/bin:/bin';
+  Object.assign(env, options.shared);
   for (const [name, value] of options.params) env[name] = value;
   Object.assign(env, options.azure);
   env.ARMHOOK_JOB_ID = options.context.jobId;

@@ -20,6 +20,8 @@ export interface ScriptHeader {
   description: string;
   /** undefined: the script declares nothing, so any valid parameter name is accepted. */
   params: ParamSpec[] | undefined;
+  /** `@params any`: the declared parameters keep their rules, and undeclared valid names are accepted too. */
+  anyParams: boolean;
   /** Seconds; overrides the server's default timeout, and is the most a request may ask for. */
   timeout: number | undefined;
   /** At most `limit` runs at once, per distinct value of the `per` parameters (whole hook when empty). */
@@ -45,11 +47,13 @@ const NAME = /^[a-z][a-z0-9_]*$/;
  *   # @params none            (declares that the hook takes no parameters)
  *   # @respond async          (202 Accepted unless the caller asks for a stream or JSON)
  *   # @param ref from=/ref    (the value is the body's /ref, a JSON Pointer; from=header:X-Name: a header)
+ *   # @params any             (takes undeclared parameters too; the declared ones keep their rules)
  *
  * Errors name the file and line, so `armhook check` and the caller can point at it.
  */
 export function parseScriptHeader(text: string, file: string): ScriptHeader {
-  const header: ScriptHeader = { description: '', params: undefined, timeout: undefined, concurrency: undefined, respond: undefined };
+  const header: ScriptHeader = { description: '', params: undefined, anyParams: false, timeout: undefined, concurrency: undefined, respond: undefined };
+  let noParams = false;
   const lines = text.split(/\r\n|\r|\n/);
   for (let index = 0; index < lines.length; index++) {
     const line = lines[index] ?? '';
@@ -84,7 +88,10 @@ export function parseScriptHeader(text: string, file: string): ScriptHeader {
         header.respond = 'async';
         break;
       case 'params':
-        if (rest !== 'none') throw invalid(where, `@params only takes "none" (to declare no parameters), got "${rest}"`);
+        if (rest !== 'none' && rest !== 'any') throw invalid(where, `@params takes "none" (no parameters) or "any" (undeclared ones too), got "${rest}"`);
+        if (rest === 'none') noParams = true;
+        else header.anyParams = true;
+        if (noParams && header.anyParams) throw invalid(where, '@params none and @params any contradict each other; keep one');
         header.params ??= [];
         break;
       case 'param': {

@@ -1,5 +1,5 @@
 import { AppError, quote } from '../errors.ts';
-import { anchored, type ParamSpec } from './header.ts';
+import { anchored, type ParamSpec, type ScriptHeader } from './header.ts';
 
 /** Limits on what a caller can pass as parameters (each becomes an environment variable). */
 export const PARAM_LIMITS = {
@@ -183,19 +183,23 @@ export function addSourcedParams(
 }
 
 /**
- * Applies a hook's declarations: unknown names, missing required ones and values that don't
- * match their pattern are refused; defaults fill in. Undeclared hooks accept any valid name.
+ * Applies a hook's declarations: unknown names (unless the hook says `@params any`), missing
+ * required ones and values that don't match their pattern are refused; defaults fill in.
+ * Undeclared hooks accept any valid name.
  */
-export function applyDeclarations(params: Map<string, string>, declared: ParamSpec[] | undefined, hook: string): Map<string, string> {
+export function applyDeclarations(params: Map<string, string>, header: Pick<ScriptHeader, 'params' | 'anyParams'>, hook: string): Map<string, string> {
+  const declared = header.params;
   if (declared === undefined) return params;
   const byName = new Map(declared.map((spec) => [spec.name, spec]));
-  for (const name of params.keys()) {
-    if (!byName.has(name)) {
+  const result = new Map<string, string>();
+  for (const [name, value] of params) {
+    if (byName.has(name)) continue;
+    if (!header.anyParams) {
       const known = declared.length > 0 ? `it takes: ${declared.map((p) => p.name).join(', ')}` : 'it takes no parameters';
       throw new AppError(400, 'unknown_param', `hook "${hook}" has no parameter ${quote(name)}; ${known}`);
     }
+    result.set(name, value);
   }
-  const result = new Map<string, string>();
   for (const spec of declared) {
     const value = params.get(spec.name) ?? spec.default;
     if (value === undefined) {

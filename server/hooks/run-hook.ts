@@ -1,6 +1,6 @@
-import { mkdirSync, rmdirSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { removeConfigDir, type AzSetup } from './az-setup.ts';
 import type { ScriptHook } from './catalog.ts';
 import { buildScriptEnvironment } from './environment.ts';
 import type { OutputStream, ScriptRunOptions, ScriptRunResult } from './runner.ts';
@@ -16,6 +16,8 @@ export interface HookRunOptions {
   /** Instance-metadata variables (AZURE_SUBSCRIPTION_ID...), as known when the run starts. */
   azureEnv: Record<string, string>;
   inheritEnv: NodeJS.ProcessEnv;
+  /** Variables from armhook's settings, and what goes into each AZURE_CONFIG_DIR. */
+  az: AzSetup;
   /** A private (0700) directory for per-run scratch space; the run's AZURE_CONFIG_DIR goes inside. */
   scratchDir: string;
   killGraceMs: number;
@@ -30,12 +32,12 @@ export interface HookRunOptions {
 export interface HookOutcome {
   ok: boolean;
   exitCode: number | null;
-  error?: { code: 'start_failed' | 'killed' | 'exit_code'; message: string };
+  error?: { code: 'start_failed' | 'az_config_failed' | 'killed' | 'exit_code'; message: string };
 }
 
 /**
- * Runs a script hook once: environment from its parameters, a private AZURE_CONFIG_DIR (0700,
- * removed after), output streamed to `onOutput`. The server's jobs and `armhook run` both use it.
+ * Runs a script hook once: environment from its parameters and armhook's settings, a private
+ * AZURE_CONFIG_DIR (0700, filled from the az set-up, removed after), output streamed to `onOutput`. The server's jobs and `armhook run` both use it.
  */
 export async function runHook(options: HookRunOptions): Promise<HookOutcome> {
   // Mode 0700 inside a 0700 directory, outside the data dir: az's token cache never lands in
@@ -45,8 +47,15 @@ export async function runHook(options: HookRunOptions): Promise<HookOutcome> {
   const azureConfigDir = join(options.scratchDir, `az-${options.jobId}`);
   mkdirSync(azureConfigDir, { mode: 0o700 });
   try {
+    try {
+      options.az.prepareConfigDir(azureConfigDir);
+    } catch (err) {
+      const message = `could not prepare the run's AZURE_CONFIG_DIR (${(err as Error).message}); check ARMHOOK_AZ_CONFIG_TEMPLATE. The script did not run.`;
+      return { ok: false, exitCode: null, error: { code: 'az_config_failed', message } };
+    }
     const env = buildScriptEnvironment({
       inherit: options.inheritEnv,
+      shared: options.az.env,
       params: options.params,
       context: { jobId: options.jobId, hook: options.hook.path, user: options.user, method: options.method },
       azure: options.azureEnv,
@@ -64,13 +73,8 @@ export async function runHook(options: HookRunOptions): Promise<HookOutcome> {
     });
     return outcomeOf(options.hook.path, result);
   } finally {
-    // Usually empty (az's token cache when not): try the one-call removal first.
     // A cleanup problem never changes the run's result.
-    try {
-      rmdirSync(azureConfigDir);
-    } catch {
-      await rm(azureConfigDir, { recursive: true, force: true }).catch(() => undefined);
-    }
+    await removeConfigDir(azureConfigDir).catch(() => undefined);
   }
 }
 

@@ -8,6 +8,8 @@ export interface HookDescription {
   description: string;
   /** null: the script declares nothing and takes any valid parameter name. */
   params: Array<{ name: string; required: boolean; secret: boolean; pattern?: string; default?: string; description: string; from?: string }> | null;
+  /** Present (true) when the script says `@params any`: names beyond `params` are accepted too. */
+  anyParams?: true;
   timeout?: number;
   /** 'async': answers 202 unless the caller asks for a stream or JSON. */
   respond?: 'async';
@@ -32,6 +34,7 @@ export function describeScript(hook: ScriptHook): HookDescription {
     kind: 'script',
     description: hook.header.description,
     params: params ?? null,
+    ...(hook.header.anyParams ? { anyParams: true as const } : {}),
     ...(hook.header.timeout !== undefined ? { timeout: hook.header.timeout } : {}),
     ...(hook.header.respond !== undefined ? { respond: hook.header.respond } : {}),
   };

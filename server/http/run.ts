@@ -6,6 +6,7 @@ import {
   jsonFieldNames,
   maskedParams,
   secretValues,
+  type AzSetup,
   type HookCatalog,
   type ScriptHook,
   type ScriptRunOptions,
@@ -31,6 +32,7 @@ export interface RunRouteOptions {
   keepAliveMs: number;
   outputLimit: number;
   azureEnv: () => Record<string, string>;
+  az: AzSetup;
   spawn: (options: ScriptRunOptions) => Promise<ScriptRunResult>;
   scratchDir: string;
 }
@@ -239,7 +241,7 @@ export function registerRunRoutes(app: FastifyInstance, options: RunRouteOptions
       const contentType = request.headers['content-type'];
       const given = collectParams(query, contentType, body, { jsonFields: jsonFieldNames(declared) });
       addSourcedParams(given, declared, { contentType, body, headers: request.headers });
-      const params = applyDeclarations(given, declared, hook.path);
+      const params = applyDeclarations(given, hook.header, hook.path);
       const mode = runMode(request.headers, hook.header.respond ?? 'sse');
       const spec: JobSpec = {
         hook: hook.path,
@@ -259,6 +261,7 @@ export function registerRunRoutes(app: FastifyInstance, options: RunRouteOptions
           killGraceMs: options.killGraceMs,
           azureEnv: options.azureEnv,
           inheritEnv: process.env,
+          az: options.az,
           spawn: options.spawn,
           scratchDir: options.scratchDir,
         }),

@@ -12,3 +12,4 @@ export { JOB_STATUSES, FINAL_STATUSES } from './types.ts';
 export type { JobRecord, JobEvent, JobStatus, JobError } from './types.ts';
 export { LineSplitter } from './lines.ts';
 export { SecretMasker } from './mask.ts';
+export { maskTokens } from './tokens.ts';

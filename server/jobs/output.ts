@@ -1,12 +1,13 @@
 import { LineSplitter } from './lines.ts';
 import type { JobLog } from './job-log.ts';
 import { SecretMasker } from './mask.ts';
+import { maskTokens } from './tokens.ts';
 
 export type OutputStream = 'stdout' | 'stderr';
 
 /**
- * Raw script output as lines: split at CR, LF and CRLF (a chunk may end mid-line), secrets masked
- * line by line (a chunk boundary can split a secret, a line boundary can't). `emit` gets each
+ * Raw script output as lines: split at CR, LF and CRLF (a chunk may end mid-line), secrets and
+ * access tokens masked line by line (a chunk boundary can split a secret, a line boundary can't). `emit` gets each
  * batch. Used for a job's log and for `armhook run`'s terminal alike.
  */
 export class MaskedLines {
@@ -29,7 +30,7 @@ export class MaskedLines {
   }
 
   mask(text: string): string {
-    return this.#masker.mask(text);
+    return maskTokens(this.#masker.mask(text));
   }
 
   /** Flushes last lines that had no line end. */
@@ -40,7 +41,7 @@ export class MaskedLines {
 
   #lines(stream: OutputStream, lines: string[]): void {
     if (lines.length === 0) return;
-    this.#emit(stream, this.#masker.empty ? lines : lines.map((l) => this.#masker.mask(l)));
+    this.#emit(stream, this.#masker.empty ? lines.map(maskTokens) : lines.map((l) => maskTokens(this.#masker.mask(l))));
   }
 }
 

@@ -16,6 +16,9 @@
  *   operation states therefore sees every state, in order, without any timing assumption.
  *   Resources whose name contains "fail" end Failed, and so does the deployment.
  *
+ * - `GET /metadata/endpoints` (no token needed, as on Azure Stack Hub): the cloud's endpoints, for
+ *   `az cloud register`; `GET /subscriptions`: the one subscription (what `az login` lists).
+ *
  * Errors: `fail({ method, path, status, code?, message?, times? })` injects an error body on
  * matching requests (403 → a realistic AuthorizationFailed message with action and scope).
  * Every request is recorded (`requests`), and `waitFor(predicate)` resolves on a matching one,
@@ -36,7 +39,15 @@ export interface ArmFakeOptions {
   pageSize?: number;
   /** Principal the 403 messages name (defaults match the IMDS fake's claims). */
   principal?: { oid: string; appid: string };
+  /** Tenant of the subscription in `GET /subscriptions` (default matches the IMDS fake's claims). */
+  tenantId?: string;
 }
+
+/** The one version every marketplace image has in the fake. */
+const IMAGE_VERSION = '14393.6796.240307';
+
+/** The token audience `/metadata/endpoints` names (what `az login` then asks the identity endpoint for). */
+export const ARM_AUDIENCE = 'https://management.core.windows.net/';
 
 export interface RecordedRequest {
   seq: number;
@@ -193,6 +204,23 @@ export async function startArmFake(options: ArmFakeOptions): Promise<ArmFake> {
   const groupId = (rg: string): string => `/subscriptions/${sub}/resourceGroups/${rg}`;
   const vmId = (vm: FakeVm): string => `${groupId(vm.rg)}/providers/Microsoft.Compute/virtualMachines/${vm.name}`;
   const deploymentId = (d: FakeDeployment): string => `${groupId(d.rg)}/providers/Microsoft.Resources/deployments/${d.name}`;
+
+  /** The cloud's endpoints, as Resource Manager publishes them (api-version 2015-01-01 shape). */
+  const metadataEndpoints = (): unknown => ({
+    galleryEndpoint: `${base}/gallery/`,
+    graphEndpoint: `${base}/graph/`,
+    portalEndpoint: `${base}/portal/`,
+    authentication: { loginEndpoint: `${base}/login/`, audiences: [ARM_AUDIENCE] },
+  });
+  const subscriptionJson = (): unknown => ({
+    id: `/subscriptions/${sub}`,
+    subscriptionId: sub,
+    tenantId: options.tenantId ?? 'tttttttt-0000-4000-8000-000000000002',
+    displayName: 'armhook fake subscription',
+    state: 'Enabled',
+    subscriptionPolicies: { locationPlacementId: 'Public_2014-09-01', quotaId: 'PayAsYouGo_2014-09-01', spendingLimit: 'Off' },
+    authorizationSource: 'RoleBased',
+  });
 
   const groupJson = (g: FakeGroup): unknown => ({
     id: groupId(g.name),
@@ -358,7 +386,8 @@ export async function startArmFake(options: ArmFakeOptions): Promise<ArmFake> {
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const url = new URL(req.url ?? '/', 'https://arm');
+    // Not new URL(req.url, base): a path starting "//" would parse as a host name.
+    const url = new URL(`https://arm${req.url ?? '/'}`);
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     const raw = Buffer.concat(chunks).toString('utf8');
@@ -399,9 +428,13 @@ export async function startArmFake(options: ArmFakeOptions): Promise<ArmFake> {
     const error = (status: number, code: string, message: string, headers: Record<string, string> = {}): void =>
       send(status, { error: { code, message } }, headers);
 
+    // Clients that join their base URL (with its trailing slash) and a path send "//…".
+    const path = url.pathname.replace(/\/{2,}/g, '/');
+    // Public, like Resource Manager's: what `az cloud register --endpoint-resource-manager` reads.
+    if (method === 'GET' && path === '/metadata/endpoints') return send(200, metadataEndpoints());
+
     if (!record.bearer) return error(401, 'AuthenticationFailed', 'Authentication failed. The Authorization header is missing or not a bearer token.');
 
-    const path = url.pathname;
     for (const rule of failures) {
       if (rule.left <= 0) continue;
       if (rule.method && rule.method.toUpperCase() !== method) continue;
@@ -430,6 +463,8 @@ export async function startArmFake(options: ArmFakeOptions): Promise<ArmFake> {
     const lower = p.map((s) => s.toLowerCase());
     const at = (i: number): string => p[i] ?? '';
     const is = (...expected: string[]): boolean => lower.length === expected.length && expected.every((e, i) => e === '*' || e === lower[i]);
+
+    if (method === 'GET' && is('subscriptions')) return send(200, { value: [subscriptionJson()] });
 
     if (lower[0] !== 'subscriptions' || at(1) !== sub) return error(404, 'SubscriptionNotFound', `The subscription '${at(1)}' could not be found.`);
 
@@ -550,6 +585,14 @@ export async function startArmFake(options: ArmFakeOptions): Promise<ArmFake> {
         return lro(undefined, () => ({ value: fake.runCommandOutput(input.script ?? [], input.commandId ?? '') }));
       }
     }
+
+    // --- what `az vm create` reads first: the image's versions, the group's networks ----
+    if (method === 'GET' && lower.length >= 14 && is('subscriptions', '*', 'providers', 'microsoft.compute', 'locations', '*', 'publishers', '*', 'artifacttypes', 'vmimage', 'offers', '*', 'skus', '*', 'versions', ...lower.slice(15))) {
+      const version = { name: IMAGE_VERSION, location: at(5), id: `/Subscriptions/${sub}/Providers/Microsoft.Compute/Locations/${at(5)}/Publishers/${at(7)}/ArtifactTypes/VMImage/Offers/${at(11)}/Skus/${at(13)}/Versions/${IMAGE_VERSION}` };
+      if (lower.length === 15) return send(200, [version]);
+      if (lower.length === 16) return send(200, { ...version, properties: { osImage: { operatingSystem: 'Windows' }, hyperVGeneration: 'V1' } });
+    }
+    if (method === 'GET' && is('subscriptions', '*', 'resourcegroups', '*', 'providers', 'microsoft.network', 'virtualnetworks')) return send(200, { value: [] });
 
     // --- deployments -------------------------------------------------------------------
     const deploymentPath =

@@ -6,6 +6,8 @@
  *   ManagedIdentityCredential through MSAL) when AZURE_POD_IDENTITY_AUTHORITY_HOST points here;
  *   armhook's readiness probe sends the same without the trailing slash.
  *   Answers an IMDS-shaped token response whose access_token is JWT-shaped (oid/tid/appid/xms_mirid).
+ * - POST /metadata/identity/oauth2/token with a form body (resource, client_id) and `Metadata: true`:
+ *   what Azure CLI 2.45 sends when MSI_ENDPOINT points here; same answer.
  * - GET /metadata/instance?api-version=… with `Metadata: true`: the `compute` section.
  *
  * Switches: down() / up() (stop listening / listen again on the same port → ECONNREFUSED while
@@ -44,6 +46,8 @@ export interface ImdsFakeOptions {
 export interface TokenRequestRecord {
   /** `/metadata/identity/oauth2/token` from armhook's readiness probe, `…/token/` from the identity library (MSAL). */
   path: string;
+  /** GET (IMDS's own form), or POST with a form body (what MSI_ENDPOINT clients such as Azure CLI 2.45 send). */
+  method: 'GET' | 'POST';
   resource: string | null;
   apiVersion: string | null;
   clientId: string | null;
@@ -54,6 +58,8 @@ export interface ImdsFake {
   url: string;
   counts: { token: number; metadata: number; other: number };
   tokenRequests: TokenRequestRecord[];
+  /** Every access token the fake has issued (tests prove none of them leaks). */
+  issuedTokens: string[];
   compute: ImdsCompute;
   claims: ImdsClaims;
   /** Stop listening (connections are refused) until up(). */
@@ -93,10 +99,59 @@ export async function startImdsFake(options: ImdsFakeOptions = {}): Promise<Imds
   const lifetime = options.tokenLifetimeSeconds ?? 24 * 3600;
   const counts = { token: 0, metadata: 0, other: 0 };
   const tokenRequests: TokenRequestRecord[] = [];
+  const issuedTokens: string[] = [];
   let tokenFailure: { status: number; error: string; description: string; only: 'library' | 'probe' | undefined } | undefined;
   let metadataFailure: number | undefined;
   const sockets = new Set<Socket>();
   const knownClientIds = new Set(options.userAssignedClientIds ?? []);
+
+  const issueToken = (req: IncomingMessage, send: (status: number, body: unknown) => void, record: TokenRequestRecord): void => {
+    counts.token += 1;
+    tokenRequests.push(record);
+    if (req.headers['metadata'] !== 'true') {
+      return send(400, { error: 'invalid_request', error_description: 'Required metadata header not specified' });
+    }
+    if (!record.resource) return send(400, { error: 'invalid_request', error_description: 'Required query variable resource is missing' });
+    const fromLibrary = record.path.endsWith('/');
+    if (tokenFailure && (tokenFailure.only === undefined || (tokenFailure.only === 'library') === fromLibrary)) {
+      return send(tokenFailure.status, { error: tokenFailure.error, error_description: tokenFailure.description });
+    }
+    if (record.clientId && !knownClientIds.has(record.clientId)) {
+      return send(400, { error: 'invalid_request', error_description: 'Identity not found' });
+    }
+    const now = Math.floor(Date.now() / 1000);
+    const userAssigned = record.clientId !== null;
+    const payload = {
+      aud: record.resource,
+      iss: `https://sts.windows.net/${claims.tid}/`,
+      iat: now,
+      nbf: now,
+      exp: now + lifetime,
+      appid: userAssigned ? record.clientId : claims.appid,
+      appidacr: '2',
+      idp: `https://sts.windows.net/${claims.tid}/`,
+      oid: userAssigned ? `${claims.oid.slice(0, -4)}beef` : claims.oid,
+      sub: claims.oid,
+      tid: claims.tid,
+      xms_mirid: userAssigned
+        ? `/subscriptions/${compute.subscriptionId}/resourcegroups/${compute.resourceGroupName}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/armhook-id`
+        : `/subscriptions/${compute.subscriptionId}/resourcegroups/${compute.resourceGroupName}/providers/Microsoft.Compute/virtualMachines/${compute.name}`,
+    };
+    const b64 = (v: unknown): string => Buffer.from(JSON.stringify(v)).toString('base64url');
+    const token = `${b64({ typ: 'JWT', alg: 'RS256', kid: 'fake' })}.${b64(payload)}.${Buffer.from('not-a-signature').toString('base64url')}`;
+    issuedTokens.push(token);
+    // IMDS sends every number as a string.
+    return send(200, {
+      access_token: token,
+      client_id: payload.appid,
+      expires_in: String(lifetime),
+      expires_on: String(now + lifetime),
+      ext_expires_in: String(lifetime),
+      not_before: String(now),
+      resource: record.resource,
+      token_type: 'Bearer',
+    });
+  };
 
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
     const url = new URL(req.url ?? '/', 'http://imds');
@@ -105,61 +160,29 @@ export async function startImdsFake(options: ImdsFakeOptions = {}): Promise<Imds
       res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
       res.end(text);
     };
+    const isTokenPath = url.pathname === '/metadata/identity/oauth2/token' || url.pathname === '/metadata/identity/oauth2/token/';
+    if (req.method === 'POST' && url.pathname === '/metadata/identity/oauth2/token') {
+      // MSI_ENDPOINT's form (Azure CLI 2.45 through msrestazure): POST, the parameters as a form body.
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const form = new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+        issueToken(req, send, { path: url.pathname, method: 'POST', resource: form.get('resource'), apiVersion: form.get('api-version'), clientId: form.get('client_id') });
+      });
+      return;
+    }
     if (req.method !== 'GET') {
       counts.other += 1;
       return send(405, { error: 'Method not allowed' });
     }
     // MSAL normalises the URL with a trailing slash (/token/); the real IMDS takes both.
-    if (url.pathname === '/metadata/identity/oauth2/token' || url.pathname === '/metadata/identity/oauth2/token/') {
-      counts.token += 1;
-      const record: TokenRequestRecord = {
+    if (isTokenPath) {
+      return issueToken(req, send, {
         path: url.pathname,
+        method: 'GET',
         resource: url.searchParams.get('resource'),
         apiVersion: url.searchParams.get('api-version'),
         clientId: url.searchParams.get('client_id'),
-      };
-      tokenRequests.push(record);
-      if (req.headers['metadata'] !== 'true') {
-        return send(400, { error: 'invalid_request', error_description: 'Required metadata header not specified' });
-      }
-      if (!record.resource) return send(400, { error: 'invalid_request', error_description: 'Required query variable resource is missing' });
-      const fromLibrary = url.pathname.endsWith('/');
-      if (tokenFailure && (tokenFailure.only === undefined || (tokenFailure.only === 'library') === fromLibrary)) {
-        return send(tokenFailure.status, { error: tokenFailure.error, error_description: tokenFailure.description });
-      }
-      if (record.clientId && !knownClientIds.has(record.clientId)) {
-        return send(400, { error: 'invalid_request', error_description: 'Identity not found' });
-      }
-      const now = Math.floor(Date.now() / 1000);
-      const userAssigned = record.clientId !== null;
-      const payload = {
-        aud: record.resource,
-        iss: `https://sts.windows.net/${claims.tid}/`,
-        iat: now,
-        nbf: now,
-        exp: now + lifetime,
-        appid: userAssigned ? record.clientId : claims.appid,
-        appidacr: '2',
-        idp: `https://sts.windows.net/${claims.tid}/`,
-        oid: userAssigned ? `${claims.oid.slice(0, -4)}beef` : claims.oid,
-        sub: claims.oid,
-        tid: claims.tid,
-        xms_mirid: userAssigned
-          ? `/subscriptions/${compute.subscriptionId}/resourcegroups/${compute.resourceGroupName}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/armhook-id`
-          : `/subscriptions/${compute.subscriptionId}/resourcegroups/${compute.resourceGroupName}/providers/Microsoft.Compute/virtualMachines/${compute.name}`,
-      };
-      const b64 = (v: unknown): string => Buffer.from(JSON.stringify(v)).toString('base64url');
-      const token = `${b64({ typ: 'JWT', alg: 'RS256', kid: 'fake' })}.${b64(payload)}.${Buffer.from('not-a-signature').toString('base64url')}`;
-      // IMDS sends every number as a string.
-      return send(200, {
-        access_token: token,
-        client_id: payload.appid,
-        expires_in: String(lifetime),
-        expires_on: String(now + lifetime),
-        ext_expires_in: String(lifetime),
-        not_before: String(now),
-        resource: record.resource,
-        token_type: 'Bearer',
       });
     }
     if (url.pathname === '/metadata/instance') {
@@ -202,6 +225,7 @@ export async function startImdsFake(options: ImdsFakeOptions = {}): Promise<Imds
     url: `http://127.0.0.1:${port}`,
     counts,
     tokenRequests,
+    issuedTokens,
     compute,
     claims,
     down: stop,

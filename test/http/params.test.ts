@@ -376,12 +376,16 @@ for (const spawner of ['default', 'node'] as const) {
     const context = new Set(['ARMHOOK_JOB_ID', 'ARMHOOK_HOOK', 'ARMHOOK_USER', 'ARMHOOK_METHOD', 'ARMHOOK_BIN', 'AZURE_CONFIG_DIR']);
     // From instance metadata once Azure is configured; absent without it.
     const metadata = new Set(['AZURE_SUBSCRIPTION_ID', 'AZURE_RESOURCE_GROUP', 'AZURE_LOCATION']);
+    // These servers use a loopback IMDS address, which scripts' az and identity libraries follow.
+    const followed = new Set(['MSI_ENDPOINT', 'AZURE_POD_IDENTITY_AUTHORITY_HOST']);
     for (const name of env.keys()) {
       assert.ok(
-        allowList.has(name) || context.has(name) || metadata.has(name) || name === 'myparam',
+        allowList.has(name) || context.has(name) || metadata.has(name) || followed.has(name) || name === 'myparam',
         `unexpected variable ${name} in the script's environment`,
       );
     }
+    assert.equal(env.get('MSI_ENDPOINT'), `${server.config.imdsEndpoint}/metadata/identity/oauth2/token`);
+    assert.equal(env.get('AZURE_POD_IDENTITY_AUTHORITY_HOST'), server.config.imdsEndpoint);
     for (const name of allowList) {
       if (env.has(name)) assert.equal(env.get(name), process.env[name], `${name} is inherited as is`);
     }

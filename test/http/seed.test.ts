@@ -1,4 +1,5 @@
-// The seed scenario: curl POST /vm/create?vmname=&rg=&pw= streams the script's output as SSE.
+// The seed scenario: curl POST /vm/create?vmname=&rg=&pw= streams the script's output as SSE
+// (scripts/vm/create.sh as shipped, with a fake az on PATH; test/az/ runs it with the real CLI).
 import assert from 'node:assert/strict';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -17,7 +18,7 @@ after(() => server.close());
 
 test('the seed call streams az output as SSE, masks pw, and ends with exit code 0', async () => {
   const pw = 'S3cret-Pa55word!';
-  const result = await curl(server, ['-XPOST', `${server.url}/vm/create?vmname=myvm&rg=myrg&location=westeurope&pw=${encodeURIComponent(pw)}`]);
+  const result = await curl(server, ['-XPOST', `${server.url}/vm/create?vmname=myvm&rg=myrg&pw=${encodeURIComponent(pw)}`]);
   assert.equal(result.code, 0, result.stderr);
   const { events } = parseSse(result.stdout);
   assert.equal(events[0]?.event, 'job');
@@ -29,9 +30,9 @@ test('the seed call streams az output as SSE, masks pw, and ends with exit code 
   assert.equal(record.hook, 'vm/create');
   assert.equal(record.params.pw, '***');
   const lines = events.filter((e) => e.event === 'message').map((e) => e.data);
-  assert.ok(lines.includes('Authenticating...'));
+  assert.ok(lines.includes('Authenticating...az login --identity'), lines.join('\n'));
   assert.ok(
-    lines.some((l) => l.startsWith('az vm create') && l.includes('--admin-password ***')),
+    lines.some((l) => l.startsWith('Creating the vm...az vm create') && l.includes('--admin-password ***')),
     lines.join('\n'),
   );
   assert.ok(lines.includes('config dir ok'), 'the script got a private AZURE_CONFIG_DIR');
@@ -50,10 +51,11 @@ test('the seed call streams az output as SSE, masks pw, and ends with exit code 
 });
 
 test("a failing az gives the script's non-zero exit code in the done event", async () => {
-  const result = await curl(server, ['-XPOST', `${server.url}/vm/create?vmname=fail-me&rg=myrg&location=westeurope&pw=x`]);
+  const result = await curl(server, ['-XPOST', `${server.url}/vm/create?vmname=fail-me&rg=myrg&pw=x`]);
   const { events } = parseSse(result.stdout);
   const record = JSON.parse(events.at(-1)?.data ?? '{}');
   assert.equal(record.status, 'failed');
-  assert.equal(record.exitCode, 3);
+  assert.equal(record.exitCode, 3, 'set -e: the failing az stops the script with its exit code');
+  assert.ok(!events.some((e) => e.data.startsWith('Creating the vm...')), 'nothing after the failure ran');
   assert.ok(events.some((e) => e.event === 'stderr' && e.data.includes('the fake was asked to fail')));
 });
