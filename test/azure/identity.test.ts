@@ -20,7 +20,7 @@ after(async () => {
 describe('token', () => {
   test('the start-up token request went to the IMDS token path with the ARM audience, without the identity library', () => {
     assert.equal(env.imds.counts.token, 1);
-    assert.deepEqual(env.imds.tokenRequests[0], { path: '/metadata/identity/oauth2/token', resource: env.arm.url, apiVersion: '2018-02-01', clientId: null });
+    assert.deepEqual(env.imds.tokenRequests[0], { path: '/metadata/identity/oauth2/token', method: 'GET', resource: env.arm.url, apiVersion: '2018-02-01', clientId: null });
     assert.equal(env.imds.counts.metadata, 1);
   });
 
@@ -47,7 +47,7 @@ describe('token', () => {
     assert.equal(env.imds.counts.token - tokenBefore, 1, 'one token request for all the jobs');
     assert.deepEqual(
       env.imds.tokenRequests.at(-1),
-      { path: '/metadata/identity/oauth2/token/', resource: env.arm.url, apiVersion: '2018-02-01', clientId: null },
+      { path: '/metadata/identity/oauth2/token/', method: 'GET', resource: env.arm.url, apiVersion: '2018-02-01', clientId: null },
       'sent by MSAL, for the same audience',
     );
     assert.ok(env.arm.requests.slice(armBefore).every((r) => r.bearer));
@@ -136,6 +136,7 @@ describe('token', () => {
       assert.equal(known.identity()?.identityType, 'user-assigned');
       assert.deepEqual(env.imds.tokenRequests.at(-1), {
         path: '/metadata/identity/oauth2/token/',
+        method: 'GET',
         resource: env.arm.url,
         apiVersion: '2018-02-01',
         clientId: 'uami-library',

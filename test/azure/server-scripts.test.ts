@@ -32,12 +32,14 @@ test('a script sees the instance-metadata variables (SSE)', async () => {
   assert.equal(record['status'], 'succeeded');
   assert.equal(record['exitCode'], 0);
   const lines = events.filter((e) => e.event === 'message').map((e) => e.data);
-  assert.deepEqual(lines, ['sub=12345678-aaaa-4bbb-8ccc-0123456789ab', 'rg=scripts-rg', 'loc=northeurope', 'pod=unset']);
+  // AZURE_POD_IDENTITY_AUTHORITY_HOST follows ARMHOOK_IMDS_ENDPOINT (the fake here), so a script's
+  // identity library asks the same endpoint as armhook.
+  assert.deepEqual(lines, ['sub=12345678-aaaa-4bbb-8ccc-0123456789ab', 'rg=scripts-rg', 'loc=northeurope', `pod=${env.imds.url}`]);
 });
 
 test('a script sees them in JSON mode too, and a parameter cannot override them', async () => {
   const res = await fetchText(env.server, '/env/show?azure_location=mars', { method: 'POST', headers: { accept: 'application/json' } });
   assert.equal(res.status, 200, res.body);
   const record = res.json<Record<string, any>>();
-  assert.equal(record['output'], 'sub=12345678-aaaa-4bbb-8ccc-0123456789ab\nrg=scripts-rg\nloc=northeurope\npod=unset\n');
+  assert.equal(record['output'], `sub=12345678-aaaa-4bbb-8ccc-0123456789ab\nrg=scripts-rg\nloc=northeurope\npod=${env.imds.url}\n`);
 });
