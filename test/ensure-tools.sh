@@ -19,6 +19,18 @@ command -v cloud-init >/dev/null 2>&1 || missing="$missing cloud-init"
 # The web console's tests drive Debian's chromium through playwright-core (no browser download).
 [ -x /usr/bin/chromium ] || missing="$missing chromium"
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing="$missing fonts-dejavu-core"
+# Scripts that run az (test/az/): Debian's azure-cli, and ip (iproute2) to bring loopback up in the
+# network namespace those tests run in. azure-cli is large, so it is installed only when missing,
+# and a failure to install it (a release without the package) skips those tests instead of failing.
+optional=""
+command -v az >/dev/null 2>&1 || optional="$optional azure-cli"
+command -v ip >/dev/null 2>&1 || optional="$optional iproute2"
+if [ -n "$optional" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "test/ensure-tools.sh: installing$optional (Debian packages, for test/az/)" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $optional >/dev/null 2>&1 ||
+    { apt-get update >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $optional >/dev/null 2>&1; } ||
+    echo "test/ensure-tools.sh: could not install$optional; the tests in test/az/ say what they skip" >&2
+fi
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "test/ensure-tools.sh: installing$missing (Debian packages)" >&2

@@ -207,7 +207,7 @@ export function loadConfig(sources: ConfigSources = {}): Config {
   const config = { ...(values as unknown as Config), ...sources.overrides };
   const imdsIsDefault = config.imdsEndpoint === DEFAULT_IMDS_ENDPOINT;
   for (const name of config.passEnv) {
-    const conflict = derivedConflict(name, { armCaFile: config.armCaFile, imdsIsDefault });
+    const conflict = derivedConflict(name, { armCaFile: config.armCaFile, imdsIsDefault, managedIdentityClientId: config.managedIdentityClientId });
     if (conflict) throw new ConfigError(`ARMHOOK_PASS_ENV: ${conflict}`);
   }
   if ((config.tlsCert === undefined) !== (config.tlsKey === undefined)) {

@@ -36,12 +36,15 @@ export function passEnvProblem(name: string): string | undefined {
  * Variables armhook derives from its own settings for scripts (see the hooks' Azure CLI set-up):
  * passing the same name as well would leave two sources for one value, so that is refused.
  */
-export function derivedConflict(name: string, settings: { armCaFile: string | undefined; imdsIsDefault: boolean }): string | undefined {
+export function derivedConflict(name: string, settings: { armCaFile: string | undefined; imdsIsDefault: boolean; managedIdentityClientId: string | undefined }): string | undefined {
   if (settings.armCaFile !== undefined && (name === 'REQUESTS_CA_BUNDLE' || name === 'SSL_CERT_FILE')) {
     return `scripts get ${name} from ARMHOOK_ARM_CA_FILE (the system's CAs plus that file); put every extra CA into that file instead of passing ${name}`;
   }
   if (!settings.imdsIsDefault && (name === 'MSI_ENDPOINT' || name === 'AZURE_POD_IDENTITY_AUTHORITY_HOST')) {
     return `scripts get ${name} from ARMHOOK_IMDS_ENDPOINT; do not pass it as well`;
+  }
+  if (settings.managedIdentityClientId !== undefined && name === 'AZURE_CLIENT_ID') {
+    return 'scripts get AZURE_CLIENT_ID from ARMHOOK_MANAGED_IDENTITY_CLIENT_ID; do not pass it as well';
   }
   return undefined;
 }

@@ -34,6 +34,10 @@ test('a name armhook derives from its own settings can\'t be passed as well', ()
     /ARMHOOK_PASS_ENV: scripts get REQUESTS_CA_BUNDLE from ARMHOOK_ARM_CA_FILE/,
   );
   assert.throws(() => loadConfig({ env: { ARMHOOK_PASS_ENV: 'MSI_ENDPOINT', ARMHOOK_IMDS_ENDPOINT: 'http://127.0.0.1:50342' } }), /scripts get MSI_ENDPOINT from ARMHOOK_IMDS_ENDPOINT/);
-  // With the default IMDS and no ARM CA, armhook derives nothing, so these may be passed.
-  assert.deepEqual(loadConfig({ env: { ARMHOOK_PASS_ENV: 'REQUESTS_CA_BUNDLE,MSI_ENDPOINT' } }).passEnv, ['REQUESTS_CA_BUNDLE', 'MSI_ENDPOINT']);
+  assert.throws(
+    () => loadConfig({ env: { ARMHOOK_PASS_ENV: 'AZURE_CLIENT_ID', ARMHOOK_MANAGED_IDENTITY_CLIENT_ID: '11111111-2222-3333-4444-555555555555' } }),
+    /scripts get AZURE_CLIENT_ID from ARMHOOK_MANAGED_IDENTITY_CLIENT_ID/,
+  );
+  // With the default IMDS, no ARM CA and a system-assigned identity, armhook derives none of these.
+  assert.deepEqual(loadConfig({ env: { ARMHOOK_PASS_ENV: 'REQUESTS_CA_BUNDLE,MSI_ENDPOINT,AZURE_CLIENT_ID' } }).passEnv, ['REQUESTS_CA_BUNDLE', 'MSI_ENDPOINT', 'AZURE_CLIENT_ID']);
 });
