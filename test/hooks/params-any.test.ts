@@ -1,10 +1,8 @@
 // `# @params any`: a hook declares the parameters that need rules (a secret, a pattern) and still
 // takes any other valid name, as the founding script does with `# @param pw secret`.
 import assert from 'node:assert/strict';
-import { readdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { assertJsonError, assertNothingRan, curl, curlResponse, doneRecord, fetchText, listJobs, markerLine, parseSse, startServer, type TestServer } from '../helpers/server.ts';
+import { assertJsonError, assertNothingRan, curl, curlResponse, doneRecord, fetchText, listJobs, markerLine, parseSse, readTree, startServer, type TestServer } from '../helpers/server.ts';
 
 let server: TestServer;
 
@@ -41,8 +39,7 @@ test('undeclared valid names are accepted, declared ones keep their rules, the s
   assert.ok(events.some((e) => e.data === 'vmname=myvm rg=myrg extra=1 pw=***'), result.stdout);
   assert.deepEqual(record.params, { vmname: 'myvm', rg: 'myrg', extra: '1', pw: '***' });
   assert.ok(!result.stdout.includes(pw));
-  const jobsDir = join(server.dataDir, 'jobs');
-  const stored = (await Promise.all((await readdir(jobsDir)).map((name) => readFile(join(jobsDir, name), 'utf8')))).join('');
+  const stored = (await readTree(server.dataDir)).toString('latin1');
   assert.ok(stored.includes(record.id) && !stored.includes(pw), 'stored, without the secret');
 });
 
