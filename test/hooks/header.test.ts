@@ -19,6 +19,7 @@ const spec = (name: string, fields: Partial<ParamSpec> = {}): ParamSpec => ({
 const header = (fields: Partial<ScriptHeader>): ScriptHeader => ({
   description: '',
   params: undefined,
+  anyParams: false,
   timeout: undefined,
   concurrency: undefined,
   respond: undefined,
@@ -30,6 +31,7 @@ describe('parseScriptHeader: what a header declares', () => {
     ['no header at all', '#!/bin/sh\necho hi\n', header({})],
     ['description over two lines', '#!/bin/sh\n# @description Create\n# @description a VM\n', header({ description: 'Create a VM' })],
     ['@params none', '# @params none\n', header({ params: [] })],
+    ['@params any with one secret', '# @params any\n# @param pw secret\n', header({ params: [spec('pw', { secret: true })], anyParams: true })],
     [
       'every word of @param',
       '# @param vmname required pattern=[a-z]+ The VM name\n# @param pw secret Admin password\n# @param size default=B1s optional VM size\n',
@@ -76,7 +78,8 @@ describe('parseScriptHeader: a header armhook refuses names the file and line an
     ],
     ['@respond with anything but async', '# @respond later\n', /@respond only takes "async"/],
     ['from= that is neither a pointer nor a header', '# @param a from=ref\n', /from= of "a" takes a JSON Pointer/],
-    ['@params with anything but none', '# @params some\n', /@params only takes "none"/],
+    ['@params with anything but none or any', '# @params some\n', /@params takes "none" \(no parameters\) or "any"/],
+    ['@params none and @params any together', '# @params none\n# @params any\n', /contradict each other/],
     ['@param with an upper-case name', '# @param VM\n', /@param needs a name matching/],
     ['@param without a name', '# @param\n', /@param needs a name/],
     ['@param declared twice', '# @param a\n# @param a\n', /^x\.sh:2: parameter "a" is declared twice/],
@@ -105,7 +108,7 @@ describe("applyDeclarations: a request's parameters against what the hook declar
     ['a given value wins over the default', { rg: 'web', size: 'large', pw: 'x' }, { rg: 'web', size: 'large', pw: 'x' }],
   ];
   for (const [name, given, expected] of ok) {
-    test(name, () => assert.deepEqual(Object.fromEntries(applyDeclarations(new Map(Object.entries(given)), declared, 'h')), expected));
+    test(name, () => assert.deepEqual(Object.fromEntries(applyDeclarations(new Map(Object.entries(given)), { params: declared, anyParams: false }, 'h')), expected));
   }
   const refused: Array<[string, Record<string, string>, string, RegExp]> = [
     ['a missing required parameter', {}, 'missing_param', /hook "h" needs parameter "rg"/],
@@ -115,20 +118,23 @@ describe("applyDeclarations: a request's parameters against what the hook declar
   for (const [name, given, code, message] of refused) {
     test(name, () => {
       assert.throws(
-        () => applyDeclarations(new Map(Object.entries(given)), declared, 'h'),
+        () => applyDeclarations(new Map(Object.entries(given)), { params: declared, anyParams: false }, 'h'),
         (err: unknown) => err instanceof AppError && err.status === 400 && err.code === code && message.test(err.message),
       );
     });
   }
   test('a refused value is never echoed (it may be a secret)', () => {
     assert.throws(
-      () => applyDeclarations(new Map([['rg', 'Secret-Value']]), declared, 'h'),
+      () => applyDeclarations(new Map([['rg', 'Secret-Value']]), { params: declared, anyParams: false }, 'h'),
       (err: Error) => !err.message.includes('Secret-Value'),
     );
   });
   test('a hook that declares nothing takes any valid name; @params none takes none', () => {
-    assert.deepEqual(Object.fromEntries(applyDeclarations(new Map([['any', '1']]), undefined, 'h')), { any: '1' });
-    assert.throws(() => applyDeclarations(new Map([['any', '1']]), [], 'h'), /it takes no parameters/);
+    assert.deepEqual(Object.fromEntries(applyDeclarations(new Map([['any', '1']]), { params: undefined, anyParams: false }, 'h')), { any: '1' });
+    assert.throws(() => applyDeclarations(new Map([['any', '1']]), { params: [], anyParams: false }, 'h'), /it takes no parameters/);
+    // @params any: other names pass through, the declared ones keep their rules.
+    assert.deepEqual(Object.fromEntries(applyDeclarations(new Map([['any', '1'], ['rg', 'web']]), { params: declared, anyParams: true }, 'h')), { any: '1', rg: 'web', size: 'small' });
+    assert.throws(() => applyDeclarations(new Map([['any', '1']]), { params: declared, anyParams: true }, 'h'), /needs parameter "rg"/);
   });
   test('secrets are masked in what is stored and collected for masking output', () => {
     const params = new Map([
