@@ -1,5 +1,6 @@
 import { getAccessToken } from '../azure/index.ts';
 import { SETTINGS, type Config } from '../config/index.ts';
+import { msiEndpointFor } from '../hooks/az-setup.ts';
 
 export interface TokenOptions {
   /** Resource URI or scope; default: Resource Manager (the configured endpoint). */
@@ -23,9 +24,12 @@ export async function printToken(config: Config, options: TokenOptions, env: Nod
   const imdsEndpoint =
     config.imdsEndpoint === DEFAULT_IMDS && env.AZURE_POD_IDENTITY_AUTHORITY_HOST ? env.AZURE_POD_IDENTITY_AUTHORITY_HOST : config.imdsEndpoint;
   const clientId = config.managedIdentityClientId ?? (env.AZURE_CLIENT_ID || undefined);
+  // Inside a job, an MSI_ENDPOINT on this IMDS is the one armhook gives az: the same endpoint,
+  // not a Cloud Shell, which the identity library would take it for (and refuse a client id).
+  const identityEnv = env.MSI_ENDPOINT === msiEndpointFor(imdsEndpoint) ? { ...env, MSI_ENDPOINT: undefined } : env;
   let token;
   try {
-    token = await getAccessToken({ resource, imdsEndpoint, clientId, env });
+    token = await getAccessToken({ resource, imdsEndpoint, clientId, env: identityEnv });
   } catch (err) {
     process.stderr.write(`armhook token: ${(err as Error).message}\n`);
     return 1;

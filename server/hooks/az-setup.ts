@@ -21,6 +21,11 @@ export interface AzSetupOptions {
   scratchDir: string;
 }
 
+/** MSI_ENDPOINT for an instance metadata base URL: where az 2.45's `az login --identity` POSTs. */
+export function msiEndpointFor(imdsEndpoint: string): string {
+  return `${imdsEndpoint}/metadata/identity/oauth2/token`;
+}
+
 /** The set-up armhook's settings describe (the server and `armhook run` share it). */
 export function azSetupFor(config: Pick<Config, 'imdsEndpoint' | 'azConfigTemplate' | 'passEnv'>, armCaCert: string | undefined, scratchDir: string): AzSetup {
   return AzSetup.create({
@@ -73,7 +78,7 @@ export class AzSetup {
     if (!options.imdsIsDefault) {
       // Azure CLI up to 2.6x (msrestazure) takes a POST to MSI_ENDPOINT for `az login --identity`;
       // the identity libraries (and MSAL-based CLIs) take the IMDS host from the second.
-      env.MSI_ENDPOINT = `${options.imdsEndpoint}/metadata/identity/oauth2/token`;
+      env.MSI_ENDPOINT = msiEndpointFor(options.imdsEndpoint);
       env.AZURE_POD_IDENTITY_AUTHORITY_HOST = options.imdsEndpoint;
     }
     if (options.armCaCert !== undefined) {

@@ -4,7 +4,7 @@ export type { ParamFrom, ParamSpec, ScriptHeader } from './header.ts';
 export { collectParams, applyDeclarations, addSourcedParams, jsonFieldNames, secretValues, maskedParams, PARAM_LIMITS, isDeniedName } from './params.ts';
 export { buildScriptEnvironment, INHERITED_VARIABLES } from './environment.ts';
 export type { ScriptContext } from './environment.ts';
-export { AzSetup, azSetupError, azSetupFor, removeConfigDir, withTelemetryDefault } from './az-setup.ts';
+export { AzSetup, azSetupError, azSetupFor, msiEndpointFor, removeConfigDir, withTelemetryDefault } from './az-setup.ts';
 export type { AzSetupOptions } from './az-setup.ts';
 export { runScript } from './runner.ts';
 export { runHook } from './run-hook.ts';
