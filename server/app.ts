@@ -80,7 +80,10 @@ function createAzSetup(config: Config, armCaCert: string | undefined, scratchDir
     throw new StartupError((err as Error).message);
   }
   if (az.missingPassEnv.length > 0) {
-    log.warn({ names: az.missingPassEnv }, 'ARMHOOK_PASS_ENV names variables armhook\'s environment does not have, so scripts do not get them; set them in the service\'s environment (systemd: Environment= or EnvironmentFile=) or remove them from ARMHOOK_PASS_ENV');
+    log.warn(
+      { names: az.missingPassEnv },
+      "ARMHOOK_PASS_ENV names variables armhook's environment does not have, so scripts do not get them; set them in the service's environment (systemd: Environment= or EnvironmentFile=) or remove them from ARMHOOK_PASS_ENV",
+    );
   }
   return az;
 }

@@ -1,5 +1,16 @@
 import { readArmCaFile } from '../azure/index.ts';
-import { applyDeclarations, azSetupFor, azSetupError, collectParams, HookCatalog, maskedParams, runHook, runScript, secretValues, type AzSetup } from '../hooks/index.ts';
+import {
+  applyDeclarations,
+  azSetupFor,
+  azSetupError,
+  collectParams,
+  HookCatalog,
+  maskedParams,
+  runHook,
+  runScript,
+  secretValues,
+  type AzSetup,
+} from '../hooks/index.ts';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';

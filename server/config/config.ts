@@ -134,7 +134,8 @@ function coerce(setting: Setting, raw: unknown, origin: string): unknown {
     }
     case 'names': {
       const names = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(',') : undefined;
-      if (!names || names.some((n) => typeof n !== 'string')) throw new ConfigError(`${name} must be comma-separated variable names, got ${JSON.stringify(raw)}`);
+      if (!names || names.some((n) => typeof n !== 'string'))
+        throw new ConfigError(`${name} must be comma-separated variable names, got ${JSON.stringify(raw)}`);
       const list = [...new Set((names as string[]).map((n) => n.trim()).filter(Boolean))];
       for (const n of list) {
         const problem = passEnvProblem(n);

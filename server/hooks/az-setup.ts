@@ -188,13 +188,17 @@ function checkTemplate(dir: string): void {
     isDir = statSync(dir).isDirectory();
     if (isDir) accessSync(dir, constants.R_OK | constants.X_OK);
   } catch (err) {
-    throw azSetupError(`${setting}: cannot read it (${(err as NodeJS.ErrnoException).code ?? String(err)}); it must be a directory armhook's user can read, e.g. one written with AZURE_CONFIG_DIR=${dir} az cloud register …`);
+    throw azSetupError(
+      `${setting}: cannot read it (${(err as NodeJS.ErrnoException).code ?? String(err)}); it must be a directory armhook's user can read, e.g. one written with AZURE_CONFIG_DIR=${dir} az cloud register …`,
+    );
   }
   if (!isDir) throw azSetupError(`${setting}: not a directory; it must be a directory prepared with AZURE_CONFIG_DIR=${dir} az …`);
   let entry = '.';
   try {
     for (entry of readdirSync(dir, { recursive: true, encoding: 'utf8' })) accessSync(join(dir, entry), constants.R_OK);
   } catch (err) {
-    throw azSetupError(`${setting}: cannot read ${entry} (${(err as NodeJS.ErrnoException).code ?? String(err)}); every file in it must be readable by armhook's user`);
+    throw azSetupError(
+      `${setting}: cannot read ${entry} (${(err as NodeJS.ErrnoException).code ?? String(err)}); every file in it must be readable by armhook's user`,
+    );
   }
 }

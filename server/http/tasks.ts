@@ -17,7 +17,8 @@ export function scriptTask(options: ScriptTaskOptions): Task {
       onStart: (pid) => context.setProcessGroup(pid),
       onOutput: (stream, chunk) => context.output.chunk(stream, chunk),
     });
-    if (outcome.error?.code === 'start_failed' || outcome.error?.code === 'az_config_failed') context.output.line(`armhook: ${outcome.error.message}`, 'stderr');
+    if (outcome.error?.code === 'start_failed' || outcome.error?.code === 'az_config_failed')
+      context.output.line(`armhook: ${outcome.error.message}`, 'stderr');
     return outcome;
   };
 }

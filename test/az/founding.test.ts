@@ -46,7 +46,10 @@ ls -A "$AZURE_CONFIG_DIR"
 `;
 
 const az = spawnSync('az', ['version', '--output', 'none'], { stdio: 'ignore' });
-const skip = az.error || az.status !== 0 ? 'the Azure CLI (az) is not installed: test/ensure-tools.sh installs Debian\'s azure-cli where it may (as root with apt-get)' : false;
+const skip =
+  az.error || az.status !== 0
+    ? "the Azure CLI (az) is not installed: test/ensure-tools.sh installs Debian's azure-cli where it may (as root with apt-get)"
+    : false;
 
 let root: string;
 let imds: ImdsFake;
@@ -67,7 +70,13 @@ before(async () => {
 
   // What an operator does once: register the cloud in the template (telemetry off for this run too).
   const template = join(root, 'az-template');
-  const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: root, AZURE_CONFIG_DIR: template, REQUESTS_CA_BUNDLE: caPath, AZURE_CORE_COLLECT_TELEMETRY: 'false' };
+  const env = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: root,
+    AZURE_CONFIG_DIR: template,
+    REQUESTS_CA_BUNDLE: caPath,
+    AZURE_CORE_COLLECT_TELEMETRY: 'false',
+  };
   for (const args of [
     ['cloud', 'register', '--name', 'armfake', '--endpoint-resource-manager', `${arm.url}/`, '--profile', '2020-09-01-hybrid'],
     ['cloud', 'set', '--name', 'armfake'],
@@ -123,14 +132,16 @@ function jsonAfter(lines: string[], label: string): unknown {
   return JSON.parse([first, ...lines.slice(start + 1, end + 1)].join('\n'));
 }
 
-test('the founding curl call, three at once: az login\'s JSON, the group, the VM request; pw masked everywhere', { skip }, async (t) => {
+test("the founding curl call, three at once: az login's JSON, the group, the VM request; pw masked everywhere", { skip }, async (t) => {
   t.diagnostic(isolation);
   const calls = [
     { hook: 'vm/create', rg: 'founding-rg1', vmname: 'myvm1', pw: 'Founding-Pa55word-one!' },
     { hook: 'vm/create', rg: 'founding-rg2', vmname: 'myvm2', pw: 'Founding-Pa55word-two!' },
     { hook: 'vm/create-shipped', rg: 'founding-rg3', vmname: 'myvm3', pw: 'Founding-Pa55word-three!' },
   ];
-  const results = await Promise.all(calls.map((c) => curl(server, ['-XPOST', `${server.url}/${c.hook}?vmname=${c.vmname}&rg=${c.rg}&pw=${encodeURIComponent(c.pw)}`])));
+  const results = await Promise.all(
+    calls.map((c) => curl(server, ['-XPOST', `${server.url}/${c.hook}?vmname=${c.vmname}&rg=${c.rg}&pw=${encodeURIComponent(c.pw)}`])),
+  );
   const records = results.map((r) => doneRecord(parseSse(r.stdout).events));
 
   for (const [i, call] of calls.entries()) {
@@ -161,7 +172,10 @@ test('the founding curl call, three at once: az login\'s JSON, the group, the VM
   }
   // The three jobs overlapped, each with its own AZURE_CONFIG_DIR (token caches never collided).
   const latestStart = Math.max(...records.map((r) => Date.parse(r.startedAt)));
-  assert.ok(records.every((r) => Date.parse(r.endedAt) > latestStart), JSON.stringify(records.map((r) => [r.startedAt, r.endedAt])));
+  assert.ok(
+    records.every((r) => Date.parse(r.endedAt) > latestStart),
+    JSON.stringify(records.map((r) => [r.startedAt, r.endedAt])),
+  );
 
   // Resource Manager saw each group and each VM deployment, with a bearer token from the IMDS fake.
   for (const call of calls) {
@@ -169,7 +183,10 @@ test('the founding curl call, three at once: az login\'s JSON, the group, the VM
     const deployment = [...arm.deployments.values()].find((d) => d.rg === call.rg);
     assert.ok(deployment, `a VM deployment in ${call.rg}`);
   }
-  assert.ok(arm.requests.some((r) => r.method === 'GET' && r.path.replace(/^\/+/, '/') === '/metadata/endpoints'), 'az cloud register read the cloud\'s endpoints');
+  assert.ok(
+    arm.requests.some((r) => r.method === 'GET' && r.path.replace(/^\/+/, '/') === '/metadata/endpoints'),
+    "az cloud register read the cloud's endpoints",
+  );
   assert.ok(arm.requests.some((r) => r.method === 'GET' && r.path === '/subscriptions' && r.bearer));
   // az logged in through MSI_ENDPOINT's form: POST, resource in the body, for the cloud's audience.
   const azTokens = imds.tokenRequests.filter((r) => r.method === 'POST');
@@ -193,7 +210,7 @@ test('the founding curl call, three at once: az login\'s JSON, the group, the VM
   }
 });
 
-test('az account get-access-token is masked; the job\'s config has telemetry off and az saved no telemetry; az reached only the fakes', { skip }, async (t) => {
+test("az account get-access-token is masked; the job's config has telemetry off and az saved no telemetry; az reached only the fakes", { skip }, async (t) => {
   t.diagnostic(isolation);
   const result = await curl(server, ['-XPOST', `${server.url}/probe`]);
   const events = parseSse(result.stdout).events;
@@ -219,15 +236,26 @@ test('az account get-access-token is masked; the job\'s config has telemetry off
   const replay = (await curl(server, [`${server.url}/jobs/${record.id}/events`])).stdout;
   assert.ok(imds.issuedTokens.length > 0);
   for (const issued of imds.issuedTokens) {
-    for (const [where, text] of [['stream', result.stdout], ['replay', replay], ['data dir', stored], ['server log', server.logs.text()]] as const) {
+    for (const [where, text] of [
+      ['stream', result.stdout],
+      ['replay', replay],
+      ['data dir', stored],
+      ['server log', server.logs.text()],
+    ] as const) {
       assert.ok(!text.includes(issued), `no token in the ${where}`);
     }
   }
 
   // Every connection az made went through the recording proxy, and only to the fakes.
   const fakes = new Set([new URL(imds.url).host, new URL(arm.url).host]);
-  assert.ok(proxy.requests.some((r) => r.method === 'CONNECT' && r.target === new URL(arm.url).host), 'az used the proxy for Resource Manager');
-  assert.ok(proxy.requests.some((r) => r.method === 'POST' && r.target.startsWith(`${imds.url}/metadata/identity/oauth2/token`)), 'and for the identity endpoint');
+  assert.ok(
+    proxy.requests.some((r) => r.method === 'CONNECT' && r.target === new URL(arm.url).host),
+    'az used the proxy for Resource Manager',
+  );
+  assert.ok(
+    proxy.requests.some((r) => r.method === 'POST' && r.target.startsWith(`${imds.url}/metadata/identity/oauth2/token`)),
+    'and for the identity endpoint',
+  );
   const elsewhere = proxy.requests.filter((r) => !fakes.has(r.method === 'CONNECT' ? r.target : new URL(r.target).host));
   assert.deepEqual(elsewhere, [], 'no destination but the fakes (no telemetry upload, no version check)');
   t.diagnostic(`cloud registration: ${registration.length} az runs; proxy saw ${proxy.requests.length} requests`);

@@ -19,7 +19,7 @@ export function isolatedNetwork(file: string): string {
   const flags = process.getuid?.() === 0 ? ['--net'] : ['--net', '--map-root-user'];
   const probe = spawnSync('unshare', [...flags, 'ip', 'link', 'set', 'lo', 'up'], { encoding: 'utf8' });
   if (probe.status !== 0) {
-    const reason = probe.error ? `${probe.error.message}` : (probe.stderr.trim() || `unshare exited ${probe.status}`);
+    const reason = probe.error ? `${probe.error.message}` : probe.stderr.trim() || `unshare exited ${probe.status}`;
     process.env[MARK] = `unshare ${flags.join(' ')} is not allowed here: ${reason}`;
     return isolatedNetwork(file);
   }

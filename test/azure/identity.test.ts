@@ -20,7 +20,13 @@ after(async () => {
 describe('token', () => {
   test('the start-up token request went to the IMDS token path with the ARM audience, without the identity library', () => {
     assert.equal(env.imds.counts.token, 1);
-    assert.deepEqual(env.imds.tokenRequests[0], { path: '/metadata/identity/oauth2/token', method: 'GET', resource: env.arm.url, apiVersion: '2018-02-01', clientId: null });
+    assert.deepEqual(env.imds.tokenRequests[0], {
+      path: '/metadata/identity/oauth2/token',
+      method: 'GET',
+      resource: env.arm.url,
+      apiVersion: '2018-02-01',
+      clientId: null,
+    });
     assert.equal(env.imds.counts.metadata, 1);
   });
 

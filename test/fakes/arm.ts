@@ -587,12 +587,38 @@ export async function startArmFake(options: ArmFakeOptions): Promise<ArmFake> {
     }
 
     // --- what `az vm create` reads first: the image's versions, the group's networks ----
-    if (method === 'GET' && lower.length >= 14 && is('subscriptions', '*', 'providers', 'microsoft.compute', 'locations', '*', 'publishers', '*', 'artifacttypes', 'vmimage', 'offers', '*', 'skus', '*', 'versions', ...lower.slice(15))) {
-      const version = { name: IMAGE_VERSION, location: at(5), id: `/Subscriptions/${sub}/Providers/Microsoft.Compute/Locations/${at(5)}/Publishers/${at(7)}/ArtifactTypes/VMImage/Offers/${at(11)}/Skus/${at(13)}/Versions/${IMAGE_VERSION}` };
+    if (
+      method === 'GET' &&
+      lower.length >= 14 &&
+      is(
+        'subscriptions',
+        '*',
+        'providers',
+        'microsoft.compute',
+        'locations',
+        '*',
+        'publishers',
+        '*',
+        'artifacttypes',
+        'vmimage',
+        'offers',
+        '*',
+        'skus',
+        '*',
+        'versions',
+        ...lower.slice(15),
+      )
+    ) {
+      const version = {
+        name: IMAGE_VERSION,
+        location: at(5),
+        id: `/Subscriptions/${sub}/Providers/Microsoft.Compute/Locations/${at(5)}/Publishers/${at(7)}/ArtifactTypes/VMImage/Offers/${at(11)}/Skus/${at(13)}/Versions/${IMAGE_VERSION}`,
+      };
       if (lower.length === 15) return send(200, [version]);
       if (lower.length === 16) return send(200, { ...version, properties: { osImage: { operatingSystem: 'Windows' }, hyperVGeneration: 'V1' } });
     }
-    if (method === 'GET' && is('subscriptions', '*', 'resourcegroups', '*', 'providers', 'microsoft.network', 'virtualnetworks')) return send(200, { value: [] });
+    if (method === 'GET' && is('subscriptions', '*', 'resourcegroups', '*', 'providers', 'microsoft.network', 'virtualnetworks'))
+      return send(200, { value: [] });
 
     // --- deployments -------------------------------------------------------------------
     const deploymentPath =

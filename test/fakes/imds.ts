@@ -167,7 +167,13 @@ export async function startImdsFake(options: ImdsFakeOptions = {}): Promise<Imds
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
         const form = new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
-        issueToken(req, send, { path: url.pathname, method: 'POST', resource: form.get('resource'), apiVersion: form.get('api-version'), clientId: form.get('client_id') });
+        issueToken(req, send, {
+          path: url.pathname,
+          method: 'POST',
+          resource: form.get('resource'),
+          apiVersion: form.get('api-version'),
+          clientId: form.get('client_id'),
+        });
       });
       return;
     }

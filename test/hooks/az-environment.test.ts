@@ -89,7 +89,13 @@ test('access tokens in output are masked in the stream, the record, the job file
   const replay = await curl(server, [`${server.url}/jobs/${record.id}/events`]);
   const log = await curl(server, [`${server.url}/jobs/${record.id}/log`]);
   const stored = (await readTree(server.dataDir)).toString('latin1');
-  for (const [where, text] of [['stream', result.stdout], ['replay', replay.stdout], ['log', log.stdout], ['data dir', stored], ['server log', server.logs.text()]] as const) {
+  for (const [where, text] of [
+    ['stream', result.stdout],
+    ['replay', replay.stdout],
+    ['log', log.stdout],
+    ['data dir', stored],
+    ['server log', server.logs.text()],
+  ] as const) {
     assert.ok(!text.includes(TOKEN) && !text.includes('opaque-refreshable-value'), `no token in the ${where}`);
   }
   assert.ok(log.stdout.includes('"accessToken": "***"'), 'the masked line is what is kept');

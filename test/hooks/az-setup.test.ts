@@ -39,7 +39,7 @@ async function setup(options: Partial<AzSetupOptions> = {}): Promise<AzSetup> {
   });
 }
 
-test('on a plain Azure VM scripts get nothing extra, and each job\'s config has telemetry off', async () => {
+test("on a plain Azure VM scripts get nothing extra, and each job's config has telemetry off", async () => {
   const az = await setup();
   assert.deepEqual(az.env, {});
   const job = await newDir('job');
@@ -48,8 +48,11 @@ test('on a plain Azure VM scripts get nothing extra, and each job\'s config has 
   assert.equal(readFileSync(join(job, 'config'), 'utf8'), '[core]\ncollect_telemetry = false\n');
 });
 
-test('passed variables come from armhook\'s environment; names it lacks are reported, not invented', async () => {
-  const az = await setup({ passEnv: ['HTTPS_PROXY', 'no_proxy', 'CORP_CA'], inherit: { HTTPS_PROXY: 'http://proxy.corp:3128', no_proxy: '127.0.0.1,.corp', OTHER: 'x' } });
+test("passed variables come from armhook's environment; names it lacks are reported, not invented", async () => {
+  const az = await setup({
+    passEnv: ['HTTPS_PROXY', 'no_proxy', 'CORP_CA'],
+    inherit: { HTTPS_PROXY: 'http://proxy.corp:3128', no_proxy: '127.0.0.1,.corp', OTHER: 'x' },
+  });
   assert.deepEqual(az.env, { HTTPS_PROXY: 'http://proxy.corp:3128', no_proxy: '127.0.0.1,.corp' });
   assert.deepEqual(az.missingPassEnv, ['CORP_CA']);
 });
@@ -62,7 +65,7 @@ test('a non-default IMDS endpoint gives MSI_ENDPOINT (az) and AZURE_POD_IDENTITY
   });
 });
 
-test('an ARM CA gives REQUESTS_CA_BUNDLE and SSL_CERT_FILE: one bundle of the system\'s CAs plus that CA', async () => {
+test("an ARM CA gives REQUESTS_CA_BUNDLE and SSL_CERT_FILE: one bundle of the system's CAs plus that CA", async () => {
   const pki = await createTestPki();
   const scratchDir = await newDir('scratch');
   const az = await setup({ armCaCert: pki.caCert, scratchDir });
@@ -108,7 +111,7 @@ test('the template is copied into each job (links followed), and its config gain
   assert.ok(!existsSync(job) && !existsSync(next));
 });
 
-test('withTelemetryDefault: the template\'s own collect_telemetry wins; one [core] section, never two', () => {
+test("withTelemetryDefault: the template's own collect_telemetry wins; one [core] section, never two", () => {
   assert.equal(withTelemetryDefault(undefined), '[core]\ncollect_telemetry = false\n');
   assert.equal(withTelemetryDefault(''), '[core]\ncollect_telemetry = false\n');
   const on = '[core]\ncollect_telemetry = true\n';

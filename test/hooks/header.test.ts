@@ -108,7 +108,9 @@ describe("applyDeclarations: a request's parameters against what the hook declar
     ['a given value wins over the default', { rg: 'web', size: 'large', pw: 'x' }, { rg: 'web', size: 'large', pw: 'x' }],
   ];
   for (const [name, given, expected] of ok) {
-    test(name, () => assert.deepEqual(Object.fromEntries(applyDeclarations(new Map(Object.entries(given)), { params: declared, anyParams: false }, 'h')), expected));
+    test(name, () =>
+      assert.deepEqual(Object.fromEntries(applyDeclarations(new Map(Object.entries(given)), { params: declared, anyParams: false }, 'h')), expected),
+    );
   }
   const refused: Array<[string, Record<string, string>, string, RegExp]> = [
     ['a missing required parameter', {}, 'missing_param', /hook "h" needs parameter "rg"/],
@@ -133,7 +135,19 @@ describe("applyDeclarations: a request's parameters against what the hook declar
     assert.deepEqual(Object.fromEntries(applyDeclarations(new Map([['any', '1']]), { params: undefined, anyParams: false }, 'h')), { any: '1' });
     assert.throws(() => applyDeclarations(new Map([['any', '1']]), { params: [], anyParams: false }, 'h'), /it takes no parameters/);
     // @params any: other names pass through, the declared ones keep their rules.
-    assert.deepEqual(Object.fromEntries(applyDeclarations(new Map([['any', '1'], ['rg', 'web']]), { params: declared, anyParams: true }, 'h')), { any: '1', rg: 'web', size: 'small' });
+    assert.deepEqual(
+      Object.fromEntries(
+        applyDeclarations(
+          new Map([
+            ['any', '1'],
+            ['rg', 'web'],
+          ]),
+          { params: declared, anyParams: true },
+          'h',
+        ),
+      ),
+      { any: '1', rg: 'web', size: 'small' },
+    );
     assert.throws(() => applyDeclarations(new Map([['any', '1']]), { params: declared, anyParams: true }, 'h'), /needs parameter "rg"/);
   });
   test('secrets are masked in what is stored and collected for masking output', () => {

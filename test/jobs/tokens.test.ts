@@ -24,7 +24,13 @@ test('token fields are masked whatever the token looks like: JSON as az prints i
 });
 
 test('lines without a token are returned as they are', () => {
-  for (const line of ['Creating the resource group...', '"tokenType": "Bearer",', 'eyJ is how base64 of {" starts', 'a.b.c', '"expiresOn": "2026-12-06 22:16:22.000000"']) {
+  for (const line of [
+    'Creating the resource group...',
+    '"tokenType": "Bearer",',
+    'eyJ is how base64 of {" starts',
+    'a.b.c',
+    '"expiresOn": "2026-12-06 22:16:22.000000"',
+  ]) {
     assert.equal(maskTokens(line), line);
   }
 });
