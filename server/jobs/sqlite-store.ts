@@ -55,6 +55,10 @@ const MIGRATIONS = [
      PRIMARY KEY (caller, key)
    ) WITHOUT ROWID;
    CREATE INDEX idempotency_keys_by_time ON idempotency_keys (created_at);`,
+  // A job's keys are deleted with it: a job's seq can be given again to a later job (the highest
+  // seq is reused once deleted), and a key left behind would then lead to that job.
+  `CREATE INDEX idempotency_keys_by_job ON idempotency_keys (job);
+   DELETE FROM idempotency_keys WHERE job NOT IN (SELECT seq FROM jobs);`,
 ];
 
 const SQLITE_FULL = 13;
@@ -206,6 +210,7 @@ export class SqliteJobStore implements JobStore {
     | 'olderThan'
     | 'deleteJob'
     | 'deleteEvents'
+    | 'deleteKeys'
     | 'insertKey'
     | 'findKey'
     | 'expireKeys',
@@ -232,6 +237,7 @@ export class SqliteJobStore implements JobStore {
       olderThan: db.prepare('SELECT seq, id, bytes FROM jobs WHERE ended_at IS NOT NULL AND ended_at < ? ORDER BY ended_at, seq'),
       deleteJob: db.prepare('DELETE FROM jobs WHERE seq = ?'),
       deleteEvents: db.prepare('DELETE FROM events WHERE job = ?'),
+      deleteKeys: db.prepare('DELETE FROM idempotency_keys WHERE job = ?'),
       insertKey: db.prepare('INSERT OR REPLACE INTO idempotency_keys (caller, key, job, fingerprint, created_at) VALUES (?, ?, ?, ?, ?)'),
       findKey: db.prepare(
         'SELECT j.id AS id, k.fingerprint AS fingerprint FROM idempotency_keys k JOIN jobs j ON j.seq = k.job WHERE k.caller = ? AND k.key = ? AND k.created_at >= ?',
@@ -498,6 +504,7 @@ export class SqliteJobStore implements JobStore {
     await this.#write(() => {
       for (const [seq, job] of doomed) {
         this.#sql.deleteEvents.run(seq);
+        this.#sql.deleteKeys.run(seq);
         this.#sql.deleteJob.run(seq);
         this.#finishedCount--;
         this.#totalBytes -= job.bytes;

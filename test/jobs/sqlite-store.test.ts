@@ -39,7 +39,7 @@ storeContract('sqlite', {
   },
 });
 
-test('sqlite: one file in WAL mode, incremental vacuum, schema version 2 (jobs and events, then idempotency keys)', async (t) => {
+test('sqlite: one file in WAL mode, incremental vacuum, schema version 3 (jobs and events, idempotency keys, keys indexed by job)', async (t) => {
   const dir = await tempDir();
   t.after(() => rm(dir, { recursive: true, force: true }));
   const store = new SqliteJobStore({ dataDir: dir });
@@ -48,13 +48,19 @@ test('sqlite: one file in WAL mode, incremental vacuum, schema version 2 (jobs a
   t.after(() => db.close());
   assert.equal(db.prepare('PRAGMA journal_mode').get()?.journal_mode, 'wal');
   assert.equal(db.prepare('PRAGMA auto_vacuum').get()?.auto_vacuum, 2, 'incremental');
-  assert.equal(db.prepare('PRAGMA user_version').get()?.user_version, 2);
+  assert.equal(db.prepare('PRAGMA user_version').get()?.user_version, 3);
   const plan = db
     .prepare("EXPLAIN QUERY PLAN SELECT record FROM jobs WHERE caller = 'x' ORDER BY id DESC LIMIT 5")
     .all()
     .map((r) => String(r.detail))
     .join('; ');
   assert.match(plan, /USING INDEX jobs_by_caller/, 'filters are served by an index');
+  const keysPlan = db
+    .prepare('EXPLAIN QUERY PLAN DELETE FROM idempotency_keys WHERE job = 1')
+    .all()
+    .map((r) => String(r.detail))
+    .join('; ');
+  assert.match(keysPlan, /USING (COVERING )?INDEX idempotency_keys_by_job/, "retention finds a job's keys by an index");
 });
 
 test('sqlite: retention by count deletes in batches: up to 1/64 over the limit waits, then it goes back down to the limit, oldest first', async (t) => {

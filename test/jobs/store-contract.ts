@@ -226,4 +226,19 @@ export function storeContract(name: string, factory: StoreFactory): void {
       await factory.cleanup(again);
     },
   );
+  withStore("a key whose job retention deleted never leads to a later job, not even one that took the deleted job's place in the store", async (store) => {
+    const since = Date.now() - 60_000;
+    const long = newRecord({ caller: 'bob' });
+    await store.create(long, events(1, 'job', ['{}']));
+    const keyed = newRecord({ caller: 'alice' });
+    await store.create(keyed, events(1, 'job', ['{}']), { caller: 'alice', key: 'deploy-7', fingerprint: 'fp-alice' });
+    await finishJob(store, keyed, 1, { endedAt: '2026-01-01T00:00:00.000Z' });
+    await finishJob(store, long, 1, { endedAt: '2026-01-02T00:00:00.000Z' });
+    // Age retention deletes the newest job created (the keyed one); the next job is created after it.
+    assert.equal(await store.prune({ endedBefore: Date.UTC(2026, 0, 1, 12), maxJobs: 1000, maxBytes: 0 }), 1);
+    const next = newRecord({ caller: 'bob' });
+    await store.create(next, events(1, 'job', ['{}']));
+    assert.equal(await store.idempotent('alice', 'deploy-7', since), undefined, "alice's key must not lead to bob's job");
+    await factory.cleanup(store);
+  });
 }
