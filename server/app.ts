@@ -166,6 +166,13 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
       throw err;
     }
   }
+  if (entra && !access) {
+    log.warn(
+      { tenant: config.entraTenant },
+      'bearer tokens are accepted without an access file: any identity of the tenant that can get a token for ARMHOOK_ENTRA_AUDIENCE may run every hook and see every job. ' +
+        'Set ARMHOOK_ACCESS to a file of rules naming the entra:<object id> callers allowed, or require app role assignment on the app registration',
+    );
+  }
 
   const catalog = new HookCatalog({ scriptsDir: config.scriptsDir, log: log.child({ component: 'hooks' }) });
   const problems = await catalog.startupProblems();

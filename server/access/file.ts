@@ -1,5 +1,6 @@
 // The access file as it is now. Every request that needs the rules does one async stat (shared by
-// concurrent requests); a changed file (inode, size, mtime, ctime) is read and parsed again. A
+// concurrent requests); a changed file (inode, size, mtime, ctime) is read and parsed again, and
+// the secret files it names with it (touching the access file after rotating a secret). A
 // file modified within the last two seconds may hide a later edit of the same size in the same
 // timestamp tick, so until it is older its content is compared on each look. A broken edit keeps
 // the last good rules and logs why, once per version; a fixed edit is logged too.
@@ -106,7 +107,9 @@ export class AccessFile {
       this.#failed(describeReadError(this.file, err));
       return this.#policy;
     }
-    if (read.version.digest === this.#version.digest) {
+    // The same text under a new stat (a touch) is read again too: that is how an operator says
+    // that a secret file it names has changed.
+    if (read.version.digest === this.#version.digest && read.version.sig === this.#version.sig) {
       this.#version = read.version;
       return this.#policy;
     }

@@ -12,7 +12,7 @@ import { buildApp } from '../../server/app.ts';
 import { loadConfig } from '../../server/config/index.ts';
 import { startEntraFake, type EntraFake } from '../fakes/entra.ts';
 import { createTestPki } from '../helpers/certs.ts';
-import { captureLog } from '../helpers/log.ts';
+import { captureLog, LEVEL } from '../helpers/log.ts';
 import { assertJsonError, doneRecord, fetchText, markerExists, parseSse, readTree, startServer, type TestServer } from '../helpers/server.ts';
 import { hashPassword } from '../../server/auth/passwd.ts';
 
@@ -201,11 +201,21 @@ test('fail closed: a non-loopback listener starts with bearer tokens alone, and 
     imdsEndpoint: 'http://127.0.0.1:9',
   };
   try {
-    const withTokens = await buildApp(
-      loadConfig({ env: {}, cwd: root, overrides: { ...base, entraTenant: tenant.tenant, entraAudience: tenant.audience, entraAuthority: tenant.url } }),
-      { log: captureLog().log },
-    );
+    const tokensOnly = { ...base, entraTenant: tenant.tenant, entraAudience: tenant.audience, entraAuthority: tenant.url };
+    const warned = captureLog();
+    const withTokens = await buildApp(loadConfig({ env: {}, cwd: root, overrides: tokensOnly }), { log: warned.log });
     await withTokens.close();
+    // Without an access file every identity of the tenant with a token for the audience may run
+    // every hook: allowed (today's behaviour without rules), but the operator is told at start.
+    const warning = warned.lines().find((l) => l.level === LEVEL.warn && l.msg.includes('without an access file'));
+    assert.ok(warning, 'a warning names the open door');
+    assert.match(warning.msg, /ARMHOOK_ACCESS/);
+    const accessFile = join(root, 'access.json');
+    await writeFile(accessFile, JSON.stringify({ rules: [{ callers: [`entra:${allowedOid}`], run: ['allowed/*'], jobs: 'own' }] }));
+    const ruled = captureLog();
+    const withRules = await buildApp(loadConfig({ env: {}, cwd: root, overrides: { ...tokensOnly, access: accessFile } }), { log: ruled.log });
+    await withRules.close();
+    assert.ok(!ruled.lines().some((l) => l.msg.includes('without an access file')));
     await assert.rejects(
       buildApp(loadConfig({ env: {}, cwd: root, overrides: base }), { log: captureLog().log }),
       /refusing to listen on 0\.0\.0\.0.*ARMHOOK_ENTRA_TENANT/,

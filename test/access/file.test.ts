@@ -1,0 +1,32 @@
+// The access file re-read on change: touching it after rotating a secret puts the new secret in
+// force without a restart (the text is the same, the secret file is not).
+import assert from 'node:assert/strict';
+import { chmod, mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { AccessFile } from '../../server/access/index.ts';
+import { captureLog } from '../helpers/log.ts';
+
+test('a touch of the access file after rotating a secret puts the new secret in force; an untouched file keeps the old one', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'armhook-access-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const secretFile = join(dir, 'deployer.secret');
+  const file = join(dir, 'access.json');
+  await writeFile(secretFile, 'old-secret\n');
+  await chmod(secretFile, 0o600);
+  await writeFile(file, JSON.stringify({ rules: [], signatures: { deployer: { scheme: 'hmac', secretFile, hooks: ['vm/*'] } } }));
+  // Both files older than the racy window, so only a stat change makes the file read again.
+  const past = new Date(Date.now() - 60_000);
+  await utimes(file, past, past);
+  const access = await AccessFile.open(file, captureLog().log);
+  const secret = async (): Promise<string> => String((await access.current()).signatures[0]?.secret);
+  assert.equal(await secret(), 'old-secret');
+
+  await writeFile(secretFile, 'new-secret\n');
+  assert.equal(await secret(), 'old-secret', 'the secret is read with the access file, not on every request');
+
+  const now = new Date();
+  await utimes(file, now, now);
+  assert.equal(await secret(), 'new-secret');
+});
