@@ -6,7 +6,8 @@ import { copyFile, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium, openSession, type BrowserSession } from '../helpers/browser.ts';
 import { setPassword } from '../../server/auth/passwd.ts';
 import { gateLine, release } from '../helpers/process.ts';
 import { startCutProxy } from '../helpers/proxy.ts';
@@ -55,20 +56,7 @@ printf '\\033[32mdone\\033[0m\\n'
       'big.sh': '#!/bin/sh\nseq 1 100000 | sed "s/^/line /"\n',
     },
   });
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    // playwright gives every launch a fresh, temporary user-data-dir.
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {
@@ -90,30 +78,8 @@ async function waitDone(id: string): Promise<{ status: string }> {
   return JSON.parse(parseSse(res.body).events.at(-1)?.data ?? '{}') as { status: string };
 }
 
-interface Session {
-  context: BrowserContext;
-  page: Page;
-  /** Console errors, page errors and CSP violations seen so far. */
-  problems: string[];
-  close(): Promise<void>;
-}
-
-async function session(origin = server.url, credentials = { username: USER, password: PASSWORD }): Promise<Session> {
-  const context = await browser.newContext({ baseURL: origin, ignoreHTTPSErrors: true, httpCredentials: credentials, viewport: { width: 1280, height: 860 } });
-  const page = await context.newPage();
-  const problems: string[] = [];
-  page.on('console', (msg) => {
-    if (msg.type() === 'error' || msg.type() === 'warning') problems.push(`${msg.type()}: ${msg.text()}`);
-  });
-  page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
-  return {
-    context,
-    page,
-    problems,
-    async close() {
-      await context.close();
-    },
-  };
+function session(origin = server.url, credentials = { username: USER, password: PASSWORD }): Promise<BrowserSession> {
+  return openSession(browser, { baseURL: origin, httpCredentials: credentials, viewport: { width: 1280, height: 860 } });
 }
 
 /** The visible output rows as [line number, text, kind]. */

@@ -3,7 +3,8 @@
 // read-only GET handler, each followed to its end on the job page.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { launchChromium, openSession, type BrowserSession } from '../helpers/browser.ts';
 import { startAzureServer, type AzureServerEnv } from '../azure/setup.ts';
 import { fetchText } from '../helpers/server.ts';
 
@@ -16,34 +17,15 @@ let browser: Browser;
 before(async () => {
   env = await startAzureServer();
   env.arm.addGroup('app-rg');
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium();
 });
 after(async () => {
   await browser?.close();
   await env?.close();
 });
 
-async function page(): Promise<{ page: Page; problems: string[]; close(): Promise<void> }> {
-  const context = await browser.newContext({ baseURL: env.server.url, ignoreHTTPSErrors: true });
-  const p = await context.newPage();
-  const problems: string[] = [];
-  p.on('console', (msg) => {
-    if (msg.type() === 'error' || msg.type() === 'warning') problems.push(msg.text());
-  });
-  p.on('pageerror', (err) => problems.push(err.message));
-  return { page: p, problems, close: () => context.close() };
+function page(): Promise<BrowserSession> {
+  return openSession(browser, { baseURL: env.server.url });
 }
 
 test('azure/deployments/create: fields from the schema, the template as the body, progress and the outputs on the job page', async () => {
