@@ -3,18 +3,14 @@
 // exits non-zero on problems.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestPki, type TestPki } from '../helpers/certs.ts';
+import { runCheck, type CliRun } from '../helpers/process.ts';
 import { startArmFake, type ArmFake } from '../fakes/arm.ts';
 import { startImdsFake, type ImdsFake } from '../fakes/imds.ts';
-
-const ROOT = join(import.meta.dirname, '..', '..');
-const NODE = join(ROOT, 'node_modules', '.bin', 'node');
-const MAIN = join(ROOT, 'server', 'cli', 'main.ts');
 
 let imds: ImdsFake;
 let arm: ArmFake;
@@ -39,34 +35,15 @@ after(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-interface CheckRun {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function check(env: Record<string, string>): Promise<CheckRun> {
-  return new Promise((resolve) => {
-    execFile(
-      NODE,
-      [MAIN, 'check'],
-      {
-        cwd: dir,
-        env: {
-          PATH: process.env['PATH'] ?? '/usr/bin:/bin',
-          HOME: dir,
-          ARMHOOK_SCRIPTS_DIR: join(dir, 'scripts'),
-          ARMHOOK_TLS_DIR: join(dir, 'tls'),
-          ARMHOOK_DATA_DIR: join(dir, 'data'),
-          ARMHOOK_IMDS_ENDPOINT: imds.url,
-          ARMHOOK_ARM_ENDPOINT: arm.url,
-          ARMHOOK_ARM_CA_FILE: caFile,
-          ...env,
-        },
-        timeout: 120_000,
-      },
-      (error, stdout, stderr) => resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
+function check(env: Record<string, string>): Promise<CliRun> {
+  return runCheck(dir, {
+    ARMHOOK_SCRIPTS_DIR: join(dir, 'scripts'),
+    ARMHOOK_TLS_DIR: join(dir, 'tls'),
+    ARMHOOK_DATA_DIR: join(dir, 'data'),
+    ARMHOOK_IMDS_ENDPOINT: imds.url,
+    ARMHOOK_ARM_ENDPOINT: arm.url,
+    ARMHOOK_ARM_CA_FILE: caFile,
+    ...env,
   });
 }
 

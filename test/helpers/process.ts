@@ -1,6 +1,6 @@
 // Runs the real `armhook serve` CLI as a separate process (restart, SIGKILL and SIGTERM tests),
 // and small process utilities: is a pid gone, wait for a process to exit.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { access, chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -266,4 +266,25 @@ export async function release(markerDir: string, name: string): Promise<void> {
 /** A shell loop (inside a script) that blocks until the test calls `release(markerDir, name)`. */
 export function gateLine(name: string): string {
   return `while [ ! -e "$ARMHOOK_TEST_MARKERS/${name}" ]; do sleep 0.05; done`;
+}
+
+export interface CliRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * `armhook check` as a child process in `cwd`, with only PATH, HOME (= cwd) and `env`: the
+ * environment an operator's shell would give it, none of the test runner's.
+ */
+export function runCheck(cwd: string, env: Record<string, string>): Promise<CliRun> {
+  return new Promise((resolve) => {
+    execFile(
+      NODE,
+      [CLI, 'check'],
+      { cwd, env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: cwd, ...env }, timeout: 120_000 },
+      (error, stdout, stderr) => resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
 }

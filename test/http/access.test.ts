@@ -2,12 +2,12 @@
 // sees under own / all / none (read, tail, log, cancel; another caller's job is 404), list and
 // catalog filtering, typed handlers, metrics, reload on change and a broken edit.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { hashPassword } from '../../server/auth/passwd.ts';
+import { runCheck } from '../helpers/process.ts';
 import { assertJsonError, fetchText, markerExists, open, startServer, streamReader, type TestServer } from '../helpers/server.ts';
 
 const USERS = ['alice', 'bob', 'ops', 'viewer', 'nobody'] as const;
@@ -184,25 +184,12 @@ test('armhook check names every problem of the access file', async () => {
       other: true,
     }),
   );
-  const root = join(import.meta.dirname, '..', '..');
-  const result = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
-    execFile(
-      join(root, 'node_modules', '.bin', 'node'),
-      [join(root, 'server', 'cli', 'main.ts'), 'check'],
-      {
-        cwd: dir,
-        env: {
-          PATH: process.env['PATH'] ?? '/usr/bin:/bin',
-          HOME: dir,
-          ARMHOOK_SCRIPTS_DIR: server.scriptsDir,
-          ARMHOOK_TLS_DIR: join(dir, 'tls'),
-          ARMHOOK_DATA_DIR: join(dir, 'check-data'),
-          ARMHOOK_ACCESS: bad,
-          ARMHOOK_IMDS_ENDPOINT: 'http://127.0.0.1:9',
-        },
-      },
-      (error, stdout) => resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout }),
-    );
+  const result = await runCheck(dir, {
+    ARMHOOK_SCRIPTS_DIR: server.scriptsDir,
+    ARMHOOK_TLS_DIR: join(dir, 'tls'),
+    ARMHOOK_DATA_DIR: join(dir, 'check-data'),
+    ARMHOOK_ACCESS: bad,
+    ARMHOOK_IMDS_ENDPOINT: 'http://127.0.0.1:9',
   });
   assert.equal(result.code, 1);
   for (const problem of [

@@ -2,7 +2,6 @@
 // generated here): each auth method × a hook the caller may run and one it may not, and every
 // kind of bad token. A script runs only when it is allowed: each case has its own marker file.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -13,6 +12,7 @@ import { loadConfig } from '../../server/config/index.ts';
 import { startEntraFake, type EntraFake } from '../fakes/entra.ts';
 import { createTestPki } from '../helpers/certs.ts';
 import { captureLog, LEVEL } from '../helpers/log.ts';
+import { runCheck } from '../helpers/process.ts';
 import { assertJsonError, doneRecord, fetchText, markerExists, parseSse, readTree, startServer, type TestServer } from '../helpers/server.ts';
 import { hashPassword } from '../../server/auth/passwd.ts';
 
@@ -226,28 +226,16 @@ test('fail closed: a non-loopback listener starts with bearer tokens alone, and 
 });
 
 /** `armhook check` as a child process with these settings (the fake tenant's CA trusted at start). */
-function check(env: Record<string, string>): Promise<string> {
-  const root = join(import.meta.dirname, '..', '..');
-  return new Promise((resolve) => {
-    execFile(
-      join(root, 'node_modules', '.bin', 'node'),
-      [join(root, 'server', 'cli', 'main.ts'), 'check'],
-      {
-        cwd: dir,
-        env: {
-          PATH: process.env['PATH'] ?? '/usr/bin:/bin',
-          HOME: dir,
-          NODE_EXTRA_CA_CERTS: caFile,
-          ARMHOOK_SCRIPTS_DIR: server.scriptsDir,
-          ARMHOOK_TLS_DIR: join(dir, 'tls'),
-          ARMHOOK_DATA_DIR: join(dir, 'check-data'),
-          ARMHOOK_IMDS_ENDPOINT: 'http://127.0.0.1:9',
-          ...env,
-        },
-      },
-      (_error, stdout) => resolve(stdout),
-    );
+async function check(env: Record<string, string>): Promise<string> {
+  const run = await runCheck(dir, {
+    NODE_EXTRA_CA_CERTS: caFile,
+    ARMHOOK_SCRIPTS_DIR: server.scriptsDir,
+    ARMHOOK_TLS_DIR: join(dir, 'tls'),
+    ARMHOOK_DATA_DIR: join(dir, 'check-data'),
+    ARMHOOK_IMDS_ENDPOINT: 'http://127.0.0.1:9',
+    ...env,
   });
+  return run.stdout;
 }
 
 test("armhook check fetches the tenant's signing keys, and names the authority when it cannot", async () => {
