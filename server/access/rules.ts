@@ -135,7 +135,9 @@ function parseRules(value: unknown, problems: string[]): CompiledRule[] {
     const run = rule.run === undefined ? [] : globs(rule.run, `${where}.run`, problems);
     const jobs = rule.jobs ?? 'none';
     if (jobs !== 'none' && jobs !== 'own' && jobs !== 'all') problems.push(`${where}.jobs must be "own", "all" or "none"`);
-    return [{ callers: new Set(callers), run, jobs: jobs as JobScope }];
+    // Object ids are GUIDs, which Entra writes in lower case and people copy in either.
+    const names = callers.map((name) => (name.startsWith('entra:') ? name.toLowerCase() : name));
+    return [{ callers: new Set(names), run, jobs: jobs as JobScope }];
   });
 }
 

@@ -71,8 +71,14 @@ export class JobOutput {
     this.#lines.line(text, stream);
   }
 
+  /**
+   * A handler's progress as one JSON event. Its strings are masked before they are serialised:
+   * JSON escapes `"` and `\` (and control characters), so a secret holding one would not be
+   * found in the text. The text is masked too, as before, for values that are not strings.
+   */
   progress(data: Record<string, unknown>): void {
-    this.#log.append([{ event: 'progress', data: this.#lines.mask(JSON.stringify(data)) }]);
+    const json = JSON.stringify(data, (_key, value: unknown) => (typeof value === 'string' ? this.#lines.mask(value) : value));
+    this.#log.append([{ event: 'progress', data: this.#lines.mask(json) }]);
   }
 
   /** Flushes last lines that had no line end. */

@@ -73,3 +73,12 @@ test('every problem is named at once', () => {
   assert.throws(() => parseAccessFile('{', 'f.json'), /not valid JSON/);
   assert.throws(() => parseAccessFile('[]', 'f.json'), /must be a JSON object/);
 });
+
+test('entra: object ids match whatever their case in the file (callers are named in lower case, as Entra writes them)', () => {
+  const oid = '3F0C2B6A-9D41-4E8B-A0C7-1B2D3E4F5A6B';
+  const policy = parseAccessFile(JSON.stringify({ rules: [{ callers: [`entra:${oid}`], run: ['app/deploy'], jobs: 'own' }] }), 'access.json');
+  const caller = policy.forCaller(`entra:${oid.toLowerCase()}`);
+  assert.ok(caller.mayRun('app/deploy'));
+  assert.equal(caller.jobs, 'own');
+  assert.ok(!policy.forCaller('entra:00000000-0000-0000-0000-000000000000').mayRun('app/deploy'));
+});
