@@ -30,6 +30,10 @@ const BASIC_CHALLENGE = 'Basic realm="armhook", charset="UTF-8"';
 const BEARER_CHALLENGE = 'Bearer realm="armhook"';
 
 type Scheme = 'none' | 'basic' | 'bearer' | 'signature' | 'other';
+/** Settles who the caller is from its credentials, or throws an AuthFailure. */
+type Authenticate = (request: FastifyRequest, reply: FastifyReply) => Promise<string>;
+type FailureLimiter = ReturnType<FastifyInstance['createRateLimit']>;
+type Refuse = (request: FastifyRequest, reply: FastifyReply, failure: AuthFailure) => Promise<never>;
 
 /** A failed authentication: what the audit line and the 401 say (never the credentials). */
 class AuthFailure extends Error {
@@ -52,7 +56,7 @@ function schemeOf(header: string | undefined): Scheme {
 }
 
 /** The caller's credentials say who it is: the htpasswd user, `entra:<oid>`, or `anonymous` when nothing is configured. */
-function authenticators(app: FastifyInstance, options: AuthOptions): ((request: FastifyRequest, reply: FastifyReply) => Promise<string>) | undefined {
+function authenticators(app: FastifyInstance, options: AuthOptions): Authenticate | undefined {
   const { authenticator, entra } = options;
   if (!authenticator && !entra) return undefined;
   const challenges = [...(authenticator ? [BASIC_CHALLENGE] : []), ...(entra ? [BEARER_CHALLENGE] : [])];
@@ -102,7 +106,7 @@ function authenticators(app: FastifyInstance, options: AuthOptions): ((request: 
  * socket's address, or X-Forwarded-For's when the socket is a trusted proxy, ARMHOOK_TRUST_PROXY).
  * Loaded only when authentication is configured.
  */
-async function failureLimiter(app: FastifyInstance, options: AuthOptions): Promise<ReturnType<FastifyInstance['createRateLimit']>> {
+async function failureLimiter(app: FastifyInstance, options: AuthOptions): Promise<FailureLimiter> {
   const { default: rateLimit } = await import('@fastify/rate-limit');
   await app.register(rateLimit, {
     global: false,
@@ -127,38 +131,46 @@ export async function registerAuth(app: FastifyInstance, options: AuthOptions): 
   app.decorateRequest('signedBy', undefined);
   app.decorateRequest('deliveryId', undefined);
 
-  app.addHook('onRequest', async (request) => {
-    if (!STATE_CHANGING.has(request.method) && request.routeOptions.config.startsJob !== true) return;
-    const reason = crossSiteReason(request.headers);
-    if (reason)
-      throw new AppError(
-        403,
-        'cross_site',
-        `cross-site request refused (${reason}): armhook only accepts requests from its own origin or from non-browser clients; nothing was run`,
-      );
-  });
-
+  app.addHook('onRequest', refuseCrossSite);
   const authenticate = authenticators(app, options);
-  if (options.authenticator) {
-    await app.register(basicAuth, {
-      authenticate: { realm: 'armhook' },
-      validate: async (user, password, request) => {
-        if (!(await options.authenticator?.authenticate(user, password))) {
-          throw new AuthFailure('basic', 'unknown user or wrong password', {
-            counts: true,
-            challenges: [BASIC_CHALLENGE, ...(options.entra ? [BEARER_CHALLENGE] : [])],
-          });
-        }
-        request.caller = user;
-      },
-    });
-  }
-  const access = options.access;
-  const failures = authenticate || access ? await failureLimiter(app, options) : undefined;
-  const replay = new ReplayGuard();
+  if (options.authenticator) await registerBasicAuth(app, options.authenticator, options.entra !== undefined);
+  const failures = authenticate || options.access ? await failureLimiter(app, options) : undefined;
+  const refuse = refusal(failures);
+  app.addHook('onRequest', identifyCaller({ authenticate, access: options.access, failures, refuse }));
+  app.addHook('preHandler', verifySignature(new ReplayGuard(), refuse));
+}
 
-  /** Logs the failure (audit), counts it against the address, and answers 401. */
-  const refuse = async (request: FastifyRequest, reply: FastifyReply, failure: AuthFailure): Promise<never> => {
+/** A browser's cross-site request that changes something or starts a job is refused before anything else. */
+async function refuseCrossSite(request: FastifyRequest): Promise<void> {
+  if (!STATE_CHANGING.has(request.method) && request.routeOptions.config.startsJob !== true) return;
+  const reason = crossSiteReason(request.headers);
+  if (reason)
+    throw new AppError(
+      403,
+      'cross_site',
+      `cross-site request refused (${reason}): armhook only accepts requests from its own origin or from non-browser clients; nothing was run`,
+    );
+}
+
+/** @fastify/basic-auth checking users and passwords against the htpasswd file; a wrong one is an AuthFailure that counts. */
+async function registerBasicAuth(app: FastifyInstance, authenticator: Authenticator, bearerToo: boolean): Promise<void> {
+  await app.register(basicAuth, {
+    authenticate: { realm: 'armhook' },
+    validate: async (user, password, request) => {
+      if (!(await authenticator.authenticate(user, password))) {
+        throw new AuthFailure('basic', 'unknown user or wrong password', {
+          counts: true,
+          challenges: [BASIC_CHALLENGE, ...(bearerToo ? [BEARER_CHALLENGE] : [])],
+        });
+      }
+      request.caller = user;
+    },
+  });
+}
+
+/** Logs the failure (audit), counts it against the address, and answers 401. */
+function refusal(failures: FailureLimiter | undefined): Refuse {
+  return async (request, reply, failure) => {
     request.log.warn(
       { audit: 'auth-failed', source: request.ip, method: request.method, path: pathOf(request.url), scheme: failure.scheme, reason: failure.message },
       'authentication failed',
@@ -167,25 +179,38 @@ export async function registerAuth(app: FastifyInstance, options: AuthOptions): 
     if (failure.challenges.length > 0) void reply.header('WWW-Authenticate', failure.challenges.length === 1 ? failure.challenges[0] : failure.challenges);
     throw new AppError(401, 'unauthorized', failure.message);
   };
+}
 
-  app.addHook('onRequest', async (request, reply) => {
+/** 429 with Retry-After while the address has used up its failed authentications. */
+async function refuseThrottled(request: FastifyRequest, failures: FailureLimiter): Promise<void> {
+  const state = await failures(request, { increment: false });
+  if (state.isAllowed || state.remaining !== 0) return;
+  request.log.warn(
+    { audit: 'auth-throttled', source: request.ip, method: request.method, path: pathOf(request.url) },
+    'request refused: too many failed authentications from this address',
+  );
+  const seconds = Math.max(1, state.ttlInSeconds);
+  throw new AppError(429, 'too_many_failures', `too many failed authentications from ${request.ip}; try again in ${seconds} s`, undefined, {
+    retryAfterSeconds: seconds,
+  });
+}
+
+/**
+ * Who the caller is and what it may do: nobody for the health checks; a signed hook's caller is
+ * settled by its signature once the body is read (verifySignature), any other by its credentials.
+ */
+function identifyCaller(parts: {
+  authenticate: Authenticate | undefined;
+  access: AccessFile | undefined;
+  failures: FailureLimiter | undefined;
+  refuse: Refuse;
+}): (request: FastifyRequest, reply: FastifyReply) => Promise<void> {
+  const { authenticate, access, failures, refuse } = parts;
+  return async (request, reply) => {
     // The health checks answer anyone; any other method on their paths is authenticated as usual.
     if ((request.method === 'GET' || request.method === 'HEAD') && PUBLIC_PATHS.has(pathOf(request.url))) return;
-    if (failures) {
-      const state = await failures(request, { increment: false });
-      if (!state.isAllowed && state.remaining === 0) {
-        request.log.warn(
-          { audit: 'auth-throttled', source: request.ip, method: request.method, path: pathOf(request.url) },
-          'request refused: too many failed authentications from this address',
-        );
-        const seconds = Math.max(1, state.ttlInSeconds);
-        throw new AppError(429, 'too_many_failures', `too many failed authentications from ${request.ip}; try again in ${seconds} s`, undefined, {
-          retryAfterSeconds: seconds,
-        });
-      }
-    }
+    if (failures) await refuseThrottled(request, failures);
     const policy: AccessPolicy = access ? await access.current() : OPEN_POLICY;
-    // A signed hook is run by its signature alone, checked once the body is read (preHandler).
     const signed = request.method === 'POST' ? policy.signaturesFor(pathOf(request.url).slice(1)) : [];
     if (signed.length > 0) {
       if (!signed.some((spec) => request.headers[SIGNATURE_HEADERS[spec.scheme]] !== undefined)) {
@@ -204,9 +229,12 @@ export async function registerAuth(app: FastifyInstance, options: AuthOptions): 
       }
     }
     request.access = policy.forCaller(request.caller);
-  });
+  };
+}
 
-  app.addHook('preHandler', async (request, reply) => {
+/** A signed hook's request runs when one of its signatures verifies over the body; otherwise it is refused. */
+function verifySignature(replay: ReplayGuard, refuse: Refuse): (request: FastifyRequest, reply: FastifyReply) => Promise<void> {
+  return async (request, reply) => {
     const signed = request.signedBy;
     if (!signed) return;
     const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
@@ -231,7 +259,7 @@ export async function registerAuth(app: FastifyInstance, options: AuthOptions): 
       problem = why;
     }
     await refuse(request, reply, new AuthFailure('signature', problem, { counts: true, challenges: [] }));
-  });
+  };
 }
 
 /**
