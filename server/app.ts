@@ -13,6 +13,8 @@ import { isLoopback, listSetting, type Config } from './config/index.ts';
 import { azSetupFor, HookCatalog, runScript, SpawnHelper, type AzSetup } from './hooks/index.ts';
 import {
   registerAuth,
+  loadFingerprintKey,
+  FINGERPRINT_KEY_FILE,
   registerAzureRoutes,
   describeHandler,
   registerCatalogRoutes,
@@ -234,6 +236,7 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
     retentionMax: config.retentionMax,
     retentionBytes: config.retentionSize,
   });
+  const fingerprintKey = await openFingerprintKey(config.dataDir, log);
   const interrupted = await jobs.open();
   if (interrupted.length > 0) log.warn({ jobs: interrupted.map((r) => r.id) }, 'jobs left running by a previous process were marked interrupted');
 
@@ -278,7 +281,15 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
   });
   registerHealthRoutes(app, { scriptsDir: config.scriptsDir, azure, accepting: () => jobs.accepting });
   registerCatalogRoutes(app, { catalog, extra: async () => (await azure.loadHandlers()).map(describeHandler) });
-  registerAzureRoutes(app, { azure, jobs, log, timeout: config.timeout, keepAliveMs: config.keepAlive * 1000, outputLimit: config.outputLimit });
+  registerAzureRoutes(app, {
+    azure,
+    jobs,
+    log,
+    timeout: config.timeout,
+    keepAliveMs: config.keepAlive * 1000,
+    outputLimit: config.outputLimit,
+    fingerprintKey,
+  });
   registerJobRoutes(app, { jobs, keepAliveMs: config.keepAlive * 1000 });
   registerConsoleRoutes(app);
   registerMetricsRoute(app, { jobs, metrics, certificateNotAfter: () => tls.notAfter() });
@@ -289,6 +300,7 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
     killGraceMs: config.killGrace * 1000,
     keepAliveMs: config.keepAlive * 1000,
     outputLimit: config.outputLimit,
+    fingerprintKey,
     azureEnv: () => azure.scriptEnv(),
     az,
     spawn: spawnScript,
@@ -333,6 +345,17 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
       await app.close();
     },
   };
+}
+
+/** The key idempotency fingerprints are made with; a data directory armhook cannot write stops the start-up. */
+async function openFingerprintKey(dataDir: string, log: Logger): Promise<Buffer> {
+  try {
+    return await loadFingerprintKey(dataDir, log.child({ component: 'jobs' }));
+  } catch (err) {
+    throw new StartupError(
+      `cannot read or create ${join(dataDir, FINGERPRINT_KEY_FILE)} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); make ARMHOOK_DATA_DIR writable by the user armhook runs as`,
+    );
+  }
 }
 
 /** The job database; a damaged one stops the start-up with what to do (armhook never drops jobs by itself). */

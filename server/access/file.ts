@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { open as openFile, stat } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
 import type { Logger } from 'pino';
-import { AccessFileError, parseAccessFile, type AccessPolicy } from './rules.ts';
+import { AccessFileError, parseAccessFile, signatureWarnings, type AccessPolicy } from './rules.ts';
 
 const RACY_WINDOW_MS = 2000;
 
@@ -80,6 +80,7 @@ export class AccessFile {
     }
     const policy = await readSecrets(parseAccessFile(read.text, file), file);
     log.info({ file, signatures: policy.signatures.length }, `loaded access file ${file}`);
+    warn(log, file, policy);
     return new AccessFile(file, log, policy, read.version);
   }
 
@@ -124,6 +125,7 @@ export class AccessFile {
     this.#version = read.version;
     this.#lastFailure = undefined;
     this.#log.info({ file: this.file, signatures: this.#policy.signatures.length }, `access file ${this.file} changed; the new rules are in force`);
+    warn(this.#log, this.file, this.#policy);
     return this.#policy;
   }
 
@@ -132,6 +134,10 @@ export class AccessFile {
     this.#lastFailure = message;
     this.#log.error({ file: this.file }, `${message}; the last good rules stay in force until the file is fixed (check it with \`armhook check\`)`);
   }
+}
+
+function warn(log: Logger, file: string, policy: AccessPolicy): void {
+  for (const warning of signatureWarnings(policy)) log.warn({ file }, `access file ${file}: ${warning}`);
 }
 
 /**

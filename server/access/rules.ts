@@ -191,6 +191,30 @@ class Access implements CallerAccess {
   }
 }
 
+/**
+ * What an operator should know about the signatures (not errors: the file is in force). A GitHub
+ * signature covers the body only, never the URL, so a delivery captured on its way to one hook
+ * can be sent to any other hook its secret is good for, where it runs once more: one entry (and
+ * secret) per GitHub hook binds each delivery to its hook. Call once the secrets are read.
+ */
+export function signatureWarnings(policy: AccessPolicy): string[] {
+  const github = policy.signatures.filter((spec) => spec.scheme === 'github');
+  const warnings = github
+    .filter((spec) => spec.hooks.length > 1 || spec.hooks.some((glob) => glob.includes('*')))
+    .map(
+      (spec) =>
+        `signatures.${spec.name} (github) serves several hooks (${spec.hooks.join(', ')}): a GitHub signature does not cover the URL, so a delivery to one of them can be replayed to another; give each GitHub hook its own entry and secret`,
+    );
+  for (const [i, spec] of github.entries()) {
+    const twin = github.slice(i + 1).find((other) => other.secret.length > 0 && other.secret.equals(spec.secret));
+    if (twin)
+      warnings.push(
+        `signatures.${spec.name} and signatures.${twin.name} (github) share a secret: a delivery to one can be replayed to the other; give each its own secret`,
+      );
+  }
+  return warnings;
+}
+
 /** Every caller may do everything: no access file. */
 export const OPEN_POLICY: AccessPolicy = {
   restricted: false,

@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AccessFileError, loadAccessFile } from '../access/index.ts';
+import { AccessFileError, loadAccessFile, signatureWarnings } from '../access/index.ts';
 import { HtpasswdAuthenticator } from '../auth/index.ts';
 import { createAzure, readArmCaFile } from '../azure/index.ts';
 import { isLoopback, listSetting, type Config } from '../config/index.ts';
@@ -77,6 +77,7 @@ export async function check(config: Config, parentLog: Logger): Promise<number> 
     try {
       const policy = await loadAccessFile(config.access);
       ok(`access: ${policy.ruleCount} rule(s), ${policy.signatures.length} signature(s) in ${config.access}`);
+      for (const warning of signatureWarnings(policy)) process.stdout.write(`WARN  access: ${warning}\n`);
     } catch (err) {
       if (!(err instanceof AccessFileError)) throw err;
       for (const problem of err.problems) fail(`access: ${config.access}: ${problem}`);

@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { OPEN_POLICY, type AccessFile, type AccessPolicy } from '../access/index.ts';
 import { TokenError, type EntraVerifier } from '../auth/index.ts';
 import { AppError } from '../errors.ts';
-import { githubSignatureProblem, hmacSignatureProblem, ReplayGuard, SIGNATURE_HEADERS } from '../auth/signatures.ts';
+import { checkGithubSignature, checkHmacSignature, ReplayGuard, SIGNATURE_HEADERS } from '../auth/signatures.ts';
 import { PUBLIC_PATHS } from './health.ts';
 import { crossSiteReason } from './security.ts';
 import { pathOf, queryOf } from './errors.ts';
@@ -129,7 +129,7 @@ export async function registerAuth(app: FastifyInstance, options: AuthOptions): 
   app.decorateRequest('caller', 'anonymous');
   app.decorateRequest('access', null as unknown as FastifyRequest['access']);
   app.decorateRequest('signedBy', undefined);
-  app.decorateRequest('deliveryId', undefined);
+  app.decorateRequest('signedKey', undefined);
 
   app.addHook('onRequest', refuseCrossSite);
   const authenticate = authenticators(app, options);
@@ -243,20 +243,19 @@ function verifySignature(replay: ReplayGuard, refuse: Refuse): (request: Fastify
       const header = request.headers[SIGNATURE_HEADERS[spec.scheme]];
       if (typeof header !== 'string') continue;
       const signedRequest = { method: request.method, url: request.url, body, header };
-      const why =
+      const check =
         spec.scheme === 'github'
-          ? githubSignatureProblem(spec.secret, signedRequest)
-          : hmacSignatureProblem(spec.secret, signedRequest, replay, Math.floor(Date.now() / 1000));
-      if (why === undefined) {
+          ? checkGithubSignature(spec.secret, signedRequest)
+          : checkHmacSignature(spec.secret, signedRequest, replay, Math.floor(Date.now() / 1000));
+      if (check.valid) {
         request.caller = `signature:${spec.name}`;
         request.access = signed.policy.forCaller(request.caller);
+        // What the signature covers keys the run, never a header a replay could change.
+        request.signedKey = check.runKey;
         if (spec.scheme === 'github') githubDelivery(request, body);
-        // The signature itself keys the run: a replay after a restart (when the replay guard
-        // has forgotten it) is answered with the job it started, never a second run.
-        else request.deliveryId = `hmac:${/v1=([0-9a-fA-F]{64})/.exec(header)?.[1]?.toLowerCase() ?? ''}`;
         return;
       }
-      problem = why;
+      problem = check.problem;
     }
     await refuse(request, reply, new AuthFailure('signature', problem, { counts: true, challenges: [] }));
   };
@@ -264,7 +263,7 @@ function verifySignature(replay: ReplayGuard, refuse: Refuse): (request: Fastify
 
 /**
  * A verified GitHub delivery: the signature covers the body only, so a query string is refused;
- * X-GitHub-Delivery is the idempotency key (GitHub's redeliveries repeat it); a form-encoded delivery (`payload=<json>`) is its JSON from here on (params, stdin).
+ * a form-encoded delivery (`payload=<json>`) is its JSON from here on (params, stdin).
  */
 function githubDelivery(request: FastifyRequest, body: Buffer): void {
   if (queryOf(request.url) !== '')
@@ -273,8 +272,6 @@ function githubDelivery(request: FastifyRequest, body: Buffer): void {
       'unsigned_query',
       'query parameters are not covered by a GitHub signature; put the values in the payload (and declare them with from=)',
     );
-  const delivery = request.headers['x-github-delivery'];
-  if (typeof delivery === 'string' && delivery !== '') request.deliveryId = delivery;
   const type = String(request.headers['content-type'] ?? '')
     .split(';')[0]
     ?.trim()

@@ -83,7 +83,7 @@ function handlerTask(handler: TypedHandler, params: unknown, body: Buffer, log: 
 /** Typed Azure handlers: same job model, output modes and auth as scripts. */
 export function registerAzureRoutes(
   app: FastifyInstance,
-  options: { azure: AzureService; jobs: JobManager; log: Logger; timeout: number; keepAliveMs: number; outputLimit: number },
+  options: { azure: AzureService; jobs: JobManager; log: Logger; timeout: number; keepAliveMs: number; outputLimit: number; fingerprintKey: Buffer },
 ): void {
   const find = async (path: string): Promise<TypedHandler> => {
     const handler = (await options.azure.loadHandlers()).find((h) => h.path === path);

@@ -14,7 +14,7 @@ declare module 'fastify' {
     access: CallerAccess;
     /** Set when the route is a signed hook: the signatures that may authenticate it (checked in preHandler). */
     signedBy: { policy: AccessPolicy; specs: SignatureSpec[] } | undefined;
-    /** A verified sender's delivery id (X-GitHub-Delivery, or the hmac signature itself): the run's idempotency key when it sends no Idempotency-Key. */
-    deliveryId: string | undefined;
+    /** A verified signature's run key (what the signature covers): the run's idempotency key; an Idempotency-Key header is ignored. */
+    signedKey: string | undefined;
   }
 }

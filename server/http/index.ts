@@ -6,6 +6,7 @@ export { registerHealthRoutes, PUBLIC_PATHS } from './health.ts';
 export type { ReadinessSource } from './health.ts';
 export { registerJobRoutes } from './jobs.ts';
 export { registerRunRoutes, httpStatusFor } from './run.ts';
+export { loadFingerprintKey, FINGERPRINT_KEY_FILE } from './idempotency.ts';
 export { registerCatalogRoutes } from './catalog.ts';
 export { registerRequestLog } from './request-log.ts';
 export { crossSiteReason } from './security.ts';

@@ -16,7 +16,7 @@ import type { JobLog, JobManager, JobRecord, JobSpec, LiveJob } from '../jobs/in
 import { requireRun } from './access.ts';
 import { describeScript } from './describe.ts';
 import { subscriptionValidation, webhookValidation } from './eventgrid.ts';
-import { fingerprint, idempotencyKey } from './idempotency.ts';
+import { runKey } from './idempotency.ts';
 import { AppError, quote } from '../errors.ts';
 import { methodNotAllowed, pathOf, queryOf } from './errors.ts';
 import { runMode, type RunMode } from './negotiate.ts';
@@ -31,6 +31,8 @@ export interface RunRouteOptions {
   killGraceMs: number;
   keepAliveMs: number;
   outputLimit: number;
+  /** The installation's key for idempotency fingerprints (loadFingerprintKey). */
+  fingerprintKey: Buffer;
   azureEnv: () => Record<string, string>;
   az: AzSetup;
   spawn: (options: ScriptRunOptions) => Promise<ScriptRunResult>;
@@ -141,16 +143,15 @@ export async function submitRun(
   body: Buffer,
   mode: RunMode,
   reply: FastifyReply,
-  options: { keepAliveMs: number; outputLimit: number },
+  options: { keepAliveMs: number; outputLimit: number; fingerprintKey: Buffer },
 ): Promise<void> {
-  const key = idempotencyKey(reply.request);
-  if (key === undefined) {
+  const run = runKey(reply.request, spec, body, options.fingerprintKey);
+  if (run === undefined) {
     await respondWithJob(await jobs.submit(spec), mode, reply, options);
     return;
   }
-  const print = fingerprint(spec, body);
-  const submission = await jobs.submitOnce({ ...spec, idempotency: { caller: spec.caller, key, fingerprint: print } });
-  if (submission.fingerprint !== print) {
+  const submission = await jobs.submitOnce({ ...spec, idempotency: { caller: spec.caller, key: run.key, fingerprint: run.fingerprint } });
+  if (submission.fingerprint !== run.fingerprint) {
     throw new AppError(
       422,
       'idempotency_key_reused',

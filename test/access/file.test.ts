@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { AccessFile } from '../../server/access/index.ts';
-import { captureLog } from '../helpers/log.ts';
+import { captureLog, LEVEL } from '../helpers/log.ts';
 
 test('a touch of the access file after rotating a secret puts the new secret in force; an untouched file keeps the old one', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'armhook-access-'));
@@ -29,4 +29,17 @@ test('a touch of the access file after rotating a secret puts the new secret in 
   const now = new Date();
   await utimes(file, now, now);
   assert.equal(await secret(), 'new-secret');
+});
+
+test('loading a file whose GitHub secret serves several hooks logs a warning saying to give each hook its own secret', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'armhook-access-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const secretFile = join(dir, 'github.secret');
+  const file = join(dir, 'access.json');
+  await writeFile(secretFile, 'gh-secret\n', { mode: 0o600 });
+  await writeFile(file, JSON.stringify({ signatures: { github: { scheme: 'github', secretFile, hooks: ['ci/build', 'ci/deploy'] } } }));
+  const captured = captureLog();
+  await AccessFile.open(file, captured.log);
+  const warning = captured.lines().find((l) => l.level === LEVEL.warn);
+  assert.match(warning?.msg ?? '', /signatures\.github \(github\) serves several hooks \(ci\/build, ci\/deploy\).*its own entry and secret/);
 });

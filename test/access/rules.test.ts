@@ -1,7 +1,7 @@
 // Access file parsing and matching, table-driven.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { AccessFileError, compileGlob, parseAccessFile } from '../../server/access/index.ts';
+import { AccessFileError, compileGlob, parseAccessFile, signatureWarnings } from '../../server/access/index.ts';
 
 test('hook globs: * is one segment (or part of one), ** one or more segments', () => {
   const cases: Array<[string, string, boolean]> = [
@@ -81,4 +81,26 @@ test('entra: object ids match whatever their case in the file (callers are named
   assert.ok(caller.mayRun('app/deploy'));
   assert.equal(caller.jobs, 'own');
   assert.ok(!policy.forCaller('entra:00000000-0000-0000-0000-000000000000').mayRun('app/deploy'));
+});
+
+test('a GitHub entry that serves several hooks, or two that share a secret, are warned about (a GitHub signature does not cover the URL); hmac entries and one hook per secret are not', () => {
+  const policy = parseAccessFile(
+    JSON.stringify({
+      signatures: {
+        many: { scheme: 'github', secretFile: '/s/many', hooks: ['ci/*'] },
+        two: { scheme: 'github', secretFile: '/s/two', hooks: ['ci/build', 'ci/test'] },
+        one: { scheme: 'github', secretFile: '/s/one', hooks: ['ci/deploy'] },
+        copy: { scheme: 'github', secretFile: '/s/copy', hooks: ['ci/release'] },
+        signer: { scheme: 'hmac', secretFile: '/s/signer', hooks: ['vm/*'] },
+      },
+    }),
+    'access.json',
+  );
+  for (const spec of policy.signatures) spec.secret = Buffer.from(spec.name === 'copy' ? 'one' : spec.name);
+  const warnings = signatureWarnings(policy);
+  assert.equal(warnings.length, 3, warnings.join('\n'));
+  assert.match(warnings[0] ?? '', /^signatures\.many \(github\) serves several hooks \(ci\/\*\).*its own entry and secret$/);
+  assert.match(warnings[1] ?? '', /^signatures\.two \(github\) serves several hooks \(ci\/build, ci\/test\)/);
+  assert.match(warnings[2] ?? '', /^signatures\.one and signatures\.copy \(github\) share a secret/);
+  assert.ok(!warnings.join('\n').includes('signer'));
 });

@@ -1,15 +1,19 @@
 // Idempotency-Key: a repeat of the same run by the same caller gets the job it already started
 // (202 repeats its Location, SSE replays and follows it, JSON waits for it); the same key with
 // other parameters or body is 422; concurrent duplicates make one job; keys survive a restart.
-// GitHub's X-GitHub-Delivery is the key of a signed GitHub delivery. Each script appends a line
-// to a file per run, so the number of lines is the number of runs.
+// A signed delivery is keyed on what its signature covers (a GitHub body, an hmac signature), never
+// on a header a replay could change. Fingerprints are HMACs under the installation's key file.
+// Each script appends a line to a file per run, so the number of lines is the number of runs.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { createHash, createHmac, randomUUID } from 'node:crypto';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { DatabaseSync } from 'node:sqlite';
 import { hashPassword } from '../../server/auth/passwd.ts';
+import { DATABASE_FILE } from '../../server/jobs/index.ts';
 import { githubDelivery, githubPush, hmacSignature } from '../fakes/senders.ts';
 import { assertJsonError, doneRecord, fetchText, parseSse, startServer, type StartOptions, type TestServer } from '../helpers/server.ts';
 
@@ -45,6 +49,7 @@ before(async () => {
     config: { htpasswd, access },
     scripts: {
       'signed/run.sh': '#!/bin/sh\necho "$ARMHOOK_JOB_ID" >> "$ARMHOOK_TEST_MARKERS/runs-signed"\n',
+      'secret.sh': '#!/bin/sh\n# @param pw required secret\necho "$ARMHOOK_JOB_ID" >> "$ARMHOOK_TEST_MARKERS/runs-secret"\n',
       'deploy.sh': '#!/bin/sh\necho "$ARMHOOK_JOB_ID" >> "$ARMHOOK_TEST_MARKERS/runs-$name"\necho "deployed $name"\n',
       'ci/github.sh':
         '#!/bin/sh\n# @respond async\n# @param delivery required from=header:X-GitHub-Delivery\n# @param ref from=/ref\necho "$ARMHOOK_JOB_ID" >> "$ARMHOOK_TEST_MARKERS/runs-$delivery"\necho "ref=$ref"\n',
@@ -131,6 +136,47 @@ test('a GitHub push delivered twice with the same delivery id runs once; both an
   assert.equal(runs(push.delivery), 1);
 });
 
+test('a captured GitHub delivery sent again with a new X-GitHub-Delivery, or with an Idempotency-Key, gets the first job; it runs once', async () => {
+  const push = githubDelivery('push', githubPush(3), SECRET);
+  const first = await fetchText(server, '/ci/github', { method: 'POST', body: push.body, headers: push.headers });
+  assert.equal(first.status, 202, first.body);
+  const replays = [
+    { ...push.headers, 'x-github-delivery': randomUUID() },
+    { ...push.headers, 'x-github-delivery': randomUUID(), 'idempotency-key': 'a-key-of-my-choosing' },
+  ];
+  for (const headers of replays) {
+    const replay = await fetchText(server, '/ci/github', { method: 'POST', body: push.body, headers });
+    assert.equal(replay.status, 202, replay.body);
+    assert.equal(replay.headers['armhook-job-id'], first.headers['armhook-job-id']);
+    assert.equal(runs(String(headers['x-github-delivery'])), 0, 'the replay never ran');
+  }
+  await fetchText(server, `/jobs/${String(first.headers['armhook-job-id'])}/events`, { auth: 'api:api-pw' });
+  assert.equal(runs(push.delivery), 1);
+});
+
+test('fingerprints are HMACs under the 0600 key file beside the database: not the plain SHA-256 of the request (secret values are not guessable from a copy of the database); retries still match', async () => {
+  const first = await run('/secret?pw=hunter22', 'key-secret', { accept: 'application/json' });
+  assert.equal(first.status, 200, first.body);
+  const again = await run('/secret?pw=hunter22', 'key-secret', { accept: 'application/json' });
+  assert.equal(again.headers['armhook-job-id'], first.headers['armhook-job-id']);
+  assertJsonError(await run('/secret?pw=hunter23', 'key-secret', { accept: 'application/json' }), 422, 'idempotency_key_reused');
+  assert.equal(runs('secret'), 1);
+
+  const keyFile = join(server.dataDir, 'idempotency.key');
+  assert.equal(statSync(keyFile).mode & 0o777, 0o600);
+  const db = new DatabaseSync(join(server.dataDir, DATABASE_FILE), { readOnly: true });
+  const row = db.prepare("SELECT fingerprint FROM idempotency_keys WHERE key = 'key-secret'").get();
+  db.close();
+  const input = JSON.stringify(['secret', 'POST', { pw: '***' }, ['hunter22']]);
+  const plain = createHash('sha256').update(input).update('\n').digest('base64url');
+  const keyed = createHmac('sha256', Buffer.from(readFileSync(keyFile, 'utf8').trim(), 'hex'))
+    .update(input)
+    .update('\n')
+    .digest('base64url');
+  assert.notEqual(row?.fingerprint, plain, 'not an unsalted hash of the request');
+  assert.equal(row?.fingerprint, keyed);
+});
+
 test('keys survive a restart: the repeat after it gets the job from before', async () => {
   const first = await run('/deploy?name=restart', 'key-restart', { accept: 'application/json' });
   assert.equal(first.status, 200);
@@ -153,7 +199,18 @@ test('an hmac signature replayed after a restart (the replay guard forgot it) ge
   );
   await server.close();
   server = await startServer(options);
-  const replay = await fetchText(server, '/signed/run', { method: 'POST', headers: { 'armhook-signature': header, accept: 'application/json' } });
+  // A decoy v1 in front of the real one was a key of its own: a second run.
+  const v1 = header.slice(header.indexOf('v1='));
+  assertJsonError(
+    await fetchText(server, '/signed/run', { method: 'POST', headers: { 'armhook-signature': `${header.split(',')[0]},v1=${'a'.repeat(64)},${v1}` } }),
+    401,
+    'unauthorized',
+  );
+  // An Idempotency-Key of the replayer's choosing is ignored: the signature keys the run.
+  const replay = await fetchText(server, '/signed/run', {
+    method: 'POST',
+    headers: { 'armhook-signature': header, accept: 'application/json', 'idempotency-key': 'a-new-key' },
+  });
   assert.equal(replay.status, 200, replay.body);
   assert.equal(replay.headers['armhook-job-id'], first.headers['armhook-job-id']);
   assert.equal(runs('signed'), 1);

@@ -11,6 +11,7 @@ import { after, before, test } from 'node:test';
 import { loadAccessFile } from '../../server/access/index.ts';
 import { hashPassword } from '../../server/auth/passwd.ts';
 import { githubDelivery, githubPing, githubPush, hmacSignature } from '../fakes/senders.ts';
+import { runCheck } from '../helpers/process.ts';
 import { assertJsonError, fetchText, markerExists, readTree, startServer, type TestServer } from '../helpers/server.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -245,4 +246,22 @@ test('a secret file anyone may read makes the access file unusable, naming the f
     loadAccessFile(file),
     (err: Error) => /readable by everyone \(mode 644\)/.test(err.message) && err.message.includes(loose) && !err.message.includes('loose-secret-value'),
   );
+});
+
+test('armhook check warns when a GitHub secret serves several hooks (its signature does not cover the URL), and the file stays usable', async () => {
+  const file = join(dir, 'shared-access.json');
+  await writeFile(file, JSON.stringify({ signatures: { github: { scheme: 'github', secretFile: join(dir, 'github.secret'), hooks: ['ci/*'] } } }));
+  const result = await runCheck(dir, {
+    ARMHOOK_SCRIPTS_DIR: server.scriptsDir,
+    ARMHOOK_TLS_DIR: join(dir, 'tls'),
+    ARMHOOK_DATA_DIR: join(dir, 'check-data'),
+    ARMHOOK_ACCESS: file,
+    ARMHOOK_IMDS_ENDPOINT: 'http://127.0.0.1:9',
+  });
+  assert.match(result.stdout, /^ok {4}access: 0 rule\(s\), 1 signature\(s\)/m);
+  assert.match(
+    result.stdout,
+    /^WARN {2}access: signatures\.github \(github\) serves several hooks \(ci\/\*\): .*replayed to another; give each GitHub hook its own entry and secret$/m,
+  );
+  assert.ok(!result.stdout.includes(GITHUB_SECRET));
 });
