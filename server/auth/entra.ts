@@ -5,7 +5,7 @@
 // whatever callers send, so a flood of made-up key ids cannot turn armhook against the tenant.
 
 import { request as httpsRequest } from 'node:https';
-import { createRemoteJWKSet, customFetch, errors, jwtVerify, type JWTPayload } from 'jose';
+import { createRemoteJWKSet, customFetch, errors, jwtVerify, type FlattenedJWSInput, type JWTHeaderParameters, type JWTPayload } from 'jose';
 import type { Logger } from 'pino';
 import { isGuid } from '../config/index.ts';
 import { TokenError } from './token-error.ts';
@@ -31,6 +31,8 @@ export interface EntraIdentity {
   /** Client (application) id, when the token says. */
   appId: string | undefined;
 }
+
+type RemoteKeys = ReturnType<typeof createRemoteJWKSet>;
 
 const CLOCK_SKEW_SECONDS = 300;
 const MAX_DOCUMENT_BYTES = 1024 * 1024;
@@ -87,11 +89,13 @@ export class EntraVerifier {
   readonly #log: Logger;
   readonly #ca: string | undefined;
   readonly #intervalMs: number;
-  #keys: ReturnType<typeof createRemoteJWKSet> | undefined;
+  #keys: RemoteKeys | undefined;
   #jwksUri = '';
-  #discovering: Promise<ReturnType<typeof createRemoteJWKSet>> | undefined;
+  #discovering: Promise<RemoteKeys> | undefined;
   /** When each kind of document was last requested (ms), to keep to one request per interval. */
   readonly #lastFetch = new Map<'discovery' | 'keys', number>();
+  /** When the signing keys last arrived (ms): tells a key unknown to a fresh set from one our cache may lack. */
+  #keysArrivedAt: number | undefined;
   /** Requests made to the tenant (diagnostics and tests). */
   fetches = 0;
 
@@ -106,12 +110,18 @@ export class EntraVerifier {
     this.#intervalMs = options.refetchIntervalMs ?? 60_000;
   }
 
-  /** Verifies a token; resolves with the identity it names or throws TokenError. */
+  /**
+   * Verifies a token; resolves with the identity it names or throws TokenError. A refusal is
+   * armhook's (`ours`, not counted against the caller) when the keys cannot be had, or when the
+   * token names a key our set, fetched within the refetch interval, does not hold: only a set
+   * fetched for this very token proves that the key is not the tenant's.
+   */
   async verify(token: string): Promise<EntraIdentity> {
+    const started = Date.now();
     const keys = await this.#keySet();
     let payload: JWTPayload;
     try {
-      ({ payload } = await jwtVerify(token, keys, {
+      ({ payload } = await jwtVerify(token, (header, jws) => this.#key(keys, header, jws), {
         algorithms: ['RS256'],
         issuer: this.#issuers,
         audience: this.#audiences,
@@ -120,6 +130,7 @@ export class EntraVerifier {
       }));
     } catch (err) {
       if (err instanceof TokenError) throw err;
+      if (err instanceof errors.JWKSNoMatchingKey && (this.#keysArrivedAt ?? 0) < started) throw this.#unknownToCache();
       throw new TokenError(reasonFor(err));
     }
     if (String(payload.tid).toLowerCase() !== this.tenant) throw new TokenError('the token belongs to another tenant');
@@ -127,6 +138,33 @@ export class EntraVerifier {
     if (!isGuid(oid)) throw new TokenError("the token's oid claim is not an object id");
     const appId = typeof payload.appid === 'string' ? payload.appid : typeof payload.azp === 'string' ? payload.azp : undefined;
     return { oid: oid.toLowerCase(), appId };
+  }
+
+  /** The key set's answer; not getting the keys at all is armhook's failure, never the caller's. */
+  async #key(keys: RemoteKeys, header: JWTHeaderParameters, jws: FlattenedJWSInput): ReturnType<RemoteKeys> {
+    try {
+      return await keys(header, jws);
+    } catch (err) {
+      if (err instanceof errors.JWKSNoMatchingKey || err instanceof errors.JWKSMultipleMatchingKeys) throw err;
+      // A failed request is logged where it is made; what jose found wrong with an answer is logged here.
+      if (err instanceof errors.JOSEError && !(err instanceof errors.JWKSTimeout))
+        this.#log.error({ err: err.message }, "the Entra tenant's signing keys are not usable; bearer tokens are refused until they are");
+      throw new TokenError(`the tenant's signing keys are not available right now; try again in ${this.#secondsToNextFetch()} s`, true);
+    }
+  }
+
+  /** A key id the cached set lacks, within the interval in which armhook does not ask the tenant again. */
+  #unknownToCache(): TokenError {
+    const age = Math.floor((Date.now() - (this.#keysArrivedAt ?? 0)) / 1000);
+    return new TokenError(
+      `the token's signing key is not one of the tenant's keys fetched ${age} s ago; armhook asks the tenant again at most once a minute, so if the key is new, retry in ${this.#secondsToNextFetch()} s`,
+      true,
+    );
+  }
+
+  #secondsToNextFetch(): number {
+    const last = this.#lastFetch.get('keys') ?? 0;
+    return Math.max(1, Math.ceil((last + this.#intervalMs - Date.now()) / 1000));
   }
 
   /** Fetches the tenant's signing keys now (`armhook check`): where they come from and how many. */
@@ -143,11 +181,14 @@ export class EntraVerifier {
     if (last !== undefined && now - last < this.#intervalMs)
       throw new TokenError(
         `the tenant's ${kind === 'keys' ? 'signing keys were' : 'OpenID configuration was'} fetched less than ${Math.ceil(this.#intervalMs / 1000)} s ago`,
+        true,
       );
     this.#lastFetch.set(kind, now);
     this.fetches++;
     try {
-      return await httpsGet(url, this.#ca, signal);
+      const res = await httpsGet(url, this.#ca, signal);
+      if (kind === 'keys' && res.status === 200) this.#keysArrivedAt = Date.now();
+      return res;
     } catch (err) {
       this.#log.error(
         { url, err: (err as Error).message },
@@ -157,7 +198,7 @@ export class EntraVerifier {
     }
   }
 
-  #keySet(): Promise<ReturnType<typeof createRemoteJWKSet>> {
+  #keySet(): Promise<RemoteKeys> {
     if (this.#keys) return Promise.resolve(this.#keys);
     this.#discovering ??= this.#discover().finally(() => {
       this.#discovering = undefined;
@@ -165,7 +206,7 @@ export class EntraVerifier {
     return this.#discovering;
   }
 
-  async #discover(): Promise<ReturnType<typeof createRemoteJWKSet>> {
+  async #discover(): Promise<RemoteKeys> {
     let jwksUri: URL;
     try {
       const res = await this.#fetch('discovery', this.#discoveryUrl, AbortSignal.timeout(FETCH_TIMEOUT_MS));

@@ -251,3 +251,34 @@ test("armhook check fetches the tenant's signing keys, and names the authority w
   const bad = await check({ ...settings, ARMHOOK_ENTRA_AUTHORITY: 'https://127.0.0.1:9' });
   assert.match(bad, /^FAIL {2}bearer tokens: .*cannot get the tenant's signing keys from https:\/\/127\.0\.0\.1:9/m);
 });
+
+test("tokens naming a key the cached set lacks (within the refetch minute) are 401 but never count towards the address's failure limit; forged ones do", async () => {
+  const pki = await createTestPki(['127.0.0.1']);
+  const own = await startEntraFake({ cert: pki.serverCert, key: pki.serverKey });
+  const limited = await startServer({
+    config: { entraTenant: own.tenant, entraAudience: own.audience, entraAuthority: own.url },
+    entra: { ca: pki.caCert },
+    scripts: { 'allowed/run.sh': SCRIPT },
+    failureLimit: { max: 3, windowMs: 60_000 },
+  });
+  try {
+    const send = async (token: string, tag: string): Promise<Awaited<ReturnType<typeof fetchText>>> =>
+      fetchText(limited, `/allowed/run?tag=${tag}`, { method: 'POST', headers: { authorization: `Bearer ${token}`, accept: 'application/json' } });
+    assert.equal((await send(await own.token(allowedOid), 'limited-ok')).status, 200, 'the keys are fetched');
+    const unpublished = own.newKey(false);
+    for (let i = 0; i < 6; i++) {
+      const res = await send(await own.token(allowedOid, { key: unpublished }), `limited-kid${i}`);
+      const body = assertJsonError(res, 401, 'unauthorized');
+      assert.match(body.message, /not one of the tenant's keys fetched \d+ s ago.*retry in \d+ s/);
+      assert.match(String(res.headers['www-authenticate']), /^Bearer error="invalid_token", error_description="[^"]*signing key/);
+      assert.ok(!markerExists(limited, `limited-kid${i}`));
+    }
+    assert.equal((await send(await own.token(allowedOid), 'limited-still')).status, 200, 'the address is not throttled');
+    const forged = { ...own.newKey(false), kid: own.published[0]?.kid ?? '' };
+    for (let i = 0; i < 3; i++) assertJsonError(await send(await own.token(allowedOid, { key: forged }), `limited-forged${i}`), 401, 'unauthorized');
+    assertJsonError(await send(await own.token(allowedOid), 'limited-throttled'), 429, 'too_many_failures');
+  } finally {
+    await limited.close();
+    await own.close();
+  }
+});
