@@ -20,9 +20,8 @@ import {
   registerCatalogRoutes,
   registerErrorHandlers,
   clientErrorHandler,
-  connectionServerOptions,
+  ConnectionGuard,
   frameworkErrors,
-  limitConnections,
   registerHealthRoutes,
   registerJobRoutes,
   registerConsoleRoutes,
@@ -240,12 +239,14 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
   const interrupted = await jobs.open();
   if (interrupted.length > 0) log.warn({ jobs: interrupted.map((r) => r.id) }, 'jobs left running by a previous process were marked interrupted');
 
+  // Caps and deadlines for connections (a storm of idle or slow ones must not exhaust the process).
+  const connections = new ConnectionGuard(config, log.child({ component: 'connections' }));
   // Routes don't care that the server is HTTPS; one plain instance type keeps their signatures simple.
   const app = fastify({
     loggerInstance: log,
     // One line per request comes from registerRequestLog (path only, never the query string).
     logController: new LogController({ disableRequestLogging: true }),
-    https: { ...tls.serverOptions, ...connectionServerOptions(config), requireHostHeader: false },
+    https: { ...tls.serverOptions, ...connections.serverOptions, requireHostHeader: false },
     requestTimeout: config.requestTimeout * 1000,
     bodyLimit: config.bodyLimit,
     exposeHeadRoutes: true,
@@ -269,8 +270,7 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
 
-  // Caps and deadlines for connections (a storm of idle or slow ones must not exhaust the process).
-  limitConnections(app.server as unknown as HttpsServer, config, log.child({ component: 'connections' }));
+  connections.attach(app.server as unknown as HttpsServer);
   registerErrorHandlers(app, { bodyLimit: config.bodyLimit });
   registerRequestLog(app, metrics);
   await registerAuth(app, {

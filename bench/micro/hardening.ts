@@ -12,8 +12,8 @@
  *     Unknown user vs known user with a wrong password, one server per hash type (bcrypt cost 10,
  *     bcrypt cost 12, apr1, SHA-1), `rounds` of each (default 40), alternating, each from a new
  *     source address: medians and their ratio.
- *   node bench/micro/hardening.ts storm [attempts]
- *     `attempts` TLS connection attempts (default 20,000) from 8 addresses, at most 500 in
+ *   node bench/micro/hardening.ts storm [attempts] [addresses]
+ *     `attempts` TLS connection attempts (default 20,000) from `addresses` (default 8), at most 500 in
  *     flight, each held open once accepted; a /healthz probe from another address during the
  *     storm; RSS before, at the peak and after the connections are gone.
  */
@@ -220,7 +220,7 @@ function curlProbe(url: string, caFile: string, address: string): Promise<number
   });
 }
 
-async function storm(fx: Fixtures, attempts: number): Promise<void> {
+async function storm(fx: Fixtures, attempts: number, addresses: number): Promise<void> {
   await withServer(fx, 'storm', {}, async (server) => {
     const pid = server.proc.pid;
     for (let i = 0; i < 20; i++) await timedRequest(server, '/healthz', '127.0.5.1');
@@ -242,7 +242,7 @@ async function storm(fx: Fixtures, attempts: number): Promise<void> {
             port: Number(new URL(server.target.base).port),
             ca: server.target.ca,
             servername: 'localhost',
-            ...{ localAddress: `127.0.6.${1 + (n % 8)}` },
+            ...{ localAddress: `127.0.6.${1 + (n % addresses)}` },
           },
           () => {
             ok = true;
@@ -300,7 +300,7 @@ async function storm(fx: Fixtures, attempts: number): Promise<void> {
     const after = rssMiB(pid);
     const heapAfter = await heapOf(server);
     console.log(
-      `connection storm: ${attempts} TLS attempts from 8 addresses in ${(stormMs / 1000).toFixed(1)} s: ${accepted} completed the handshake, ${refused} closed by the server; ${heldAtEnd} still open at the end; server sockets at most ${peakSockets}`,
+      `connection storm: ${attempts} TLS attempts from ${addresses} addresses in ${(stormMs / 1000).toFixed(1)} s: ${accepted} completed the handshake, ${refused} closed by the server; ${heldAtEnd} still open at the end; server sockets at most ${peakSockets}`,
     );
     console.log(
       `/healthz by curl on a new connection from another address during the storm: ${summary(probes.filter(Number.isFinite))}, failed or over 5 s: ${probes.filter((p) => !Number.isFinite(p)).length}`,
@@ -322,7 +322,7 @@ try {
   const fx = await makeFixtures(tmp);
   if (mode === 'guess') await guess(fx, Number(arg1 ?? 10), Number(arg2 ?? 8));
   else if (mode === 'timing') await timing(fx, Number(arg1 ?? 40));
-  else if (mode === 'storm') await storm(fx, Number(arg1 ?? 20_000));
+  else if (mode === 'storm') await storm(fx, Number(arg1 ?? 20_000), Number(arg2 ?? 8));
   else throw new Error(`unknown mode ${mode}: guess, timing or storm`);
 } finally {
   clearTimeout(watchdog);

@@ -1,5 +1,5 @@
 export { registerErrorHandlers, clientErrorHandler, frameworkErrors, pathOf } from './errors.ts';
-export { connectionServerOptions, limitConnections, type ConnectionLimits } from './connections.ts';
+export { ConnectionGuard, type ConnectionLimits } from './connections.ts';
 export { registerAuth } from './auth.ts';
 export type { Authenticator, AuthOptions } from './auth.ts';
 export { registerHealthRoutes, PUBLIC_PATHS } from './health.ts';
