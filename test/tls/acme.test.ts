@@ -24,7 +24,7 @@ import { startServer, streamReader } from '../helpers/server.ts';
 const DOMAIN = 'runner.armhook.test';
 const silent = pino({ level: 'silent' });
 /** Short enough to see a renewal (at two thirds of it) within the test, long enough to use it. */
-const VALIDITY_SECONDS = 15;
+const VALIDITY_SECONDS = 9;
 
 let pebble: Pebble | undefined;
 let server: ServerProcess | undefined;
@@ -96,6 +96,7 @@ test('a fresh process gets a pebble certificate, renews it without a restart, an
   // A stream opened on the first certificate outlives the swap.
   const stream = streamReader(await openVerified(port, root, '/wait', { method: 'POST' }));
   await stream.until((text) => text.includes('data: started'));
+  assert.equal(proc.logs().filter(gotCertificate).length, 1, 'the stream started on the first certificate, before the renewal');
 
   // Renewal at two thirds of the lifetime: a second, validated again by pebble.
   await proc.waitForLog((line) => gotCertificate(line) && proc.logs().filter(gotCertificate).length >= 2);
