@@ -30,29 +30,12 @@ export async function renderJob(main: HTMLElement, id: string): Promise<void> {
   const notice = h('div', { class: 'notice' });
   const followButton = h('button', { class: 'follow', attrs: { type: 'button', hidden: '' }, on: { click: () => view.follow() } }, '↓ Follow the end');
   const view = new OutputView((following) => followButton.toggleAttribute('hidden', following));
-  const cancel = h('button', { class: 'cancel danger', attrs: { type: 'button' } }, 'Cancel job');
-  let armed: number | undefined;
-  cancel.addEventListener('click', async () => {
-    // Two clicks: a stray one must not stop a deployment.
-    if (armed === undefined) {
-      cancel.textContent = 'Really cancel?';
-      armed = window.setTimeout(() => {
-        armed = undefined;
-        cancel.textContent = 'Cancel job';
-      }, 5000);
-      return;
-    }
-    window.clearTimeout(armed);
-    armed = undefined;
-    cancel.disabled = true;
-    cancel.textContent = 'Cancelling…';
-    try {
-      show(await api<JobRecord>(`/jobs/${encodeURIComponent(id)}`, { method: 'DELETE' }));
-    } catch (err) {
-      notice.replaceChildren(message((err as Error).message));
-      cancel.textContent = 'Cancel job';
+  const cancel = cancelButton(id, {
+    cancelled: (final) => show(final),
+    failed: (err) => {
+      notice.replaceChildren(message(err.message));
       cancel.disabled = isFinal(record.status);
-    }
+    },
   });
 
   const show = (next: JobRecord): void => {
@@ -91,6 +74,33 @@ export async function renderJob(main: HTMLElement, id: string): Promise<void> {
     connection: (text) => (connection.textContent = text),
     ended: async () => show(await api<JobRecord>(`/jobs/${encodeURIComponent(id)}`)),
   });
+}
+
+/** The cancel button: two clicks (a stray one must not stop a deployment), then DELETE /jobs/<id>. */
+function cancelButton(id: string, on: { cancelled(record: JobRecord): void; failed(err: Error): void }): HTMLButtonElement {
+  const cancel = h('button', { class: 'cancel danger', attrs: { type: 'button' } }, 'Cancel job');
+  let armed: number | undefined;
+  cancel.addEventListener('click', async () => {
+    if (armed === undefined) {
+      cancel.textContent = 'Really cancel?';
+      armed = window.setTimeout(() => {
+        armed = undefined;
+        cancel.textContent = 'Cancel job';
+      }, 5000);
+      return;
+    }
+    window.clearTimeout(armed);
+    armed = undefined;
+    cancel.disabled = true;
+    cancel.textContent = 'Cancelling…';
+    try {
+      on.cancelled(await api<JobRecord>(`/jobs/${encodeURIComponent(id)}`, { method: 'DELETE' }));
+    } catch (err) {
+      cancel.textContent = 'Cancel job';
+      on.failed(err as Error);
+    }
+  });
+  return cancel;
 }
 
 interface TailHandlers {

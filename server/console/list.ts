@@ -15,27 +15,7 @@ export async function renderList(main: HTMLElement, query: URLSearchParams): Pro
   const after = query.get('after') ?? '';
   const catalog = await hooks().catch(() => [] as Hook[]);
 
-  const hookList = h('datalist', { attrs: { id: 'hook-paths' } }, ...catalog.map((hook) => h('option', { attrs: { value: hook.path.slice(1) } })));
-  const form = h(
-    'form',
-    { class: 'filters', attrs: { method: 'get', action: '/ui/', role: 'search' } },
-    h('label', {}, 'Hook ', h('input', { attrs: { name: 'hook', value: filter.hook, list: 'hook-paths', placeholder: 'any', size: '18' } })),
-    hookList,
-    h(
-      'label',
-      {},
-      'Status ',
-      h(
-        'select',
-        { attrs: { name: 'status' } },
-        h('option', { attrs: { value: '' } }, 'any'),
-        ...JOB_STATUSES.map((s) => h('option', { attrs: { value: s, ...(s === filter.status ? { selected: '' } : {}) } }, s)),
-      ),
-    ),
-    h('label', {}, 'Caller ', h('input', { attrs: { name: 'caller', value: filter.caller, placeholder: 'any', size: '12' } })),
-    h('button', { attrs: { type: 'submit' } }, 'Filter'),
-    filter.hook || filter.status || filter.caller ? h('a', { attrs: { href: '/ui/' } }, 'clear') : null,
-  );
+  const form = filterForm(filter, catalog);
   const body = h('tbody');
   const pager = h('nav', { class: 'pager' });
   const problem = h('div');
@@ -45,26 +25,9 @@ export async function renderList(main: HTMLElement, query: URLSearchParams): Pro
     h('thead', {}, h('tr', {}, ...['Job', 'Hook', 'Status', 'Caller', 'Created', 'Duration'].map((name) => h('th', { attrs: { scope: 'col' } }, name)))),
     body,
   );
-  const hookPanel = h(
-    'section',
-    { class: 'hooks' },
-    h('h2', {}, 'Run a hook'),
-    catalog.length === 0
-      ? h('p', { class: 'muted' }, 'No hooks you may run.')
-      : h(
-          'ul',
-          {},
-          ...catalog.map((hook) =>
-            h(
-              'li',
-              {},
-              h('a', { attrs: { href: `/ui/run${hook.path}` } }, hook.path),
-              hook.description ? h('span', { class: 'muted' }, ` ${hook.description}`) : null,
-            ),
-          ),
-        ),
+  main.replaceChildren(
+    h('div', { class: 'list-layout' }, h('section', { class: 'jobs-panel' }, h('h1', {}, 'Jobs'), form, problem, table, pager), hookPanel(catalog)),
   );
-  main.replaceChildren(h('div', { class: 'list-layout' }, h('section', { class: 'jobs-panel' }, h('h1', {}, 'Jobs'), form, problem, table, pager), hookPanel));
 
   const params = new URLSearchParams();
   for (const [name, value] of Object.entries(filter)) if (value) params.set(name, value);
@@ -98,6 +61,54 @@ export async function renderList(main: HTMLElement, query: URLSearchParams): Pro
     await refresh();
     busy = false;
   }, REFRESH_MS);
+}
+
+/** The filters as a plain GET form (a filtered view is a link), with the caller's hooks offered as paths. */
+function filterForm(filter: { hook: string; status: string; caller: string }, catalog: Hook[]): HTMLFormElement {
+  const hookList = h('datalist', { attrs: { id: 'hook-paths' } }, ...catalog.map((hook) => h('option', { attrs: { value: hook.path.slice(1) } })));
+  return h(
+    'form',
+    { class: 'filters', attrs: { method: 'get', action: '/ui/', role: 'search' } },
+    h('label', {}, 'Hook ', h('input', { attrs: { name: 'hook', value: filter.hook, list: 'hook-paths', placeholder: 'any', size: '18' } })),
+    hookList,
+    h(
+      'label',
+      {},
+      'Status ',
+      h(
+        'select',
+        { attrs: { name: 'status' } },
+        h('option', { attrs: { value: '' } }, 'any'),
+        ...JOB_STATUSES.map((s) => h('option', { attrs: { value: s, ...(s === filter.status ? { selected: '' } : {}) } }, s)),
+      ),
+    ),
+    h('label', {}, 'Caller ', h('input', { attrs: { name: 'caller', value: filter.caller, placeholder: 'any', size: '12' } })),
+    h('button', { attrs: { type: 'submit' } }, 'Filter'),
+    filter.hook || filter.status || filter.caller ? h('a', { attrs: { href: '/ui/' } }, 'clear') : null,
+  );
+}
+
+/** The hooks this caller may run, each linking to its form. */
+function hookPanel(catalog: Hook[]): HTMLElement {
+  return h(
+    'section',
+    { class: 'hooks' },
+    h('h2', {}, 'Run a hook'),
+    catalog.length === 0
+      ? h('p', { class: 'muted' }, 'No hooks you may run.')
+      : h(
+          'ul',
+          {},
+          ...catalog.map((hook) =>
+            h(
+              'li',
+              {},
+              h('a', { attrs: { href: `/ui/run${hook.path}` } }, hook.path),
+              hook.description ? h('span', { class: 'muted' }, ` ${hook.description}`) : null,
+            ),
+          ),
+        ),
+  );
 }
 
 function row(job: JobRecord): HTMLTableRowElement {

@@ -1,11 +1,13 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { isJobId, JOB_STATUSES, type JobManager, type JobStatus } from '../jobs/index.ts';
+import { isJobId, JOB_STATUSES, type JobManager, type JobPage, type JobStatus } from '../jobs/index.ts';
 import { AppError, quote } from '../errors.ts';
 import { openStream, streamJob } from './stream.ts';
 
 const PAGE_DEFAULT = 50;
 const PAGE_MAX = 500;
 const LIST_PARAMS = new Set(['hook', 'status', 'caller', 'limit', 'after']);
+
+type ListQuery = { hook?: string; status?: string; caller?: string; limit?: string; after?: string };
 
 export function registerJobRoutes(app: FastifyInstance, options: { jobs: JobManager; keepAliveMs: number }): void {
   const { jobs } = options;
@@ -16,37 +18,7 @@ export function registerJobRoutes(app: FastifyInstance, options: { jobs: JobMana
     if (!record || !request.access.maySee(record.caller)) throw new AppError(404, 'unknown_job', `no job ${quote(id)}; GET /jobs lists jobs`);
   };
 
-  app.get<{ Querystring: { hook?: string; status?: string; caller?: string; limit?: string; after?: string } }>('/jobs', async (request) => {
-    const unknown = Object.keys(request.query).filter((key) => !LIST_PARAMS.has(key));
-    if (unknown.length > 0) throw new AppError(400, 'bad_filter', `unknown filter ${quote(unknown.join(', '))}; use hook, status, caller, limit, after`);
-    const { hook, status, caller, limit, after } = request.query;
-    if (status !== undefined && !(JOB_STATUSES as readonly string[]).includes(status)) {
-      throw new AppError(400, 'bad_filter', `status must be one of ${JOB_STATUSES.join(', ')}`);
-    }
-    const size = limit === undefined ? PAGE_DEFAULT : Number(limit);
-    if (!Number.isInteger(size) || size < 1 || size > PAGE_MAX) throw new AppError(400, 'bad_limit', `limit must be a whole number from 1 to ${PAGE_MAX}`);
-    if (after !== undefined && !isJobId(after)) throw new AppError(400, 'bad_cursor', 'after must be a job id (use the "next" link of the previous page)');
-    const filter = { hook: hook?.replace(/^\//, ''), status: status as JobStatus | undefined, caller };
-    const scope = request.access.jobs;
-    if (scope === 'none')
-      throw new AppError(
-        403,
-        'forbidden',
-        `${request.caller} may not see jobs; ask the operator for "jobs": "own" or "all" in the access file (ARMHOOK_ACCESS)`,
-      );
-    // Under "own" the list is the caller's own jobs: another caller's name finds nothing.
-    if (scope === 'own' && caller !== undefined && caller !== request.caller) return { items: [], next: null };
-    if (scope === 'own') filter.caller = request.caller;
-    const page = await jobs.list(filter, size, after);
-    let next: string | null = null;
-    if (page.next) {
-      const query = new URLSearchParams();
-      for (const [k, v] of Object.entries({ hook: filter.hook, status, caller, limit })) if (v !== undefined) query.set(k, v);
-      query.set('after', page.next);
-      next = `/jobs?${query.toString()}`;
-    }
-    return { items: page.items, next };
-  });
+  app.get<{ Querystring: ListQuery }>('/jobs', async (request) => listJobs(jobs, request));
 
   app.get<{ Params: { id: string } }>('/jobs/:id', async (request) => {
     await known(request);
@@ -93,4 +65,33 @@ export function registerJobRoutes(app: FastifyInstance, options: { jobs: JobMana
     const record = await live.done;
     return reply.header('Armhook-Job-Id', record.id).send(record);
   });
+}
+
+/** GET /jobs: one page of the jobs this caller may see, filtered, with the link to the next. */
+async function listJobs(jobs: JobManager, request: FastifyRequest<{ Querystring: ListQuery }>): Promise<{ items: JobPage['items']; next: string | null }> {
+  const unknown = Object.keys(request.query).filter((key) => !LIST_PARAMS.has(key));
+  if (unknown.length > 0) throw new AppError(400, 'bad_filter', `unknown filter ${quote(unknown.join(', '))}; use hook, status, caller, limit, after`);
+  const { hook, status, caller, limit, after } = request.query;
+  if (status !== undefined && !(JOB_STATUSES as readonly string[]).includes(status)) {
+    throw new AppError(400, 'bad_filter', `status must be one of ${JOB_STATUSES.join(', ')}`);
+  }
+  const size = limit === undefined ? PAGE_DEFAULT : Number(limit);
+  if (!Number.isInteger(size) || size < 1 || size > PAGE_MAX) throw new AppError(400, 'bad_limit', `limit must be a whole number from 1 to ${PAGE_MAX}`);
+  if (after !== undefined && !isJobId(after)) throw new AppError(400, 'bad_cursor', 'after must be a job id (use the "next" link of the previous page)');
+  const filter = { hook: hook?.replace(/^\//, ''), status: status as JobStatus | undefined, caller };
+  const scope = request.access.jobs;
+  if (scope === 'none')
+    throw new AppError(403, 'forbidden', `${request.caller} may not see jobs; ask the operator for "jobs": "own" or "all" in the access file (ARMHOOK_ACCESS)`);
+  // Under "own" the list is the caller's own jobs: another caller's name finds nothing.
+  if (scope === 'own' && caller !== undefined && caller !== request.caller) return { items: [], next: null };
+  if (scope === 'own') filter.caller = request.caller;
+  const page = await jobs.list(filter, size, after);
+  let next: string | null = null;
+  if (page.next) {
+    const query = new URLSearchParams();
+    for (const [k, v] of Object.entries({ hook: filter.hook, status, caller, limit })) if (v !== undefined) query.set(k, v);
+    query.set('after', page.next);
+    next = `/jobs?${query.toString()}`;
+  }
+  return { items: page.items, next };
 }

@@ -230,6 +230,18 @@ function hookOperation(hook: HookDescription, operationId: string): Json {
   };
 }
 
+/** Where a replay resumes: the header EventSource sends, or the query for clients that cannot set headers. */
+const LAST_EVENT_ID = [
+  { name: 'Last-Event-ID', in: 'header', required: false, description: 'resume after this event id', schema: { type: 'string', pattern: '^\\d{1,15}$' } },
+  {
+    name: 'lastEventId',
+    in: 'query',
+    required: false,
+    description: 'the same, for clients that cannot set headers',
+    schema: { type: 'string', pattern: '^\\d{1,15}$' },
+  },
+];
+
 function jobPaths(): Record<string, Json> {
   const listFilters = [
     { name: 'hook', in: 'query', required: false, description: 'hook path', schema: { type: 'string' } },
@@ -285,22 +297,7 @@ function jobPaths(): Record<string, Json> {
         operationId: 'jobEvents',
         summary: 'Replay the job as server-sent events, then follow it to its end',
         tags: ['jobs'],
-        parameters: [
-          {
-            name: 'Last-Event-ID',
-            in: 'header',
-            required: false,
-            description: 'resume after this event id',
-            schema: { type: 'string', pattern: '^\\d{1,15}$' },
-          },
-          {
-            name: 'lastEventId',
-            in: 'query',
-            required: false,
-            description: 'the same, for clients that cannot set headers',
-            schema: { type: 'string', pattern: '^\\d{1,15}$' },
-          },
-        ],
+        parameters: LAST_EVENT_ID,
         responses: {
           '200': { description: 'the events after Last-Event-ID, live until `done`', content: SSE },
           '204': { description: 'the job has ended and nothing follows Last-Event-ID: stop reconnecting' },

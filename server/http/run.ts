@@ -202,6 +202,43 @@ function concurrencyOf(hook: ScriptHook, params: Map<string, string>): { key: st
   return { key: `${hook.path}?${per}`, limit: spec.limit };
 }
 
+/** A POST's parameters (query, body, declared headers and fields) checked against the script's declarations. */
+function scriptParams(request: FastifyRequest, hook: ScriptHook, body: Buffer): Map<string, string> {
+  const declared = hook.header.params;
+  const contentType = request.headers['content-type'];
+  const given = collectParams(queryOf(request.url), contentType, body, { jsonFields: jsonFieldNames(declared) });
+  addSourcedParams(given, declared, { contentType, body, headers: request.headers });
+  return applyDeclarations(given, hook.header, hook.path);
+}
+
+/** The job a POST to a script starts: secrets masked in what is stored, its timeout and concurrency key, the task that runs it. */
+function scriptJob(request: FastifyRequest, hook: ScriptHook, params: Map<string, string>, body: Buffer, options: RunRouteOptions): JobSpec {
+  const declared = hook.header.params;
+  return {
+    hook: hook.path,
+    kind: 'script',
+    method: 'POST',
+    caller: request.caller,
+    params: maskedParams(params, declared),
+    secrets: secretValues(params, declared),
+    timeoutMs: timeoutSeconds(request, hook.header.timeout ?? options.timeout) * 1000,
+    ...(hook.header.concurrency ? { concurrency: concurrencyOf(hook, params) } : {}),
+    task: scriptTask({
+      hook,
+      params,
+      body,
+      user: request.caller,
+      method: 'POST',
+      killGraceMs: options.killGraceMs,
+      azureEnv: options.azureEnv,
+      inheritEnv: process.env,
+      az: options.az,
+      spawn: options.spawn,
+      scratchDir: options.scratchDir,
+    }),
+  };
+}
+
 export function registerRunRoutes(app: FastifyInstance, options: RunRouteOptions): void {
   // The access rules come first: a caller who may not run a path learns nothing about it.
   const resolve = async (request: FastifyRequest): Promise<ScriptHook> => {
@@ -234,39 +271,12 @@ export function registerRunRoutes(app: FastifyInstance, options: RunRouteOptions
     handler: async (request, reply) => {
       refuseResume(request);
       const hook = await resolve(request);
-      const query = queryOf(request.url);
       const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
       const validation = subscriptionValidation(request, body);
       if (validation) return reply.send(validation);
-      const declared = hook.header.params;
-      const contentType = request.headers['content-type'];
-      const given = collectParams(query, contentType, body, { jsonFields: jsonFieldNames(declared) });
-      addSourcedParams(given, declared, { contentType, body, headers: request.headers });
-      const params = applyDeclarations(given, hook.header, hook.path);
+      const params = scriptParams(request, hook, body);
       const mode = runMode(request.headers, hook.header.respond ?? 'sse');
-      const spec: JobSpec = {
-        hook: hook.path,
-        kind: 'script',
-        method: 'POST',
-        caller: request.caller,
-        params: maskedParams(params, declared),
-        secrets: secretValues(params, declared),
-        timeoutMs: timeoutSeconds(request, hook.header.timeout ?? options.timeout) * 1000,
-        ...(hook.header.concurrency ? { concurrency: concurrencyOf(hook, params) } : {}),
-        task: scriptTask({
-          hook,
-          params,
-          body,
-          user: request.caller,
-          method: 'POST',
-          killGraceMs: options.killGraceMs,
-          azureEnv: options.azureEnv,
-          inheritEnv: process.env,
-          az: options.az,
-          spawn: options.spawn,
-          scratchDir: options.scratchDir,
-        }),
-      };
+      const spec = scriptJob(request, hook, params, body, options);
       await submitRun(options.jobs, spec, body, mode, reply, options);
     },
   });

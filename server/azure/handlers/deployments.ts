@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Type } from '@sinclair/typebox';
-import type { DeploymentOperation, DeploymentParameter } from '@azure/arm-resourcesdeployments';
+import type { DeploymentExtended, DeploymentOperation, DeploymentParameter } from '@azure/arm-resourcesdeployments';
 import type { AzureClients } from '../clients.ts';
 import { AppError } from '../../errors.ts';
 import { defineHandler, type HandlerSink } from '../handler.ts';
@@ -210,39 +210,43 @@ export const createDeployment = defineHandler({
       ctx.log.debug({ err: armErrorOf(err)?.message ?? (err as Error).message }, 'azure: final listing of deployment operations failed');
     }
 
-    if (!outcome.ok) {
-      const error = outcome.error;
-      const failedOps = watcher.failed();
-      if (error instanceof AppError && error.code === 'arm_operation_failed') {
-        const first = failedOps[0];
-        const why = first?.error ? ` ${first.resourceType ?? ''}/${first.resourceName ?? ''}: ${first.error.code}: ${first.error.message}` : '';
-        throw new AppError(502, 'deployment_failed', `deployment ${name} in resource group ${rg} failed.${why || ` ${error.message}`}`, {
-          id,
-          provisioningState: 'Failed',
-          failedOperations: failedOps,
-          armMessage: error.message,
-        });
-      }
-      throw error;
-    }
+    if (!outcome.ok) throw deploymentFailure(outcome.error, watcher, { rg, name, id });
 
-    const d = outcome.deployment;
-    const props = d.properties;
-    const result = {
-      id: d.id ?? id,
-      name: d.name ?? name,
-      resourceGroup: rg,
-      provisioningState: props?.provisioningState ?? 'Succeeded',
-      outputs: flattenOutputs(props?.outputs),
-      outputResources: (props?.outputResources ?? []).map((r) => r.id).filter((x): x is string => typeof x === 'string'),
-      correlationId: props?.correlationId ?? null,
-      duration: props?.duration ?? null,
-    };
+    const result = deploymentResult(outcome.deployment, { rg, name, id });
     ctx.sink.line(`deployment ${name}: ${result.provisioningState}`);
     for (const [key, value] of Object.entries(result.outputs)) ctx.sink.line(`output ${key} = ${JSON.stringify(value)}`);
     return result;
   },
 });
+
+/** A failed deployment's error: ARM's failure names the first failed operation and lists them all; any other error passes through. */
+function deploymentFailure(error: unknown, watcher: OperationWatcher, at: { rg: string; name: string; id: string }): unknown {
+  if (!(error instanceof AppError && error.code === 'arm_operation_failed')) return error;
+  const failedOps = watcher.failed();
+  const first = failedOps[0];
+  const why = first?.error ? ` ${first.resourceType ?? ''}/${first.resourceName ?? ''}: ${first.error.code}: ${first.error.message}` : '';
+  return new AppError(502, 'deployment_failed', `deployment ${at.name} in resource group ${at.rg} failed.${why || ` ${error.message}`}`, {
+    id: at.id,
+    provisioningState: 'Failed',
+    failedOperations: failedOps,
+    armMessage: error.message,
+  });
+}
+
+/** What a succeeded deployment answers: its state, outputs (flattened) and the resources it made. */
+function deploymentResult(d: DeploymentExtended, at: { rg: string; name: string; id: string }) {
+  const props = d.properties;
+  return {
+    id: d.id ?? at.id,
+    name: d.name ?? at.name,
+    resourceGroup: at.rg,
+    provisioningState: props?.provisioningState ?? 'Succeeded',
+    outputs: flattenOutputs(props?.outputs),
+    outputResources: (props?.outputResources ?? []).map((r) => r.id).filter((x): x is string => typeof x === 'string'),
+    correlationId: props?.correlationId ?? null,
+    duration: props?.duration ?? null,
+  };
+}
 
 /**
  * The job was cancelled or timed out: ask ARM to cancel the deployment (its own request, not tied
