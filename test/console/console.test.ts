@@ -296,6 +296,8 @@ test('a parameter declared from a header is sent as that header; one from the bo
     await s.page.fill('input[name="kind"]', 'push');
     await s.page.click('form.run button[type="submit"]');
     await s.page.waitForURL(/\/ui\/jobs\/[0-9A-Z]{26}$/);
+    // The job may have ended before its page loaded: the status then comes with the record, ahead of the streamed lines.
+    await lastRow(s.page, 'kind=push');
     await statusIs(s.page, 'succeeded');
     assert.deepEqual(
       (await rows(s.page)).map((r) => r[1]),
