@@ -10,6 +10,7 @@ import {
   type JobStore,
   type RetentionPolicy,
 } from './job-store.ts';
+import { Checkpointer } from './checkpointer.ts';
 import { FINAL_STATUSES, type JobEvent, type JobEventType, type JobRecord } from './types.ts';
 
 export const DATABASE_FILE = 'armhook.db';
@@ -71,11 +72,13 @@ const VACUUM_PAGES = 1024;
  * pages the next jobs reuse, and shrinking then growing the file again would be work for nothing.
  */
 const KEEP_FREE_PAGES = 2048;
+/** How often the checkpoint thread copies the WAL into the database file. */
+const CHECKPOINT_INTERVAL_MS = 500;
 /**
- * WAL pages between checkpoints (32 MiB). A checkpoint syncs the database file on the event loop;
- * SQLite's default (1,000 pages) made one every few hundred jobs under load.
+ * WAL pages (64 MiB) past which a commit checkpoints on the event loop itself: only when the
+ * checkpoint thread falls behind or has failed, so the WAL stays bounded anyway.
  */
-const CHECKPOINT_PAGES = 8192;
+const BACKSTOP_CHECKPOINT_PAGES = 16384;
 /**
  * Retention by count waits until the finished jobs exceed the limit by 1/64 of it (15 at the
  * default 1,000; none below 64), then deletes down to the limit in one transaction. In steady
@@ -145,9 +148,9 @@ function openDatabase(file: string): DatabaseSync {
     db.exec('PRAGMA auto_vacuum = INCREMENTAL');
     db.exec('PRAGMA journal_mode = WAL');
     db.exec('PRAGMA synchronous = NORMAL');
-    db.exec(`PRAGMA wal_autocheckpoint = ${CHECKPOINT_PAGES}`);
+    db.exec(`PRAGMA wal_autocheckpoint = ${BACKSTOP_CHECKPOINT_PAGES}`);
     // After a checkpoint a WAL file larger than this is cut back (a burst does not keep its size).
-    db.exec(`PRAGMA journal_size_limit = ${CHECKPOINT_PAGES * 4096 * 2}`);
+    db.exec(`PRAGMA journal_size_limit = ${BACKSTOP_CHECKPOINT_PAGES * 4096}`);
     migrate(db);
     return db;
   } catch (err) {
@@ -217,11 +220,13 @@ export class SqliteJobStore implements JobStore {
     StatementSync
   >;
   readonly #lists = new Map<string, StatementSync>();
+  readonly checkpointer: Checkpointer;
 
   constructor(options: { dataDir: string }) {
     mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
     this.file = join(options.dataDir, DATABASE_FILE);
     this.db = openDatabase(this.file);
+    this.checkpointer = new Checkpointer({ file: this.file, intervalMs: CHECKPOINT_INTERVAL_MS });
     const db = this.db;
     this.#sql = {
       insertJob: db.prepare('INSERT INTO jobs (id, hook, status, caller, ended_at, bytes, record) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING seq'),
@@ -532,6 +537,8 @@ export class SqliteJobStore implements JobStore {
   async close(): Promise<void> {
     this.#flushPending();
     this.#commit();
+    // The last connection to close checkpoints what is left and removes the WAL.
+    await this.checkpointer.stop();
     if (this.db.isOpen) this.db.close();
   }
 }

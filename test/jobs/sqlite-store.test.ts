@@ -253,3 +253,28 @@ test('import: a data dir of the journal format (previous release) is imported at
   assert.equal((await store.list({}, 100)).items.length, 6, 'no job twice');
   assert.equal((await events('demo/big')).length, big.length + 2, 'no event twice (job, stdout…, done)');
 });
+
+test('sqlite: checkpoints run on a thread of their own; a commit on the event loop checkpoints only past the 64 MiB backstop', async (t) => {
+  const dir = await tempDir();
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const store = new SqliteJobStore({ dataDir: dir });
+  assert.equal(store.db.prepare('PRAGMA wal_autocheckpoint').get()?.wal_autocheckpoint, 16384);
+  const record = newRecord();
+  await store.create(record, [{ id: 1, event: 'stdout', data: 'x'.repeat(100_000), at: Date.now() }]);
+  await finishJob(store, record, 1);
+  const wal = join(dir, 'armhook.db-wal');
+  const before = (await stat(join(dir, 'armhook.db'))).size;
+  assert.ok((await stat(wal)).size > 100_000, 'the commits are in the WAL');
+  const report = await store.checkpointer.now();
+  assert.ok('checkpointed' in report && report.checkpointed > 0, JSON.stringify(report));
+  assert.ok((await stat(join(dir, 'armhook.db'))).size > before + 100_000, 'the thread copied them into the database file');
+  await store.close();
+  assert.deepEqual(
+    (await readdir(dir)).filter((name) => name.startsWith('armhook.db')),
+    ['armhook.db'],
+    'closing stops the thread; the last connection removes the WAL',
+  );
+  const reopened = new SqliteJobStore({ dataDir: dir });
+  t.after(() => reopened.close());
+  assert.equal((await reopened.get(record.id))?.status, 'succeeded');
+});
