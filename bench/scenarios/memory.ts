@@ -45,7 +45,15 @@ export const memory: Scenario = {
     let wIdle: RssSample | undefined;
     let wBusy: RssSample | undefined;
 
-    let server: RunningServer = await startArmhook(config, fx, 'memory', { workers: n, queue: 100, fakes, waitReady: true });
+    // The jobs are started from 127.0.0.1, each on a connection of its own: lift the per-address cap above them.
+    const perAddress = String(n + 16);
+    let server: RunningServer = await startArmhook(config, fx, 'memory', {
+      workers: n,
+      queue: 100,
+      fakes,
+      waitReady: true,
+      env: { ARMHOOK_MAX_CONNECTIONS_PER_ADDRESS: perAddress },
+    });
     try {
       await delay(2000);
       aIdle = server.rss();

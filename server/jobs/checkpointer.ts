@@ -1,50 +1,91 @@
 // Checkpoints of the job database off the event loop. SQLite's automatic checkpoint runs on the
 // connection that commits, so every few thousand jobs one commit on the event loop also copied
-// the WAL into the database file and synced it, and every request waited for it (the dispatch
-// benchmark's p99 latency). A thread with its own connection does it instead, every
-// `intervalMs`; the store's own automatic checkpoint stays as a backstop at a higher threshold.
+// the WAL into the database file and synced it, and every request waited for it. A thread with
+// its own connection does it instead, every `intervalMs`, while jobs are being written: it starts
+// after `startAfterCommits` commits and ends itself once the WAL has been quiet for `idleRuns`
+// turns, so an idle server holds no thread (one costs ~20 MiB). The store's own automatic
+// checkpoint stays as a backstop at a higher threshold.
 import { Worker } from 'node:worker_threads';
-import type { CheckpointReport, CheckpointWorkerData } from './checkpoint-worker.ts';
+import type { CheckpointMessage, CheckpointReport, CheckpointWorkerData } from './checkpoint-worker.ts';
 
 /** The worker module next to this one: TypeScript when running from source, JS in dist/. */
 const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './checkpoint-worker.ts' : './checkpoint-worker.js', import.meta.url);
 
-export class Checkpointer {
-  readonly #worker: Worker;
-  readonly #exited: Promise<void>;
-  readonly #reports: Array<(report: CheckpointReport) => void> = [];
+export interface CheckpointerOptions extends CheckpointWorkerData {
+  startAfterCommits: number;
+}
 
-  constructor(options: CheckpointWorkerData) {
-    // None of the parent's flags: some (--input-type, the test runner's) keep a worker from starting.
-    this.#worker = new Worker(WORKER_URL, { execArgv: [], workerData: options satisfies CheckpointWorkerData });
-    this.#worker.unref();
-    this.#exited = new Promise((resolve) =>
-      this.#worker.once('exit', () => {
-        for (const answer of this.#reports.splice(0)) answer({ error: 'the checkpoint thread has stopped' });
-        resolve();
-      }),
-    );
-    // Answers come in the order of the requests.
-    this.#worker.on('message', (report: CheckpointReport) => this.#reports.shift()?.(report));
-    // A thread that fails leaves checkpoints to the store's own threshold; nothing is lost.
-    this.#worker.on('error', () => undefined);
+interface Thread {
+  worker: Worker;
+  exited: Promise<void>;
+  answers: Array<(report: CheckpointReport) => void>;
+}
+
+export class Checkpointer {
+  readonly #options: CheckpointerOptions;
+  #thread: Thread | undefined;
+  #commits = 0;
+  #stopped = false;
+
+  constructor(options: CheckpointerOptions) {
+    this.#options = options;
   }
 
-  /** Checkpoints now; resolves with what the thread reports. */
+  /** Whether the thread is running now. */
+  get running(): boolean {
+    return this.#thread !== undefined;
+  }
+
+  /** Counts a commit; the thread starts once enough of them wait for a checkpoint. */
+  committed(): void {
+    if (this.#thread || this.#stopped || ++this.#commits < this.#options.startAfterCommits) return;
+    this.#start();
+  }
+
+  /** Checkpoints now on the thread (starting it if needed); resolves with what it reports. */
   now(): Promise<CheckpointReport> {
-    this.#worker.ref();
+    if (this.#stopped) return Promise.resolve({ error: 'the checkpointer is stopped' });
+    const thread = this.#thread ?? this.#start();
+    thread.worker.ref();
     return new Promise<CheckpointReport>((resolve) => {
-      this.#reports.push(resolve);
-      this.#worker.postMessage('now');
+      thread.answers.push(resolve);
+      thread.worker.postMessage('now');
     }).finally(() => {
-      if (this.#reports.length === 0) this.#worker.unref();
+      if (thread.answers.length === 0) thread.worker.unref();
     });
   }
 
-  /** Stops the thread and closes its connection; resolves once it has exited. */
+  /** Stops the thread, if running, and closes its connection; resolves once it has exited. */
   async stop(): Promise<void> {
-    this.#worker.ref();
-    this.#worker.postMessage('stop');
-    await this.#exited;
+    this.#stopped = true;
+    const thread = this.#thread;
+    if (!thread) return;
+    thread.worker.ref();
+    thread.worker.postMessage('stop');
+    await thread.exited;
+  }
+
+  #start(): Thread {
+    const { file, intervalMs, idleRuns } = this.#options;
+    // None of the parent's flags: some (--input-type, the test runner's) keep a worker from starting.
+    const worker = new Worker(WORKER_URL, { execArgv: [], workerData: { file, intervalMs, idleRuns } satisfies CheckpointWorkerData });
+    worker.unref();
+    const answers: Thread['answers'] = [];
+    const exited = new Promise<void>((resolve) =>
+      worker.once('exit', () => {
+        for (const answer of answers.splice(0)) answer({ error: 'the checkpoint thread has ended' });
+        if (this.#thread?.worker === worker) this.#thread = undefined;
+        this.#commits = 0;
+        resolve();
+      }),
+    );
+    // Answers come in the order of the requests; 'idle' is followed by the thread's exit.
+    worker.on('message', (message: CheckpointMessage) => {
+      if ('report' in message) answers.shift()?.(message.report);
+    });
+    // A thread that fails leaves checkpoints to the store's own threshold; nothing is lost.
+    worker.on('error', () => undefined);
+    this.#thread = { worker, exited, answers };
+    return this.#thread;
   }
 }

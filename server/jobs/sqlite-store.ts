@@ -72,8 +72,11 @@ const VACUUM_PAGES = 1024;
  * pages the next jobs reuse, and shrinking then growing the file again would be work for nothing.
  */
 const KEEP_FREE_PAGES = 2048;
-/** How often the checkpoint thread copies the WAL into the database file. */
+/** How often the checkpoint thread copies the WAL into the database file while jobs are written. */
 const CHECKPOINT_INTERVAL_MS = 500;
+/** Commits that start the checkpoint thread, and its quiet turns (30 s) before it ends itself. */
+const CHECKPOINT_START_COMMITS = 64;
+const CHECKPOINT_IDLE_RUNS = 60;
 /**
  * WAL pages (64 MiB) past which a commit checkpoints on the event loop itself: only when the
  * checkpoint thread falls behind or has failed, so the WAL stays bounded anyway.
@@ -226,7 +229,12 @@ export class SqliteJobStore implements JobStore {
     mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
     this.file = join(options.dataDir, DATABASE_FILE);
     this.db = openDatabase(this.file);
-    this.checkpointer = new Checkpointer({ file: this.file, intervalMs: CHECKPOINT_INTERVAL_MS });
+    this.checkpointer = new Checkpointer({
+      file: this.file,
+      intervalMs: CHECKPOINT_INTERVAL_MS,
+      startAfterCommits: CHECKPOINT_START_COMMITS,
+      idleRuns: CHECKPOINT_IDLE_RUNS,
+    });
     const db = this.db;
     this.#sql = {
       insertJob: db.prepare('INSERT INTO jobs (id, hook, status, caller, ended_at, bytes, record) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING seq'),
@@ -314,6 +322,7 @@ export class SqliteJobStore implements JobStore {
     try {
       if (batch.failure) throw batch.failure;
       this.db.exec('COMMIT');
+      this.checkpointer.committed();
       batch.resolve();
     } catch (err) {
       try {

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { test } from 'node:test';
+import { Checkpointer } from '../../server/jobs/checkpointer.ts';
 import { DamagedStoreError, importJournal, SqliteJobStore, type JobStore } from '../../server/jobs/index.ts';
 import { captureLog } from '../helpers/log.ts';
 import { finishJob, newRecord, storeContract } from './store-contract.ts';
@@ -254,11 +255,12 @@ test('import: a data dir of the journal format (previous release) is imported at
   assert.equal((await events('demo/big')).length, big.length + 2, 'no event twice (job, stdout…, done)');
 });
 
-test('sqlite: checkpoints run on a thread of their own; a commit on the event loop checkpoints only past the 64 MiB backstop', async (t) => {
+test('sqlite: checkpoints run on a thread of their own (none at start); a commit on the event loop checkpoints only past the 64 MiB backstop', async (t) => {
   const dir = await tempDir();
   t.after(() => rm(dir, { recursive: true, force: true }));
   const store = new SqliteJobStore({ dataDir: dir });
   assert.equal(store.db.prepare('PRAGMA wal_autocheckpoint').get()?.wal_autocheckpoint, 16384);
+  assert.equal(store.checkpointer.running, false, 'an idle store holds no thread');
   const record = newRecord();
   await store.create(record, [{ id: 1, event: 'stdout', data: 'x'.repeat(100_000), at: Date.now() }]);
   await finishJob(store, record, 1);
@@ -277,4 +279,27 @@ test('sqlite: checkpoints run on a thread of their own; a commit on the event lo
   const reopened = new SqliteJobStore({ dataDir: dir });
   t.after(() => reopened.close());
   assert.equal((await reopened.get(record.id))?.status, 'succeeded');
+});
+
+test('checkpointer: no thread while nothing is written; it starts after enough commits and ends itself once the WAL is quiet', async (t) => {
+  const dir = await tempDir();
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const db = new DatabaseSync(join(dir, 'x.db'));
+  t.after(() => db.close());
+  db.exec('PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0; CREATE TABLE t (x)');
+  const checkpointer = new Checkpointer({ file: join(dir, 'x.db'), intervalMs: 20, idleRuns: 3, startAfterCommits: 2 });
+  t.after(() => checkpointer.stop());
+  db.exec('INSERT INTO t VALUES (1)');
+  checkpointer.committed();
+  assert.equal(checkpointer.running, false, 'one commit starts no thread');
+  db.exec('INSERT INTO t VALUES (2)');
+  checkpointer.committed();
+  assert.equal(checkpointer.running, true, 'the second does');
+  for (let i = 0; i < 500 && checkpointer.running; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.equal(checkpointer.running, false, 'three quiet turns later the thread has ended');
+  assert.equal(Number(db.prepare('PRAGMA wal_checkpoint(PASSIVE)').get()?.checkpointed), Number(db.prepare('PRAGMA wal_checkpoint(PASSIVE)').get()?.log));
+  db.exec('INSERT INTO t VALUES (3)');
+  checkpointer.committed();
+  checkpointer.committed();
+  assert.equal(checkpointer.running, true, 'writes start it again');
 });
