@@ -47,19 +47,35 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** Starts a server process and makes sure the test leaves nothing behind, whatever happens. */
+/** Per test: the servers it started, killed when it ends, before the roots they shared are removed. */
+const startedBy = new WeakMap<TestContext, ServerProcess[]>();
+
+/**
+ * Starts a server process and makes sure the test leaves nothing behind, whatever happens: one
+ * hook per test kills every server it started (a restart on the same root included) and the
+ * process groups it names, and only then removes their roots (a server still running would
+ * write into a root being removed).
+ */
 async function start(t: TestContext, options: ProcessOptions, groups: number[]): Promise<ServerProcess> {
-  const server = await startServerProcess(options);
-  t.after(async () => {
-    await server.kill();
-    for (const pgid of groups) {
-      try {
-        process.kill(-pgid, 'SIGKILL');
-      } catch {
-        // already gone
+  let servers = startedBy.get(t);
+  if (!servers) {
+    const started: ServerProcess[] = [];
+    startedBy.set(t, started);
+    t.after(async () => {
+      for (const server of started.toReversed()) await server.kill();
+      for (const pgid of groups) {
+        try {
+          process.kill(-pgid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
       }
-    }
-  });
+      for (const root of new Set(started.map((server) => server.root))) await removeRoot(root);
+    });
+    servers = started;
+  }
+  const server = await startServerProcess(options);
+  servers.push(server);
   return server;
 }
 
@@ -76,7 +92,6 @@ test('SIGKILL during a job, start again on the same data dir: the job is interru
   const groups: number[] = [];
   const env = { ARMHOOK_WORKERS: '1', ARMHOOK_QUEUE: '5' };
   const first = await start(t, { scripts: SCRIPTS, env }, groups);
-  t.after(() => removeRoot(first.root));
 
   const id = await startAsync(first, '/tree?name=k1');
   const queuedId = await startAsync(first, '/tree?name=k2');
@@ -141,7 +156,6 @@ test('SIGKILL during a job, start again on the same data dir: the job is interru
 test('SIGKILL twice in a row: a job interrupted once stays interrupted; nothing is reaped twice or lost', async (t) => {
   const groups: number[] = [];
   const first = await start(t, { scripts: SCRIPTS }, groups);
-  t.after(() => removeRoot(first.root));
   const id = await startAsync(first, '/tree?name=twice');
   const pids = await treePids(await EventStream.open(first, `/jobs/${id}/events`));
   groups.push(pids.pid, pids.escaped);
@@ -165,7 +179,6 @@ test('SIGTERM with a running job: the server stops accepting, waits for the job,
   const groups: number[] = [];
   const env = { ARMHOOK_WORKERS: '1', ARMHOOK_DRAIN_TIMEOUT: '600' };
   const server = await start(t, { scripts: SCRIPTS, env }, groups);
-  t.after(() => removeRoot(server.root));
 
   const stream = await EventStream.open(server, '/tree?name=drain', { method: 'POST' });
   const pids = await treePids(stream);
@@ -209,7 +222,6 @@ test("SIGTERM to the server's whole process group (timeout(1), kill -- -pgid): t
   const groups: number[] = [];
   const env = { ARMHOOK_WORKERS: '1', ARMHOOK_DRAIN_TIMEOUT: '600' };
   const server = await start(t, { scripts: SCRIPTS, env, ownGroup: true }, groups);
-  t.after(() => removeRoot(server.root));
 
   const stream = await EventStream.open(server, '/tree?name=group', { method: 'POST' });
   const tree = await treePids(stream);
@@ -235,7 +247,6 @@ test('SIGTERM with ARMHOOK_DRAIN_TIMEOUT=1 and a job that never ends: the job is
   const groups: number[] = [];
   const env = { ARMHOOK_DRAIN_TIMEOUT: '1', ARMHOOK_KILL_GRACE: '1' };
   const server = await start(t, { scripts: SCRIPTS, env }, groups);
-  t.after(() => removeRoot(server.root));
 
   const stream = await EventStream.open(server, '/tree?name=never', { method: 'POST' });
   const pids = await treePids(stream);
@@ -264,7 +275,6 @@ test('SIGTERM with ARMHOOK_DRAIN_TIMEOUT=1 and a job that never ends: the job is
 test("a run request during the drain is refused with armhook's own 503: JSON {error, message} and Retry-After", async (t) => {
   const groups: number[] = [];
   const server = await start(t, { scripts: SCRIPTS, env: { ARMHOOK_DRAIN_TIMEOUT: '600' } }, groups);
-  t.after(() => removeRoot(server.root));
   const stream = await EventStream.open(server, '/tree?name=shape', { method: 'POST' });
   const tree = await treePids(stream);
   groups.push(tree.pid, tree.escaped);
@@ -286,7 +296,6 @@ test("a run request during the drain is refused with armhook's own 503: JSON {er
 
 test("SIGTERM while a client has stopped reading a finished job's stream: the server still exits after the drain", async (t) => {
   const server = await start(t, { scripts: SCRIPTS, env: { ARMHOOK_DRAIN_TIMEOUT: '1' } }, []);
-  t.after(() => removeRoot(server.root));
   // ~4 MB of SSE: more than the socket buffers hold, so the response cannot finish while paused.
   const res = await open(server, '/big', { method: 'POST' });
   t.after(() => res.destroy());
