@@ -31,7 +31,7 @@ import {
   type Authenticator,
 } from './http/index.ts';
 import { DamagedStoreError, importJournal, JobManager, SqliteJobStore } from './jobs/index.ts';
-import { createMetrics } from './metrics/index.ts';
+import { createMetrics, type Metrics } from './metrics/index.ts';
 import { createTlsService, type TlsService, type TlsServiceOptions } from './tls/index.ts';
 
 /**
@@ -129,17 +129,20 @@ export interface Armhook {
   close(): Promise<void>;
 }
 
-/**
- * Builds the whole server from a config object. Nothing is shared between two instances, so tests
- * start as many as they need. Refuses to build when the config would be unsafe.
- */
 function refuseSchemas(): never {
   throw new Error("armhook routes declare no fastify schemas; validate with armhook's parameter rules or TypeBox");
 }
 
-export async function buildApp(config: Config, options: AppOptions): Promise<Armhook> {
-  const log = options.log;
-  const metrics = createMetrics();
+interface Callers {
+  authenticator: Authenticator | undefined;
+  /** The htpasswd file armhook opened itself (closed at shutdown). */
+  htpasswd: HtpasswdAuthenticator | undefined;
+  entra: EntraVerifier | undefined;
+  access: AccessFile | undefined;
+}
+
+/** Who may call: htpasswd users, Entra bearer tokens, the access file's rules. Refuses an unsafe combination. */
+async function openCallers(config: Config, options: AppOptions, log: Logger): Promise<Callers> {
   let authenticator = options.authenticator;
   const htpasswd =
     !authenticator && config.htpasswd
@@ -175,26 +178,11 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
     );
   }
 
-  const catalog = new HookCatalog({ scriptsDir: config.scriptsDir, log: log.child({ component: 'hooks' }) });
-  const problems = await catalog.startupProblems();
-  if (problems.length > 0) throw new StartupError(problems.join('; '));
+  return { authenticator, htpasswd, entra, access };
+}
 
-  const tls = await createTlsService({
-    certFile: config.tlsCert,
-    keyFile: config.tlsKey,
-    devDir: config.tlsDir,
-    acme: {
-      domains: config.acmeDomains,
-      email: config.acmeEmail,
-      directoryUrl: config.acmeDirectory,
-      caFile: config.acmeCaFile,
-      dir: join(config.dataDir, 'acme'),
-      listenPort: config.listen.port,
-    },
-    acmeRetry: options.acmeRetry,
-    log: log.child({ component: 'tls' }),
-  });
-
+/** Azure: the identity, ARM clients and typed handlers (ARMHOOK_ARM_CA_FILE read once, for them and for scripts). */
+async function openAzure(config: Config, options: AppOptions, log: Logger, metrics: Metrics): Promise<{ azure: AzureService; armCaCert: string | undefined }> {
   let armCaCert: string | undefined;
   if (config.armCaFile) {
     try {
@@ -212,18 +200,11 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
     ...options.azure,
     log,
   });
+  return { azure, armCaCert };
+}
 
-  // Scripts start from a small posix_spawn helper when python3 exists: forking this process per
-  // job copies its page tables and stalls the event loop (see server/hooks/spawner.py).
-  const helper = config.spawner === 'node' ? undefined : SpawnHelper.create(log.child({ component: 'spawner' }));
-  if (config.spawner === 'helper' && !helper)
-    throw new StartupError('ARMHOOK_SPAWNER=helper needs /usr/bin/python3; install python3 or set ARMHOOK_SPAWNER=node');
-  log.debug({ spawner: helper ? 'helper' : 'node' }, 'script spawner');
-  const spawnScript = helper ? helper.run.bind(helper) : runScript;
-
-  const scratchDir = await createScratchDir(log);
-  const az = createAzSetup(config, armCaCert, scratchDir, log);
-
+/** The job store and manager; jobs a previous process left running are marked interrupted. */
+async function openJobs(config: Config, log: Logger): Promise<{ store: SqliteJobStore; jobs: JobManager; fingerprintKey: Buffer }> {
   const store = openJobStore(config.dataDir);
   await importJournal(config.dataDir, store, log.child({ component: 'jobs' }));
   const jobs = new JobManager({
@@ -238,9 +219,11 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
   const fingerprintKey = await openFingerprintKey(config.dataDir, log);
   const interrupted = await jobs.open();
   if (interrupted.length > 0) log.warn({ jobs: interrupted.map((r) => r.id) }, 'jobs left running by a previous process were marked interrupted');
+  return { store, jobs, fingerprintKey };
+}
 
-  // Caps and deadlines for connections (a storm of idle or slow ones must not exhaust the process).
-  const connections = new ConnectionGuard(config, log.child({ component: 'connections' }));
+/** The fastify instance: HTTPS with the connection guard's options, raw bodies, no fastify schemas. */
+function createFastify(config: Config, log: Logger, tls: TlsService, connections: ConnectionGuard): FastifyInstance {
   // Routes don't care that the server is HTTPS; one plain instance type keeps their signatures simple.
   const app = fastify({
     loggerInstance: log,
@@ -269,16 +252,59 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
   // early when Content-Length says it is larger) and parameters are parsed from it afterwards.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+  return app;
+}
 
-  connections.attach(app.server as unknown as HttpsServer);
-  registerErrorHandlers(app, { bodyLimit: config.bodyLimit });
-  registerRequestLog(app, metrics);
-  await registerAuth(app, {
-    authenticator,
-    entra,
-    access,
-    ...(options.failureLimit ? { failureLimit: options.failureLimit.max, failureWindowMs: options.failureLimit.windowMs } : {}),
+/**
+ * Builds the whole server from a config object. Nothing is shared between two instances, so tests
+ * start as many as they need. Refuses to build when the config would be unsafe.
+ */
+/** The certificate armhook serves: files, ACME, or a generated development pair. */
+function openTls(config: Config, options: AppOptions, log: Logger): Promise<TlsService> {
+  return createTlsService({
+    certFile: config.tlsCert,
+    keyFile: config.tlsKey,
+    devDir: config.tlsDir,
+    acme: {
+      domains: config.acmeDomains,
+      email: config.acmeEmail,
+      directoryUrl: config.acmeDirectory,
+      caFile: config.acmeCaFile,
+      dir: join(config.dataDir, 'acme'),
+      listenPort: config.listen.port,
+    },
+    acmeRetry: options.acmeRetry,
+    log: log.child({ component: 'tls' }),
   });
+}
+
+function openSpawner(config: Config, log: Logger): { helper: SpawnHelper | undefined; spawnScript: typeof runScript } {
+  // Scripts start from a small posix_spawn helper when python3 exists: forking this process per
+  // job copies its page tables and stalls the event loop (see server/hooks/spawner.py).
+  const helper = config.spawner === 'node' ? undefined : SpawnHelper.create(log.child({ component: 'spawner' }));
+  if (config.spawner === 'helper' && !helper)
+    throw new StartupError('ARMHOOK_SPAWNER=helper needs /usr/bin/python3; install python3 or set ARMHOOK_SPAWNER=node');
+  log.debug({ spawner: helper ? 'helper' : 'node' }, 'script spawner');
+  const spawnScript = helper ? helper.run.bind(helper) : runScript;
+  return { helper, spawnScript };
+}
+
+interface RouteParts {
+  log: Logger;
+  metrics: Metrics;
+  catalog: HookCatalog;
+  jobs: JobManager;
+  azure: AzureService;
+  tls: TlsService;
+  fingerprintKey: Buffer;
+  az: AzSetup;
+  spawnScript: typeof runScript;
+  scratchDir: string;
+}
+
+/** Every route after authentication: health, catalog, typed handlers, jobs, console, metrics, scripts. */
+function registerRoutes(app: FastifyInstance, config: Config, parts: RouteParts): void {
+  const { log, metrics, catalog, jobs, azure, tls, fingerprintKey, az, spawnScript, scratchDir } = parts;
   registerHealthRoutes(app, { scriptsDir: config.scriptsDir, azure, accepting: () => jobs.accepting });
   registerCatalogRoutes(app, { catalog, extra: async () => (await azure.loadHandlers()).map(describeHandler) });
   registerAzureRoutes(app, {
@@ -306,6 +332,56 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
     spawn: spawnScript,
     scratchDir,
   });
+}
+
+/** Listens, then starts what needs the socket; resolves with the server's URL. */
+async function listenOn(app: FastifyInstance, config: Config, tls: TlsService, azure: AzureService): Promise<string> {
+  await app.listen({ host: config.listen.host, port: config.listen.port });
+  // Certificates change from here on: new files, ACME (whose CA connects to this port).
+  tls.start(app.server as unknown as TlsServer);
+  // After listen: /healthz answers while the identity library loads (its first use evaluates
+  // the SDK's modules on this thread).
+  azure.start();
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.listen.port;
+  const host = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host;
+  return `https://${host}:${port}`;
+}
+
+export async function buildApp(config: Config, options: AppOptions): Promise<Armhook> {
+  const log = options.log;
+  const metrics = createMetrics();
+  const { authenticator, htpasswd, entra, access } = await openCallers(config, options, log);
+
+  const catalog = new HookCatalog({ scriptsDir: config.scriptsDir, log: log.child({ component: 'hooks' }) });
+  const problems = await catalog.startupProblems();
+  if (problems.length > 0) throw new StartupError(problems.join('; '));
+
+  const tls = await openTls(config, options, log);
+
+  const { azure, armCaCert } = await openAzure(config, options, log, metrics);
+
+  const { helper, spawnScript } = openSpawner(config, log);
+
+  const scratchDir = await createScratchDir(log);
+  const az = createAzSetup(config, armCaCert, scratchDir, log);
+
+  const { store, jobs, fingerprintKey } = await openJobs(config, log);
+
+  // Caps and deadlines for connections (a storm of idle or slow ones must not exhaust the process).
+  const connections = new ConnectionGuard(config, log.child({ component: 'connections' }));
+  const app = createFastify(config, log, tls, connections);
+
+  connections.attach(app.server as unknown as HttpsServer);
+  registerErrorHandlers(app, { bodyLimit: config.bodyLimit });
+  registerRequestLog(app, metrics);
+  await registerAuth(app, {
+    authenticator,
+    entra,
+    access,
+    ...(options.failureLimit ? { failureLimit: options.failureLimit.max, failureWindowMs: options.failureLimit.windowMs } : {}),
+  });
+  registerRoutes(app, config, { log, metrics, catalog, jobs, azure, tls, fingerprintKey, az, spawnScript, scratchDir });
 
   // Age-based retention runs hourly; count- and size-based run as jobs end.
   const pruneTimer = setInterval(() => void jobs.prune(), 3600 * 1000);
@@ -329,18 +405,7 @@ export async function buildApp(config: Config, options: AppOptions): Promise<Arm
     catalog,
     azure,
     tls,
-    async listen() {
-      await app.listen({ host: config.listen.host, port: config.listen.port });
-      // Certificates change from here on: new files, ACME (whose CA connects to this port).
-      tls.start(app.server as unknown as TlsServer);
-      // After listen: /healthz answers while the identity library loads (its first use evaluates
-      // the SDK's modules on this thread).
-      azure.start();
-      const address = app.server.address();
-      const port = typeof address === 'object' && address ? address.port : config.listen.port;
-      const host = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host;
-      return `https://${host}:${port}`;
-    },
+    listen: () => listenOn(app, config, tls, azure),
     async close() {
       await app.close();
     },

@@ -6,7 +6,7 @@ import { IDEMPOTENCY_WINDOW_MS, StorageFullError, type IdempotencyClaim, type Jo
 import { JobOutput } from './output.ts';
 import { JobIds } from './ids.ts';
 import { killJobLeftovers, LeftoverReaper } from './reaper.ts';
-import type { JobError, JobEvent, JobRecord, JobStatus } from './types.ts';
+import type { JobError, JobEvent, JobEventType, JobRecord, JobStatus } from './types.ts';
 
 /** How many recent run times the Retry-After estimate averages. */
 const RECENT_DURATIONS = 32;
@@ -215,8 +215,36 @@ export class JobManager {
     return this.#queue.length;
   }
 
-  /** Accepts a job: starts it now, queues it, or refuses (429 queue full, 503 shutting down). */
+  /** Accepts a job: starts it now, queues it, or refuses (429 queue full, 503 shutting down, 507 disk full). */
   async submit(spec: JobSpec): Promise<LiveJob> {
+    const startsNow = this.#admit(spec);
+    const record = this.#newRecord(spec, startsNow);
+    const position = this.#queue.length + this.#queuedCount + 1;
+    // The worker or the queue place is taken now: other requests arrive while the store commits.
+    if (startsNow) this.#claim(spec);
+    else this.#queuedCount++;
+    const log = await this.#createLog(spec, record, startsNow, position);
+    const job = new LiveJob(record, log, spec);
+    this.#live.set(record.id, job);
+    if (!this.#accepting) {
+      // Shutdown began while the record was being committed: end the job here, never leave it behind.
+      this.#giveBack(spec, startsNow);
+      await this.#finishLive(job, 'interrupted', null, { code: 'interrupted', message: 'armhook shut down before this job started; it never ran' });
+      return job;
+    }
+    if (startsNow) {
+      this.#run(job);
+    } else {
+      this.#queuedCount--;
+      this.#queue.push(job);
+      job.position = position;
+      this.#startNext();
+    }
+    return job;
+  }
+
+  /** Whether `spec` starts now (a worker and its concurrency key are free); throws when it can neither start nor wait. */
+  #admit(spec: JobSpec): boolean {
     if (!this.#accepting)
       throw new AppError(503, 'shutting_down', 'armhook is shutting down and accepts no new jobs; retry shortly', undefined, { retryAfterSeconds: 5 });
     // Jobs still queued while a worker is free are all waiting on their concurrency key, so a
@@ -228,15 +256,20 @@ export class JobManager {
         retryAfterSeconds: this.#retryAfterSeconds(),
       });
     }
-    const record: JobRecord = {
+    return startsNow;
+  }
+
+  #newRecord(spec: JobSpec, startsNow: boolean): JobRecord {
+    const createdAt = new Date().toISOString();
+    return {
       id: this.#ids.next(),
       hook: spec.hook,
       kind: spec.kind,
       method: spec.method,
-      status: 'queued',
+      status: startsNow ? 'running' : 'queued',
       exitCode: null,
-      createdAt: new Date().toISOString(),
-      startedAt: null,
+      createdAt,
+      startedAt: startsNow ? createdAt : null,
       endedAt: null,
       durationMs: null,
       caller: spec.caller,
@@ -245,32 +278,25 @@ export class JobManager {
       error: null,
       pgid: null,
     };
-    // The record and the first events go to the store together (committed before the id is told).
-    if (startsNow) {
-      record.status = 'running';
-      record.startedAt = record.createdAt;
-    }
-    const position = this.#queue.length + this.#queuedCount + 1;
-    // The worker or the queue place is taken now: other requests arrive while the store commits.
-    if (startsNow) this.#claim(spec);
-    else this.#queuedCount++;
-    let log: JobLog;
+  }
+
+  /** Frees the worker or queue place `submit` took for a job that will not run. */
+  #giveBack(spec: JobSpec, startsNow: boolean): void {
+    if (startsNow) this.#release(spec);
+    else this.#queuedCount--;
+  }
+
+  /**
+   * Stores the record with its first events (committed before the id is told). A disk too full
+   * to record it refuses the job (507, nothing ran) and gives its place back.
+   */
+  async #createLog(spec: JobSpec, record: JobRecord, startsNow: boolean, position: number): Promise<JobLog> {
+    const first: Array<{ event: JobEventType; data: string }> = [{ event: 'job', data: JSON.stringify({ jobId: record.id, status: record.status }) }];
+    if (!startsNow) first.push({ event: 'queued', data: JSON.stringify({ jobId: record.id, position }) });
     try {
-      log = await JobLog.create(
-        this.#store,
-        record,
-        startsNow
-          ? [{ event: 'job', data: JSON.stringify({ jobId: record.id, status: 'running' }) }]
-          : [
-              { event: 'job', data: JSON.stringify({ jobId: record.id, status: 'queued' }) },
-              { event: 'queued', data: JSON.stringify({ jobId: record.id, position }) },
-            ],
-        this.#logHooks(record.id),
-        spec.idempotency,
-      );
+      return await JobLog.create(this.#store, record, first, this.#logHooks(record.id), spec.idempotency);
     } catch (err) {
-      if (startsNow) this.#release(spec);
-      else this.#queuedCount--;
+      this.#giveBack(spec, startsNow);
       this.#startNext();
       if (!(err instanceof StorageFullError)) throw err;
       this.#log.error(
@@ -285,24 +311,6 @@ export class JobManager {
         { retryAfterSeconds: 60 },
       );
     }
-    const job = new LiveJob(record, log, spec);
-    this.#live.set(record.id, job);
-    if (!this.#accepting) {
-      // Shutdown began while the record was being committed: end the job here, never leave it behind.
-      if (startsNow) this.#release(spec);
-      else this.#queuedCount--;
-      await this.#finishLive(job, 'interrupted', null, { code: 'interrupted', message: 'armhook shut down before this job started; it never ran' });
-      return job;
-    }
-    if (startsNow) {
-      this.#run(job);
-    } else {
-      this.#queuedCount--;
-      this.#queue.push(job);
-      job.position = position;
-      this.#startNext();
-    }
-    return job;
   }
 
   /**
