@@ -26,6 +26,8 @@ export class Checkpointer {
   #thread: Thread | undefined;
   #commits = 0;
   #stopped = false;
+  /** The thread failed (it could not open the database, say): checkpoints stay with the backstop. */
+  #failed = false;
 
   constructor(options: CheckpointerOptions) {
     this.#options = options;
@@ -38,7 +40,7 @@ export class Checkpointer {
 
   /** Counts a commit; the thread starts once enough of them wait for a checkpoint. */
   committed(): void {
-    if (this.#thread || this.#stopped || ++this.#commits < this.#options.startAfterCommits) return;
+    if (this.#thread || this.#stopped || this.#failed || ++this.#commits < this.#options.startAfterCommits) return;
     this.#start();
   }
 
@@ -83,8 +85,9 @@ export class Checkpointer {
     worker.on('message', (message: CheckpointMessage) => {
       if ('report' in message) answers.shift()?.(message.report);
     });
-    // A thread that fails leaves checkpoints to the store's own threshold; nothing is lost.
-    worker.on('error', () => undefined);
+    // A thread that fails leaves checkpoints to the store's own threshold (nothing is lost) and
+    // is not started again: a new thread per 64 commits would cost more than it saves.
+    worker.on('error', () => (this.#failed = true));
     this.#thread = { worker, exited, answers };
     return this.#thread;
   }

@@ -303,3 +303,14 @@ test('checkpointer: no thread while nothing is written; it starts after enough c
   checkpointer.committed();
   assert.equal(checkpointer.running, true, 'writes start it again');
 });
+
+test('checkpointer: a thread that fails is not started again (the store keeps its own backstop)', async (t) => {
+  const checkpointer = new Checkpointer({ file: join(tmpdir(), 'armhook-no-such-dir', 'x.db'), intervalMs: 20, idleRuns: 3, startAfterCommits: 1 });
+  t.after(() => checkpointer.stop());
+  checkpointer.committed();
+  assert.equal(checkpointer.running, true);
+  for (let i = 0; i < 500 && checkpointer.running; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.equal(checkpointer.running, false, 'the thread could not open the database and ended');
+  for (let i = 0; i < 5; i++) checkpointer.committed();
+  assert.equal(checkpointer.running, false, 'later commits do not start another');
+});
