@@ -216,6 +216,7 @@ export class HtpasswdAuthenticator {
   #seq = 0;
   #appliedSeq = 0;
   #pendingLoad: { sig: string; promise: Promise<void> } | undefined;
+  #refreshing: Promise<void> | undefined;
   /** HMAC(user, password) → expiry time; successes only. Map order = insertion order. */
   readonly #cache = new Map<string, number>();
   /** Verifications in progress, so concurrent identical requests share one bcrypt run. */
@@ -354,8 +355,17 @@ export class HtpasswdAuthenticator {
     this.#inflight.clear();
   }
 
-  /** One stat; re-reads the file when it is not the version loaded. */
-  async #refresh(): Promise<void> {
+  /**
+   * One stat, shared by the checks that arrive while it runs (they continue in the order they
+   * came, and a burst of requests costs one stat, not one each); re-reads the file when it is not
+   * the version loaded.
+   */
+  #refresh(): Promise<void> {
+    this.#refreshing ??= this.#statAndLoad().finally(() => (this.#refreshing = undefined));
+    return this.#refreshing;
+  }
+
+  async #statAndLoad(): Promise<void> {
     const seq = ++this.#seq;
     let st: BigIntStats;
     try {
