@@ -215,7 +215,6 @@ export class HtpasswdAuthenticator {
   /** Order of file observations; an older observation never overwrites a newer one. */
   #seq = 0;
   #appliedSeq = 0;
-  #pendingLoad: { sig: string; promise: Promise<void> } | undefined;
   #refreshing: Promise<void> | undefined;
   /** HMAC(user, password) → expiry time; successes only. Map order = insertion order. */
   readonly #cache = new Map<string, number>();
@@ -377,17 +376,7 @@ export class HtpasswdAuthenticator {
     const sig = signatureOf(st);
     const current = this.#snapshot;
     if (current !== undefined && current.sig === sig && !current.racy) return;
-    let pending = this.#pendingLoad;
-    if (pending === undefined || pending.sig !== sig) {
-      const promise = readSnapshot(this.file).then((result) => this.#apply(result, seq));
-      pending = { sig, promise };
-      this.#pendingLoad = pending;
-      const clear = (): void => {
-        if (this.#pendingLoad?.promise === promise) this.#pendingLoad = undefined;
-      };
-      promise.then(clear, clear);
-    }
-    await pending.promise;
+    this.#apply(await readSnapshot(this.file), seq);
   }
 
   #apply(result: Snapshot | Problem, seq: number): void {
