@@ -17,13 +17,14 @@
 //   name with the classes' weights, so a name's timing looks like some real user's.
 // - Logs never carry passwords or hashes.
 
-import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { open as openFile, stat } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
 import type { Logger } from 'pino';
 import { AppError, StartupError } from '../errors.ts';
 import { dummyHashLike, hashClass, isSupportedHash, parseHtpasswd, unsupportedHashReason, type HtpasswdEntry, type ParseWarning } from './htpasswd.ts';
 import { VerifierPool } from './verifier-pool.ts';
+import { HmacSha256 } from './hmac.ts';
 
 export interface HtpasswdAuthenticatorOptions {
   /** Path of the htpasswd file. */
@@ -205,7 +206,7 @@ export class HtpasswdAuthenticator {
   readonly #ttlMs: number;
   readonly #maxEntries: number;
   readonly #now: () => number;
-  readonly #hmacKey: Buffer = randomBytes(32);
+  readonly #hmac = new HmacSha256(randomBytes(32));
 
   #snapshot: Snapshot | undefined;
   /** The problem currently in effect (and already logged), if the file could not be read. */
@@ -319,14 +320,12 @@ export class HtpasswdAuthenticator {
 
   /** The same class for the same name (keyed, so the choice can't be predicted), weighted by users. */
   #dummyFor(user: string, dummies: DummyHashes): string {
-    const pick = createHmac('sha256', this.#hmacKey).update(`dummy\0${user}`, 'utf8').digest().readUInt32BE(0) % dummies.total;
+    const pick = this.#hmac.digest(`dummy\0${user}`).readUInt32BE(0) % dummies.total;
     return (dummies.classes.find((c) => pick < c.upTo) ?? dummies.classes[0]!).hash;
   }
 
   #cacheKey(user: string, password: string): string {
-    return createHmac('sha256', this.#hmacKey)
-      .update(JSON.stringify([user, password]), 'utf8')
-      .digest('base64');
+    return this.#hmac.digest(JSON.stringify([user, password]), 'base64');
   }
 
   #cached(key: string): boolean {

@@ -208,6 +208,30 @@ export function storeContract(name: string, factory: StoreFactory): void {
     await factory.cleanup(again);
   });
   withStore(
+    'age retention finds a job that ended before every job the store has seen end (a clock set back), and one that ends after a prune',
+    async (store) => {
+      const finishAt = async (endedAt: string): Promise<string> => {
+        const record = newRecord();
+        await store.create(record, events(1, 'job', ['{}']));
+        await finishJob(store, record, 1, { endedAt });
+        return record.id;
+      };
+      const policy = { endedBefore: Date.UTC(2026, 0, 10), maxJobs: 1000, maxBytes: 0 };
+      const recent = await finishAt('2026-01-20T00:00:00.000Z');
+      assert.equal(await store.prune(policy), 0, 'nothing ended before 10 January');
+      const early = await finishAt('2026-01-01T00:00:00.000Z');
+      assert.equal(await store.prune(policy), 1);
+      assert.equal(await store.get(early), undefined, 'the job that ended on 1 January is deleted');
+      const later = await finishAt('2026-01-02T00:00:00.000Z');
+      assert.equal(await store.prune(policy), 1, 'a job that ended after the prune is found too');
+      assert.deepEqual(
+        (await store.list({}, 10)).items.map((r) => r.id),
+        [recent],
+        `only the job that ended on 20 January is left (${later} was deleted)`,
+      );
+    },
+  );
+  withStore(
     'an idempotency key is stored with its job (same commit), found per caller and key within the window, after a restart, and not once the job is deleted',
     async (store) => {
       const record = newRecord({ caller: 'alice' });
