@@ -86,7 +86,7 @@ export class AzSetup {
       // store with the file they are given, so it holds the system's CAs as well as armhook's.
       const bundle = join(options.scratchDir, 'ca-bundle.pem');
       try {
-        writeFileSync(bundle, caBundle(options.armCaCert), { mode: 0o644 });
+        writeFileSync(bundle, caBundle(options.armCaCert, options.inherit), { mode: 0o644 });
       } catch (err) {
         throw azSetupError(`cannot write the scripts' CA bundle ${bundle}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
       }
@@ -174,11 +174,43 @@ function copyTree(from: string, to: string, depth: number): void {
   }
 }
 
-/** The system's CAs (the bundled Mozilla set where the system has none), then `extra`. */
-function caBundle(extra: string): string {
-  let system = getCACertificates('system');
-  if (system.length === 0) system = getCACertificates('bundled');
-  return `${[...system, extra.trim()].join('\n')}\n`;
+/** The system's CAs, then `extra`. */
+function caBundle(extra: string, inherit: NodeJS.ProcessEnv): string {
+  return `${[...systemCaCertificates(inherit), extra.trim()].join('\n')}\n`;
+}
+
+/** Where distributions keep the system's CAs as one PEM file (the places Go's crypto/x509 looks). */
+const SYSTEM_CA_FILES = [
+  '/etc/ssl/certs/ca-certificates.crt', // Debian, Ubuntu
+  '/etc/pki/tls/certs/ca-bundle.crt', // Fedora, RHEL
+  '/etc/ssl/ca-bundle.pem', // openSUSE
+  '/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem', // CentOS, RHEL 7
+  '/etc/ssl/cert.pem', // Alpine
+];
+
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+
+/**
+ * The system's CAs as PEM blocks: from OpenSSL's SSL_CERT_FILE when armhook's environment names
+ * one, else from the distribution's bundle file, copied as text. Node's getCACertificates('system')
+ * gives the same CAs but parses each one (the bundle and every link in /etc/ssl/certs: 576 on
+ * Ubuntu) into certificates it keeps for the life of the process, about 5 MiB and 60 ms at
+ * start-up; it is the fallback where no such file holds a certificate, then Node's bundled set.
+ */
+function systemCaCertificates(inherit: NodeJS.ProcessEnv): string[] {
+  for (const file of [inherit['SSL_CERT_FILE'], ...SYSTEM_CA_FILES]) {
+    if (!file) continue;
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      continue; // not on this distribution
+    }
+    const pems = text.match(PEM_CERTIFICATE);
+    if (pems) return pems;
+  }
+  const system = getCACertificates('system');
+  return system.length > 0 ? system : getCACertificates('bundled');
 }
 
 function checkTemplate(dir: string): void {

@@ -79,6 +79,27 @@ test("an ARM CA gives REQUESTS_CA_BUNDLE and SSL_CERT_FILE: one bundle of the sy
   for (const pem of pems) new X509Certificate(pem); // every block parses
 });
 
+test("the bundle's system CAs come from OpenSSL's SSL_CERT_FILE when armhook's environment names one, copied as they are", async () => {
+  const system = await createTestPki();
+  const arm = await createTestPki();
+  const scratchDir = await newDir('scratch');
+  const certFile = join(scratchDir, 'corporate.pem');
+  writeFileSync(certFile, `# the corporate CA\n${system.caCert.trim()}\n`);
+  const az = await setup({ armCaCert: arm.caCert, scratchDir, inherit: { SSL_CERT_FILE: certFile } });
+  const bundle = readFileSync(az.env.SSL_CERT_FILE ?? assert.fail('no SSL_CERT_FILE'), 'utf8');
+  assert.equal(bundle, `${system.caCert.trim()}\n${arm.caCert.trim()}\n`);
+});
+
+test('an SSL_CERT_FILE that holds no certificate is passed over for the system bundle', async () => {
+  const pki = await createTestPki();
+  const scratchDir = await newDir('scratch');
+  const empty = join(scratchDir, 'empty.pem');
+  writeFileSync(empty, '# nothing here\n');
+  const az = await setup({ armCaCert: pki.caCert, scratchDir, inherit: { SSL_CERT_FILE: empty } });
+  const pems = readFileSync(az.env.SSL_CERT_FILE ?? assert.fail('no SSL_CERT_FILE'), 'utf8').match(/-----BEGIN CERTIFICATE-----/g) ?? [];
+  assert.ok(pems.length > 10, `the system's CAs are in it (${pems.length} certificates)`);
+});
+
 test('the template is copied into each job (links followed), and its config gains telemetry off', async () => {
   const template = await newDir('template');
   writeFileSync(join(template, 'config'), '[cloud]\nname = stack\n\n[defaults]\nlocation = local\n');
