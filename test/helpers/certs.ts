@@ -5,9 +5,7 @@
 // cannot add the Subject/Authority Key Identifier extensions that RFC 5280 requires in a chain
 // (OpenSSL's -x509_strict and Python >= 3.13's default context reject chains without them).
 import { webcrypto } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
-import { join } from 'node:path';
 import {
   AuthorityKeyIdentifierExtension,
   BasicConstraintsExtension,
@@ -20,6 +18,7 @@ import {
   SubjectKeyIdentifierExtension,
   X509CertificateGenerator,
 } from '@peculiar/x509';
+import { writePki } from './shared-pki.ts';
 
 export interface TestPki {
   /** PEM CA certificate: give it to clients as their trust anchor. */
@@ -115,10 +114,5 @@ export async function createTestPki(hostnames: readonly string[] = ['localhost',
 
 /** createTestPki, written to `dir` as ca.pem, cert.pem and key.pem (0600). */
 export async function writeTestPki(dir: string, hostnames?: readonly string[]): Promise<TestPki & TestPkiPaths> {
-  const pki = await createTestPki(hostnames);
-  const paths: TestPkiPaths = { caPath: join(dir, 'ca.pem'), certPath: join(dir, 'cert.pem'), keyPath: join(dir, 'key.pem') };
-  await writeFile(paths.caPath, pki.caCert);
-  await writeFile(paths.certPath, pki.serverCert);
-  await writeFile(paths.keyPath, pki.serverKey, { mode: 0o600 });
-  return { ...pki, ...paths };
+  return writePki(dir, await createTestPki(hostnames));
 }

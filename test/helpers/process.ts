@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { access, chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { writeTestPki } from './certs.ts';
+import { writeSharedTestPki } from './shared-pki.ts';
 
 const MAIN = join(import.meta.dirname, '..', '..');
 /** The bundled Node 24 runtime; never the system node. */
@@ -107,7 +107,7 @@ export async function startServerProcess(options: ProcessOptions = {}): Promise<
   const paths = options.devCert
     ? { caPath: join(root, 'tls', 'dev-cert.pem'), certPath: undefined, keyPath: undefined }
     : { caPath: join(pkiDir, 'ca.pem'), certPath: join(pkiDir, 'cert.pem'), keyPath: join(pkiDir, 'key.pem') };
-  if (paths.keyPath && !(await exists(paths.keyPath))) await writeTestPki(pkiDir);
+  if (paths.keyPath && !(await exists(paths.keyPath))) await writeSharedTestPki(pkiDir);
 
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',

@@ -11,7 +11,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { buildApp, type AppOptions, type Armhook } from '../../server/app.ts';
 import { loadConfig, type Config } from '../../server/config/index.ts';
 import { captureLog, type CapturedLog } from './log.ts';
-import { writeTestPki } from './certs.ts';
+import { writeSharedTestPki } from './shared-pki.ts';
 
 export interface TestServer {
   /** https://localhost:<port> */
@@ -72,7 +72,7 @@ export async function buildServer(options: StartOptions = {}): Promise<TestApp> 
     await chmod(file, noexec ? 0o644 : 0o755);
   }
   await mkdir(join(root, 'pki'), { recursive: true });
-  const pki = await writeTestPki(join(root, 'pki'));
+  const pki = await writeSharedTestPki(join(root, 'pki'));
   const config = loadConfig({
     env: {},
     cwd: root,
