@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { CLI, NODE } from '../helpers/process.ts';
+import { CLI, COMPILE_CACHE_ENV, NODE } from '../helpers/process.ts';
 
 const run = promisify(execFile);
 
@@ -25,6 +25,7 @@ for (const [name, content] of [
       ARMHOOK_DATA_DIR: join(dir, 'data'),
       ARMHOOK_TLS_DIR: join(dir, 'tls'),
       ARMHOOK_LISTEN: '127.0.0.1:0',
+      ...COMPILE_CACHE_ENV,
     };
     const failed = await run(NODE, [CLI, 'serve'], { env, cwd: dir }).then(
       () => assert.fail('serve started with an unusable htpasswd file'),

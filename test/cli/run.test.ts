@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import { access, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CLI, NODE } from '../helpers/process.ts';
+import { CLI, COMPILE_CACHE_ENV, NODE } from '../helpers/process.ts';
 
 let dir: string;
 let scratch: string;
@@ -30,6 +30,7 @@ function run(args: string[], stdin?: string): Promise<Run> {
           TMPDIR: scratch,
           ARMHOOK_SCRIPTS_DIR: join(dir, 'scripts'),
           ARMHOOK_TEST_MARKERS: join(dir, 'markers'),
+          ...COMPILE_CACHE_ENV,
         },
         timeout: 60_000,
       },

@@ -1,6 +1,6 @@
 // Runs the real `armhook` CLI (the TypeScript entry, on the project's Node) as a child process.
 import { spawn } from 'node:child_process';
-import { CLI, NODE } from './process.ts';
+import { CLI, COMPILE_CACHE_ENV, NODE } from './process.ts';
 
 export interface CliRun {
   pid: number;
@@ -14,7 +14,7 @@ export interface CliRun {
 
 export function runCli(args: string[], env: Record<string, string> = {}): CliRun {
   const child = spawn(NODE, [CLI, ...args], {
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...env },
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...COMPILE_CACHE_ENV, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
