@@ -175,8 +175,9 @@ function copyTree(from: string, to: string, depth: number): void {
 }
 
 /** The system's CAs, then `extra`. */
-function caBundle(extra: string, inherit: NodeJS.ProcessEnv): string {
-  return `${[...systemCaCertificates(inherit), extra.trim()].join('\n')}\n`;
+function caBundle(extra: string, inherit: NodeJS.ProcessEnv): Buffer {
+  const system = systemCaFile(inherit) ?? Buffer.from(`${nodeCaCertificates().join('\n')}\n`);
+  return Buffer.concat([system, Buffer.from(`${system.at(-1) === 0x0a ? '' : '\n'}${extra.trim()}\n`)]);
 }
 
 /** Where distributions keep the system's CAs as one PEM file (the places Go's crypto/x509 looks). */
@@ -188,27 +189,28 @@ const SYSTEM_CA_FILES = [
   '/etc/ssl/cert.pem', // Alpine
 ];
 
-const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
-
 /**
- * The system's CAs as PEM blocks: from OpenSSL's SSL_CERT_FILE when armhook's environment names
- * one, else from the distribution's bundle file, copied as text. Node's getCACertificates('system')
- * gives the same CAs but parses each one (the bundle and every link in /etc/ssl/certs: 576 on
- * Ubuntu) into certificates it keeps for the life of the process, about 5 MiB and 60 ms at
- * start-up; it is the fallback where no such file holds a certificate, then Node's bundled set.
+ * The system's CA file, as bytes: OpenSSL's SSL_CERT_FILE when armhook's environment names one,
+ * else the distribution's bundle; the first that holds a certificate. Copied, never parsed: Node's
+ * getCACertificates('system') gives the same CAs but parses each one (the bundle and every link in
+ * /etc/ssl/certs: 576 on Ubuntu) into certificates it keeps for the life of the process, about
+ * 5 MiB and 60 ms at start-up.
  */
-function systemCaCertificates(inherit: NodeJS.ProcessEnv): string[] {
+function systemCaFile(inherit: NodeJS.ProcessEnv): Buffer | undefined {
   for (const file of [inherit['SSL_CERT_FILE'], ...SYSTEM_CA_FILES]) {
     if (!file) continue;
-    let text: string;
     try {
-      text = readFileSync(file, 'utf8');
+      const pem = readFileSync(file);
+      if (pem.includes('-----BEGIN CERTIFICATE-----')) return pem;
     } catch {
-      continue; // not on this distribution
+      // not on this distribution
     }
-    const pems = text.match(PEM_CERTIFICATE);
-    if (pems) return pems;
   }
+  return undefined;
+}
+
+/** Node's view of the system's CAs, where no file holds them; its bundled set where it finds none. */
+function nodeCaCertificates(): string[] {
   const system = getCACertificates('system');
   return system.length > 0 ? system : getCACertificates('bundled');
 }

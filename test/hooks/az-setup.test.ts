@@ -84,10 +84,11 @@ test("the bundle's system CAs come from OpenSSL's SSL_CERT_FILE when armhook's e
   const arm = await createTestPki();
   const scratchDir = await newDir('scratch');
   const certFile = join(scratchDir, 'corporate.pem');
-  writeFileSync(certFile, `# the corporate CA\n${system.caCert.trim()}\n`);
+  // No newline at its end: the ARM CA still starts a line of its own.
+  writeFileSync(certFile, `# the corporate CA\n${system.caCert.trim()}`);
   const az = await setup({ armCaCert: arm.caCert, scratchDir, inherit: { SSL_CERT_FILE: certFile } });
   const bundle = readFileSync(az.env.SSL_CERT_FILE ?? assert.fail('no SSL_CERT_FILE'), 'utf8');
-  assert.equal(bundle, `${system.caCert.trim()}\n${arm.caCert.trim()}\n`);
+  assert.equal(bundle, `# the corporate CA\n${system.caCert.trim()}\n${arm.caCert.trim()}\n`);
 });
 
 test('an SSL_CERT_FILE that holds no certificate is passed over for the system bundle', async () => {
