@@ -2,8 +2,8 @@
  * Azure Instance Metadata Service (IMDS) client: the VM's subscription, resource group, location
  * and name, and the readiness probe's managed-identity token. One GET over node:http(s) with a
  * short timeout: off Azure the link-local address usually drops packets, so a request without a
- * timeout would hang for minutes. (Not `fetch`: loading undici for this one request costs ~20 ms
- * of start-up and ~4 MB that armhook never uses again — the Azure SDK has its own HTTP client.)
+ * timeout would hang for minutes. (Not `fetch`: loading undici for this one request adds start-up
+ * time and memory that armhook never uses again — the Azure SDK has its own HTTP client.)
  */
 import type { IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';

@@ -193,8 +193,8 @@ const SYSTEM_CA_FILES = [
  * The system's CA file, as bytes: OpenSSL's SSL_CERT_FILE when armhook's environment names one,
  * else the distribution's bundle; the first that holds a certificate. Copied, never parsed: Node's
  * getCACertificates('system') gives the same CAs but parses each one (the bundle and every link in
- * /etc/ssl/certs: 576 on Ubuntu) into certificates it keeps for the life of the process, about
- * 5 MiB and 60 ms at start-up.
+ * /etc/ssl/certs, so each one several times) into certificates it keeps for the life of the process:
+ * start-up time and memory spent on what scripts read from a file anyway.
  */
 function systemCaFile(inherit: NodeJS.ProcessEnv): Buffer | undefined {
   for (const file of [inherit['SSL_CERT_FILE'], ...SYSTEM_CA_FILES]) {

@@ -3,7 +3,7 @@
 // the WAL into the database file and synced it, and every request waited for it. A thread with
 // its own connection does it instead, every `intervalMs`, while jobs are being written: it starts
 // after `startAfterCommits` commits and ends itself once the WAL has been quiet for `idleRuns`
-// turns, so an idle server holds no thread (one costs ~20 MiB). The store's own automatic
+// turns, so an idle server holds no thread (each has a heap of its own). The store's own automatic
 // checkpoint stays as a backstop at a higher threshold.
 import { Worker } from 'node:worker_threads';
 import type { CheckpointMessage, CheckpointReport, CheckpointWorkerData } from './checkpoint-worker.ts';

@@ -12,7 +12,7 @@ import type { JobError, JobEvent, JobEventType, JobRecord, JobStatus } from './t
 const RECENT_DURATIONS = 32;
 /** Retry-After never asks a caller to wait longer than this (seconds). */
 const MAX_RETRY_AFTER_SECONDS = 3600;
-/** Jobs that end within this many ms share one scan for leftover processes (a scan of ~150 processes costs ~6 ms of CPU). */
+/** Jobs that end within this many ms share one scan for leftover processes (a scan reads every process's environment). */
 const REAP_BATCH_MS = 1000;
 
 /** What a task gets while it runs. */

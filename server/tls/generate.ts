@@ -68,7 +68,7 @@ export async function generateSelfSignedCert(options: GenerateCertOptions): Prom
   const notBefore = options.notBefore ?? new Date(now - BACKDATE_MS);
   const notAfter = options.notAfter ?? new Date(now + (options.validityDays ?? 365) * DAY_MS);
   if (notAfter.getTime() <= notBefore.getTime()) throw new Error('certificate notAfter must be later than notBefore');
-  // Loaded on demand: selfsigned pulls in @peculiar/x509 (~170 ms and ~20 MB at start-up), which a
+  // Loaded on demand: selfsigned pulls in @peculiar/x509 (slow to load, and large), which a
   // server with operator certificates never needs.
   // A CommonJS package: through `default` (module.exports), which both Node and the dist/ bundle
   // provide; named exports of CommonJS are Node's static guess, and the bundle has none.
