@@ -2,9 +2,11 @@
 // connection that commits, so every few thousand jobs one commit on the event loop also copied
 // the WAL into the database file and synced it, and every request waited for it. A thread with
 // its own connection does it instead, every `intervalMs`, while jobs are being written: it starts
-// after `startAfterCommits` commits and ends itself once the WAL has been quiet for `idleRuns`
-// turns, so an idle server holds no thread (each has a heap of its own). The store's own automatic
-// checkpoint stays as a backstop at a higher threshold.
+// once `startAfterJobs` jobs were stored and ends itself once the WAL has been quiet for `idleRuns`
+// turns, so an idle server holds no thread (each has a heap of its own). Counting jobs rather than
+// commits keeps the thread for bursts of jobs, where a checkpoint on the event loop would hold up
+// every request; a single job streaming output leaves checkpoints to the store's own automatic
+// one, which stays as a backstop at a higher threshold.
 import { Worker } from 'node:worker_threads';
 import type { CheckpointMessage, CheckpointReport, CheckpointWorkerData } from './checkpoint-worker.ts';
 
@@ -12,7 +14,7 @@ import type { CheckpointMessage, CheckpointReport, CheckpointWorkerData } from '
 const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './checkpoint-worker.ts' : './checkpoint-worker.js', import.meta.url);
 
 export interface CheckpointerOptions extends CheckpointWorkerData {
-  startAfterCommits: number;
+  startAfterJobs: number;
 }
 
 interface Thread {
@@ -24,7 +26,7 @@ interface Thread {
 export class Checkpointer {
   readonly #options: CheckpointerOptions;
   #thread: Thread | undefined;
-  #commits = 0;
+  #jobs = 0;
   #stopped = false;
   /** The thread failed (it could not open the database, say): checkpoints stay with the backstop. */
   #failed = false;
@@ -38,9 +40,9 @@ export class Checkpointer {
     return this.#thread !== undefined;
   }
 
-  /** Counts a commit; the thread starts once enough of them wait for a checkpoint. */
-  committed(): void {
-    if (this.#thread || this.#stopped || this.#failed || ++this.#commits < this.#options.startAfterCommits) return;
+  /** Counts a stored job; the thread starts once enough of them were stored since it last ended. */
+  jobStored(): void {
+    if (this.#thread || this.#stopped || this.#failed || ++this.#jobs < this.#options.startAfterJobs) return;
     this.#start();
   }
 
@@ -77,7 +79,7 @@ export class Checkpointer {
       worker.once('exit', () => {
         for (const answer of answers.splice(0)) answer({ error: 'the checkpoint thread has ended' });
         if (this.#thread?.worker === worker) this.#thread = undefined;
-        this.#commits = 0;
+        this.#jobs = 0;
         resolve();
       }),
     );
@@ -86,7 +88,7 @@ export class Checkpointer {
       if ('report' in message) answers.shift()?.(message.report);
     });
     // A thread that fails leaves checkpoints to the store's own threshold (nothing is lost) and
-    // is not started again: a new thread per 64 commits would cost more than it saves.
+    // is not started again: a new thread per 64 jobs would cost more than it saves.
     worker.on('error', () => (this.#failed = true));
     this.#thread = { worker, exited, answers };
     return this.#thread;

@@ -74,8 +74,8 @@ const VACUUM_PAGES = 1024;
 const KEEP_FREE_PAGES = 2048;
 /** How often the checkpoint thread copies the WAL into the database file while jobs are written. */
 const CHECKPOINT_INTERVAL_MS = 500;
-/** Commits that start the checkpoint thread, and its quiet turns (30 s) before it ends itself. */
-const CHECKPOINT_START_COMMITS = 64;
+/** Jobs stored that start the checkpoint thread, and its quiet turns (30 s) before it ends itself. */
+const CHECKPOINT_START_JOBS = 64;
 const CHECKPOINT_IDLE_RUNS = 60;
 /**
  * WAL pages (64 MiB) past which a commit checkpoints on the event loop itself: only when the
@@ -232,7 +232,7 @@ export class SqliteJobStore implements JobStore {
     this.checkpointer = new Checkpointer({
       file: this.file,
       intervalMs: CHECKPOINT_INTERVAL_MS,
-      startAfterCommits: CHECKPOINT_START_COMMITS,
+      startAfterJobs: CHECKPOINT_START_JOBS,
       idleRuns: CHECKPOINT_IDLE_RUNS,
     });
     const db = this.db;
@@ -322,7 +322,6 @@ export class SqliteJobStore implements JobStore {
     try {
       if (batch.failure) throw batch.failure;
       this.db.exec('COMMIT');
-      this.checkpointer.committed();
       batch.resolve();
     } catch (err) {
       try {
@@ -352,6 +351,7 @@ export class SqliteJobStore implements JobStore {
   }
 
   create(record: JobRecord, events: readonly JobEvent[], idempotency?: IdempotencyClaim): Promise<void> {
+    this.checkpointer.jobStored();
     return this.#write(() => {
       const seq = Number(this.#sql.insertJob.get(record.id, record.hook, record.status, record.caller, record.endedAt, 0, JSON.stringify(record))?.seq);
       const job = { seq, bytes: 0 };

@@ -281,36 +281,51 @@ test('sqlite: checkpoints run on a thread of their own (none at start); a commit
   assert.equal((await reopened.get(record.id))?.status, 'succeeded');
 });
 
-test('checkpointer: no thread while nothing is written; it starts after enough commits and ends itself once the WAL is quiet', async (t) => {
+test('sqlite: one job streaming output starts no checkpoint thread, however many commits it makes; a burst of 64 jobs does', async (t) => {
+  const dir = await tempDir();
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const store = new SqliteJobStore({ dataDir: dir });
+  t.after(() => store.close());
+  const streaming = newRecord();
+  await store.create(streaming, []);
+  for (let id = 1; id <= 200; id++) await store.append(streaming.id, [{ id, event: 'stdout', data: `line ${id}`, at: Date.now() }]);
+  assert.equal(store.checkpointer.running, false, '200 commits of one job: the backstop is enough, no thread');
+  for (let i = 0; i < 62; i++) await store.create(newRecord(), []);
+  assert.equal(store.checkpointer.running, false, '63 jobs in all');
+  await store.create(newRecord(), []);
+  assert.equal(store.checkpointer.running, true, 'the 64th job starts the thread');
+});
+
+test('checkpointer: no thread while nothing is written; it starts after enough jobs and ends itself once the WAL is quiet', async (t) => {
   const dir = await tempDir();
   t.after(() => rm(dir, { recursive: true, force: true }));
   const db = new DatabaseSync(join(dir, 'x.db'));
   t.after(() => db.close());
   db.exec('PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0; CREATE TABLE t (x)');
-  const checkpointer = new Checkpointer({ file: join(dir, 'x.db'), intervalMs: 20, idleRuns: 3, startAfterCommits: 2 });
+  const checkpointer = new Checkpointer({ file: join(dir, 'x.db'), intervalMs: 20, idleRuns: 3, startAfterJobs: 2 });
   t.after(() => checkpointer.stop());
   db.exec('INSERT INTO t VALUES (1)');
-  checkpointer.committed();
-  assert.equal(checkpointer.running, false, 'one commit starts no thread');
+  checkpointer.jobStored();
+  assert.equal(checkpointer.running, false, 'one job starts no thread');
   db.exec('INSERT INTO t VALUES (2)');
-  checkpointer.committed();
+  checkpointer.jobStored();
   assert.equal(checkpointer.running, true, 'the second does');
   for (let i = 0; i < 500 && checkpointer.running; i++) await new Promise((resolve) => setTimeout(resolve, 10));
   assert.equal(checkpointer.running, false, 'three quiet turns later the thread has ended');
   assert.equal(Number(db.prepare('PRAGMA wal_checkpoint(PASSIVE)').get()?.checkpointed), Number(db.prepare('PRAGMA wal_checkpoint(PASSIVE)').get()?.log));
   db.exec('INSERT INTO t VALUES (3)');
-  checkpointer.committed();
-  checkpointer.committed();
+  checkpointer.jobStored();
+  checkpointer.jobStored();
   assert.equal(checkpointer.running, true, 'writes start it again');
 });
 
 test('checkpointer: a thread that fails is not started again (the store keeps its own backstop)', async (t) => {
-  const checkpointer = new Checkpointer({ file: join(tmpdir(), 'armhook-no-such-dir', 'x.db'), intervalMs: 20, idleRuns: 3, startAfterCommits: 1 });
+  const checkpointer = new Checkpointer({ file: join(tmpdir(), 'armhook-no-such-dir', 'x.db'), intervalMs: 20, idleRuns: 3, startAfterJobs: 1 });
   t.after(() => checkpointer.stop());
-  checkpointer.committed();
+  checkpointer.jobStored();
   assert.equal(checkpointer.running, true);
   for (let i = 0; i < 500 && checkpointer.running; i++) await new Promise((resolve) => setTimeout(resolve, 10));
   assert.equal(checkpointer.running, false, 'the thread could not open the database and ended');
-  for (let i = 0; i < 5; i++) checkpointer.committed();
-  assert.equal(checkpointer.running, false, 'later commits do not start another');
+  for (let i = 0; i < 5; i++) checkpointer.jobStored();
+  assert.equal(checkpointer.running, false, 'later jobs do not start another');
 });
