@@ -60,17 +60,6 @@ const MIGRATIONS = [
   // seq is reused once deleted), and a key left behind would then lead to that job.
   `CREATE INDEX idempotency_keys_by_job ON idempotency_keys (job);
    DELETE FROM idempotency_keys WHERE job NOT IN (SELECT seq FROM jobs);`,
-  // A new job is its row alone (its first events in first_events, a JSON array), committed at
-  // once: the listing indexes take a job when it ends, and live jobs are found through jobs_live.
-  // Storing a job then writes its row and two small index pages instead of eight pages.
-  `ALTER TABLE jobs ADD COLUMN first_events TEXT;
-   DROP INDEX jobs_by_hook;
-   DROP INDEX jobs_by_status;
-   DROP INDEX jobs_by_caller;
-   CREATE INDEX jobs_by_hook ON jobs (hook, id) WHERE ended_at IS NOT NULL;
-   CREATE INDEX jobs_by_status ON jobs (status, id) WHERE ended_at IS NOT NULL;
-   CREATE INDEX jobs_by_caller ON jobs (caller, id) WHERE ended_at IS NOT NULL;
-   CREATE INDEX jobs_live ON jobs (id) WHERE ended_at IS NULL;`,
 ];
 
 const SQLITE_FULL = 13;
@@ -199,9 +188,9 @@ function migrate(db: DatabaseSync): void {
 
 /**
  * The embedded store: one SQLite file, `<dataDir>/armhook.db`, in WAL mode. Writes made in one
- * turn of the event loop share one transaction, committed right after (setImmediate): the output
- * and ends of a burst of jobs cost one commit, not one each. A new job commits at once, since
- * its script waits for that. What a caller is told (an id, an event) is committed before it is told.
+ * turn of the event loop share one transaction, committed right after (setImmediate): a burst of
+ * jobs costs one commit, not one each, and what a caller is told (an id, an event) is committed
+ * before it is told.
  */
 export class SqliteJobStore implements JobStore {
   readonly file: string;
@@ -222,7 +211,6 @@ export class SqliteJobStore implements JobStore {
     | 'seqOf'
     | 'events'
     | 'lastEvent'
-    | 'firstEvents'
     | 'unfinished'
     | 'oldestFinished'
     | 'olderThan'
@@ -249,7 +237,7 @@ export class SqliteJobStore implements JobStore {
     });
     const db = this.db;
     this.#sql = {
-      insertJob: db.prepare('INSERT INTO jobs (id, hook, status, caller, ended_at, bytes, record, first_events) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq'),
+      insertJob: db.prepare('INSERT INTO jobs (id, hook, status, caller, ended_at, bytes, record) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING seq'),
       updateJob: db.prepare('UPDATE jobs SET status = ?, record = ? WHERE seq = ?'),
       finishJob: db.prepare('UPDATE jobs SET status = ?, ended_at = ?, bytes = bytes + ?, record = ? WHERE seq = ?'),
       insertEvent: db.prepare('INSERT INTO events (job, last, count, type, at, data) VALUES (?, ?, ?, ?, ?, ?)'),
@@ -257,8 +245,7 @@ export class SqliteJobStore implements JobStore {
       seqOf: db.prepare('SELECT seq FROM jobs WHERE id = ?'),
       events: db.prepare('SELECT last, count, type, at, data FROM events WHERE job = (SELECT seq FROM jobs WHERE id = ?) AND last > ? ORDER BY last LIMIT ?'),
       lastEvent: db.prepare('SELECT max(last) AS last FROM events WHERE job = (SELECT seq FROM jobs WHERE id = ?)'),
-      firstEvents: db.prepare('SELECT first_events FROM jobs WHERE id = ?'),
-      unfinished: db.prepare(`SELECT record FROM jobs WHERE ended_at IS NULL AND status IN ('queued', 'running') ORDER BY id`),
+      unfinished: db.prepare(`SELECT record FROM jobs WHERE status IN ('queued', 'running') ORDER BY id`),
       oldestFinished: db.prepare('SELECT seq, id, bytes FROM jobs WHERE ended_at IS NOT NULL ORDER BY ended_at, seq LIMIT ?'),
       olderThan: db.prepare('SELECT seq, id, bytes FROM jobs WHERE ended_at IS NOT NULL AND ended_at < ? ORDER BY ended_at, seq'),
       deleteJob: db.prepare('DELETE FROM jobs WHERE seq = ?'),
@@ -363,26 +350,19 @@ export class SqliteJobStore implements JobStore {
     return this.#sql.unfinished.all().map((row) => JSON.parse(String(row.record)) as JobRecord);
   }
 
-  /**
-   * Stores a new job as its row (its first events with it) and commits at once, with whatever
-   * else this turn wrote so far: the job's script starts only once this commit is done, and
-   * waiting for the end of the turn held every start behind the other requests of the turn.
-   */
   create(record: JobRecord, events: readonly JobEvent[], idempotency?: IdempotencyClaim): Promise<void> {
     this.checkpointer.jobStored();
-    const committed = this.#write(() => {
-      const firstEvents = events.length > 0 ? JSON.stringify(events) : null;
-      const row = this.#sql.insertJob.get(record.id, record.hook, record.status, record.caller, record.endedAt, 0, JSON.stringify(record), firstEvents);
-      const job = { seq: Number(row?.seq), bytes: events.reduce((bytes, event) => bytes + event.data.length, 0) };
+    return this.#write(() => {
+      const seq = Number(this.#sql.insertJob.get(record.id, record.hook, record.status, record.caller, record.endedAt, 0, JSON.stringify(record))?.seq);
+      const job = { seq, bytes: 0 };
       this.#open.set(record.id, job);
+      this.#insertEvents(job, events);
       if (idempotency) {
         const now = Date.now();
         this.#sql.expireKeys.run(now - IDEMPOTENCY_WINDOW_MS);
-        this.#sql.insertKey.run(idempotency.caller, idempotency.key, job.seq, idempotency.fingerprint, now);
+        this.#sql.insertKey.run(idempotency.caller, idempotency.key, seq, idempotency.fingerprint, now);
       }
     });
-    this.#commit();
-    return committed;
   }
 
   async idempotent(caller: string, key: string, since: number): Promise<{ jobId: string; fingerprint: string } | undefined> {
@@ -432,18 +412,12 @@ export class SqliteJobStore implements JobStore {
     this.#sql.updateJob.run(record.status, JSON.stringify(record), this.#job(record.id).seq);
   }
 
-  /**
-   * Stores a job's end and commits it in a microtask, with whatever else the turn wrote so far,
-   * rather than at the end of the turn: the caller's `done` waits for this commit, and the turn's
-   * other callbacks (other requests, other jobs' output) can be many.
-   */
   finish(record: JobRecord, done: JobEvent): Promise<void> {
     const job = this.#job(record.id);
     const committed = this.#write(() => {
       this.#insertEvents(job, [done]);
       this.#sql.finishJob.run(record.status, record.endedAt, job.bytes, JSON.stringify(record), job.seq);
     });
-    queueMicrotask(() => this.#commit());
     this.#open.delete(record.id);
     return committed.then(() => {
       this.#finishedCount++;
@@ -482,44 +456,30 @@ export class SqliteJobStore implements JobStore {
     return row ? (JSON.parse(String(row.record)) as JobRecord) : undefined;
   }
 
-  /**
-   * Newest first. Ended and live jobs are listed by separate queries (the filter indexes hold
-   * ended jobs; live ones are few and found through jobs_live), merged by id.
-   */
   async list(filter: JobFilter, limit: number, after?: string): Promise<JobPage> {
-    const rows = [...this.#listPart('ended_at IS NOT NULL', filter, limit, after), ...this.#listPart('ended_at IS NULL', filter, limit, after)];
-    rows.sort((a, b) => (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
-    const items = rows.slice(0, limit + 1).map((row) => JSON.parse(row.record) as JobRecord);
-    const more = items.length > limit;
-    if (more) items.pop();
-    return { items, next: more ? (items.at(-1)?.id ?? null) : null };
-  }
-
-  #listPart(part: string, filter: JobFilter, limit: number, after?: string): Array<{ id: string; record: string }> {
-    const where = [part];
+    const where: string[] = [];
     const values: string[] = [];
     for (const [column, value] of [
       ['hook', filter.hook],
       ['status', filter.status],
       ['caller', filter.caller],
+      ['id <', after],
     ] as const) {
       if (value === undefined) continue;
-      where.push(`${column} = ?`);
+      where.push(column.includes('<') ? 'id < ?' : `${column} = ?`);
       values.push(value);
     }
-    if (after !== undefined) {
-      where.push('id < ?');
-      values.push(after);
-    }
-    const sql = `SELECT id, record FROM jobs WHERE ${where.join(' AND ')} ORDER BY id DESC LIMIT ?`;
+    const sql = `SELECT record FROM jobs ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
     let statement = this.#lists.get(sql);
     if (!statement) this.#lists.set(sql, (statement = this.db.prepare(sql)));
-    return statement.all(...values, limit + 1).map((row) => ({ id: String(row.id), record: String(row.record) }));
+    const items = statement.all(...values, limit + 1).map((row) => JSON.parse(String(row.record)) as JobRecord);
+    const more = items.length > limit;
+    if (more) items.pop();
+    return { items, next: more ? (items.at(-1)?.id ?? null) : null };
   }
 
   async events(id: string, afterId: number, max: number): Promise<JobEvent[]> {
-    const events = this.#firstEvents(id).filter((event) => event.id > afterId);
-    if (events.length >= max) return events.slice(0, max);
+    const events: JobEvent[] = [];
     for (const row of this.#sql.events.iterate(id, afterId, max)) {
       const last = Number(row.last);
       const count = Number(row.count);
@@ -535,13 +495,7 @@ export class SqliteJobStore implements JobStore {
   }
 
   async lastEventId(id: string): Promise<number> {
-    return Number(this.#sql.lastEvent.get(id)?.last ?? this.#firstEvents(id).at(-1)?.id ?? 0);
-  }
-
-  /** The events a job was created with (stored in its row; none for jobs of schema 3 and before). */
-  #firstEvents(id: string): JobEvent[] {
-    const first = this.#sql.firstEvents.get(id)?.first_events;
-    return typeof first === 'string' ? (JSON.parse(first) as JobEvent[]) : [];
+    return Number(this.#sql.lastEvent.get(id)?.last ?? 0);
   }
 
   async prune(policy: RetentionPolicy, busy?: ReadonlySet<string>): Promise<number> {
@@ -578,7 +532,7 @@ export class SqliteJobStore implements JobStore {
   importJob(record: JobRecord, events: readonly JobEvent[]): Promise<void> {
     return this.#write(() => {
       if (this.#sql.seqOf.get(record.id)) return;
-      const seq = Number(this.#sql.insertJob.get(record.id, record.hook, record.status, record.caller, record.endedAt, 0, JSON.stringify(record), null)?.seq);
+      const seq = Number(this.#sql.insertJob.get(record.id, record.hook, record.status, record.caller, record.endedAt, 0, JSON.stringify(record))?.seq);
       const job = { seq, bytes: 0 };
       this.#insertEvents(job, events);
       if (FINAL_STATUSES.includes(record.status)) {
