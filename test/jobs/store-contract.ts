@@ -2,7 +2,7 @@
 // factory from its own test file (sqlite-store.test.ts does for the SQLite store).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { JobEvent, JobRecord, JobStore } from '../../server/jobs/index.ts';
+import type { JobEvent, JobFilter, JobRecord, JobStore } from '../../server/jobs/index.ts';
 
 export interface StoreFactory {
   /** A store on a fresh, empty place. */
@@ -120,6 +120,26 @@ export function storeContract(name: string, factory: StoreFactory): void {
     assert.equal(await store.lastEventId(record.id), 57);
   });
 
+  withStore('first events: several, read in batches smaller than them and after any of them, then the output after them', async (store) => {
+    const record = newRecord();
+    const first = [...events(1, 'job', ['{}']), ...events(2, 'progress', ['{"queued":2}', '{"queued":1}'])];
+    await store.create(record, first);
+    assert.equal(await store.lastEventId(record.id), 3, 'only first events so far');
+    assert.deepEqual(await store.events(record.id, 0, 2), first.slice(0, 2));
+    assert.deepEqual(await store.events(record.id, 2, 10), first.slice(2));
+    await store.append(record.id, events(4, 'stdout', ['out']));
+    assert.deepEqual(
+      (await store.events(record.id, 1, 10)).map((e) => e.id),
+      [2, 3, 4],
+    );
+    assert.deepEqual(await readAll(store, record.id, 0, 1), [...first, ...events(4, 'stdout', ['out'])]);
+    assert.equal(await store.lastEventId(record.id), 4);
+    const bare = newRecord();
+    await store.create(bare, []);
+    assert.deepEqual(await store.events(bare.id, 0, 10), [], 'a job created without events has none');
+    assert.equal(await store.lastEventId(bare.id), 0);
+  });
+
   withStore('update and finish: the stored record follows; done is the last event; unfinished lists only queued and running jobs', async (store) => {
     const queued = newRecord({ status: 'queued', startedAt: null });
     const running = newRecord();
@@ -170,6 +190,36 @@ export function storeContract(name: string, factory: StoreFactory): void {
     }
     assert.deepEqual(walked, ids(newest));
     assert.deepEqual(await store.list({ status: 'cancelled' }, 10), { items: [], next: null });
+  });
+
+  withStore('list: live and ended jobs interleaved by age come out newest first, filtered and paged across both', async (store) => {
+    const made: JobRecord[] = [];
+    for (let i = 0; i < 9; i++) {
+      const record = newRecord({ hook: i % 2 ? 'vm/create' : 'demo/echo' });
+      await store.create(record, events(1, 'job', ['{}']));
+      made.push(record);
+    }
+    // Every third job is still running (the oldest among them too); the rest ended, failed or not.
+    const now: JobRecord[] = [];
+    for (const [i, record] of made.entries()) now.push(i % 3 === 0 ? record : await finishJob(store, record, 1, { status: i % 2 ? 'failed' : 'succeeded' }));
+    const newest = [...now].reverse();
+    const ids = (rs: JobRecord[]): string[] => rs.map((r) => r.id);
+    const walk = async (filter: JobFilter, size: number): Promise<string[]> => {
+      const walked: string[] = [];
+      let after: string | undefined;
+      for (let page = 0; page < 20; page++) {
+        const { items, next } = await store.list(filter, size, after);
+        walked.push(...ids(items));
+        if (!next) return walked;
+        after = next;
+      }
+      throw new Error('paging did not end');
+    };
+    for (const size of [1, 2, 4, 100]) assert.deepEqual(await walk({}, size), ids(newest), `pages of ${size}`);
+    assert.deepEqual(await walk({ hook: 'demo/echo' }, 2), ids(newest.filter((r) => r.hook === 'demo/echo')));
+    assert.deepEqual(await walk({ status: 'running' }, 2), ids(newest.filter((r) => r.status === 'running')));
+    assert.deepEqual(await walk({ status: 'failed', hook: 'vm/create' }, 1), ids(newest.filter((r) => r.status === 'failed' && r.hook === 'vm/create')));
+    assert.equal((await store.list({}, 3, newest[2]?.id)).items[0]?.id, newest[3]?.id, 'after a live job, the next older one whatever its state');
   });
 
   withStore('prune by count, age and size deletes the jobs that ended first, never a running one nor one being read', async (store) => {
