@@ -49,6 +49,20 @@ export async function finishJob(store: JobStore, record: JobRecord, lastId: numb
   return final;
 }
 
+/** Every job `list` gives for `filter`, page by page (`size` each) through `next`, which names each page's last job. */
+async function walkPages(store: JobStore, filter: JobFilter, size: number): Promise<string[]> {
+  const walked: string[] = [];
+  let after: string | undefined;
+  for (let page = 0; page < 100; page++) {
+    const { items, next } = await store.list(filter, size, after);
+    walked.push(...items.map((r) => r.id));
+    if (!next) return walked;
+    assert.equal(next, items.at(-1)?.id);
+    after = next;
+  }
+  throw new Error('paging did not end');
+}
+
 async function readAll(store: JobStore, id: string, afterId = 0, max = 3): Promise<JobEvent[]> {
   const all: JobEvent[] = [];
   for (let batch = await store.events(id, afterId, max); batch.length > 0; batch = await store.events(id, all.at(-1)?.id ?? afterId, max)) {
@@ -179,16 +193,7 @@ export function storeContract(name: string, factory: StoreFactory): void {
       ids((await store.list({ caller: 'bob', hook: 'demo/echo' }, 100)).items),
       ids(newest.filter((r) => r.caller === 'bob' && r.hook === 'demo/echo')),
     );
-    const walked: string[] = [];
-    let after: string | undefined;
-    for (let i = 0; i < 10; i++) {
-      const page = await store.list({}, 3, after);
-      walked.push(...ids(page.items));
-      if (!page.next) break;
-      assert.equal(page.next, page.items.at(-1)?.id);
-      after = page.next;
-    }
-    assert.deepEqual(walked, ids(newest));
+    assert.deepEqual(await walkPages(store, {}, 3), ids(newest));
     assert.deepEqual(await store.list({ status: 'cancelled' }, 10), { items: [], next: null });
   });
 
@@ -204,21 +209,13 @@ export function storeContract(name: string, factory: StoreFactory): void {
     for (const [i, record] of made.entries()) now.push(i % 3 === 0 ? record : await finishJob(store, record, 1, { status: i % 2 ? 'failed' : 'succeeded' }));
     const newest = [...now].reverse();
     const ids = (rs: JobRecord[]): string[] => rs.map((r) => r.id);
-    const walk = async (filter: JobFilter, size: number): Promise<string[]> => {
-      const walked: string[] = [];
-      let after: string | undefined;
-      for (let page = 0; page < 20; page++) {
-        const { items, next } = await store.list(filter, size, after);
-        walked.push(...ids(items));
-        if (!next) return walked;
-        after = next;
-      }
-      throw new Error('paging did not end');
-    };
-    for (const size of [1, 2, 4, 100]) assert.deepEqual(await walk({}, size), ids(newest), `pages of ${size}`);
-    assert.deepEqual(await walk({ hook: 'demo/echo' }, 2), ids(newest.filter((r) => r.hook === 'demo/echo')));
-    assert.deepEqual(await walk({ status: 'running' }, 2), ids(newest.filter((r) => r.status === 'running')));
-    assert.deepEqual(await walk({ status: 'failed', hook: 'vm/create' }, 1), ids(newest.filter((r) => r.status === 'failed' && r.hook === 'vm/create')));
+    for (const size of [1, 2, 4, 100]) assert.deepEqual(await walkPages(store, {}, size), ids(newest), `pages of ${size}`);
+    assert.deepEqual(await walkPages(store, { hook: 'demo/echo' }, 2), ids(newest.filter((r) => r.hook === 'demo/echo')));
+    assert.deepEqual(await walkPages(store, { status: 'running' }, 2), ids(newest.filter((r) => r.status === 'running')));
+    assert.deepEqual(
+      await walkPages(store, { status: 'failed', hook: 'vm/create' }, 1),
+      ids(newest.filter((r) => r.status === 'failed' && r.hook === 'vm/create')),
+    );
     assert.equal((await store.list({}, 3, newest[2]?.id)).items[0]?.id, newest[3]?.id, 'after a live job, the next older one whatever its state');
   });
 
